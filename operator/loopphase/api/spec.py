@@ -1,0 +1,407 @@
+"""The ``LoopPhase`` spec: what the user declares.
+
+Every validation error names the field (pydantic's location, camelCase) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from loopphase.api.base import (
+    DNS_LABEL_RE,
+    K8S_NAME_RE,
+    ApiModel,
+    Duration,
+    check_relative_path,
+    check_safe_token,
+)
+from loopphase.core.patterns import injected_text_violations
+
+Role = Literal["builder", "adversary", "orchestrator"]
+LoopRole = Literal["builder", "adversary"]
+ROLES: tuple[Role, ...] = ("builder", "adversary", "orchestrator")
+Backend = Literal["claude", "opencode", "sim"]
+
+HOUR = 3600.0
+DAY = 86400.0
+
+
+class RepoSpec(ApiModel):
+    url: str = Field(description="git URL both agents clone and push to")
+    branch: str = Field("main", description="the branch the loop pushes to")
+    state_dir: str = Field("machine-docs", description="folder of loop-state files")
+    credentials_secret: str | None = Field(
+        None, description="Secret with git credentials (keys: username/password or ssh key)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value) or value.startswith("-"):
+            raise ValueError("repo.url must be a git URL without spaces, not starting with '-'")
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        check_safe_token(value, "repo.branch")
+        if value.startswith("-") or ".." in value:
+            raise ValueError(f"repo.branch {value!r} is not a valid branch name")
+        return value
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, value: str) -> str:
+        return check_relative_path(value, "repo.stateDir")
+
+    @field_validator("credentials_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not K8S_NAME_RE.match(value):
+            raise ValueError(f"repo.credentialsSecret {value!r} must be a Kubernetes object name")
+        return value
+
+
+class PhaseSpec(ApiModel):
+    id: str = Field(description="phase id, a DNS label (e.g. 1c, gate-2)")
+    plan: str = Field(description="plan file, relative to the repository root")
+    status_file: str = Field(description="status file; looked up in stateDir first, then root")
+    models: dict[Role, str] | None = Field(None, description="per-role model overrides")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not DNS_LABEL_RE.match(value):
+            raise ValueError(
+                f"phase id {value!r} must be a DNS label: lower-case letters, digits and '-', "
+                "at most 63 characters, starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, value: str) -> str:
+        return check_relative_path(value, "plan")
+
+    @field_validator("status_file")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        return check_relative_path(value, "statusFile")
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for role, model in (value or {}).items():
+            check_safe_token(model, f"models.{role}")
+        return value
+
+
+class KeyRef(ApiModel):
+    name: str
+    key: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not K8S_NAME_RE.match(value):
+            raise ValueError(f"{value!r} must be a Kubernetes object name")
+        return value
+
+
+class PromptSource(ApiModel):
+    """Exactly one of: inline text, a ConfigMap key, or a file (local runs only)."""
+
+    inline: str | None = None
+    config_map_key_ref: KeyRef | None = None
+    file: str | None = Field(None, description="path relative to the spec file (loopphase run)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PromptSource:
+        given = [n for n in ("inline", "configMapKeyRef", "file") if self._get(n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "prompt needs exactly one of inline, configMapKeyRef or file "
+                f"(got {', '.join(given) or 'none'})"
+            )
+        return self
+
+    def _get(self, wire_name: str) -> object:
+        return {
+            "inline": self.inline,
+            "configMapKeyRef": self.config_map_key_ref,
+            "file": self.file,
+        }[wire_name]
+
+
+class SecretEnv(ApiModel):
+    """An environment variable taken from a Secret (API keys): never inline."""
+
+    name: str
+    secret_key_ref: KeyRef
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.replace("_", "a").isalnum() or value[0].isdigit():
+            raise ValueError(f"env name {value!r} must be letters, digits and '_'")
+        return value
+
+
+class Resources(ApiModel):
+    requests: dict[str, str | int] | None = None
+    limits: dict[str, str | int] | None = None
+
+
+class AgentSpec(ApiModel):
+    backend: Backend = "claude"
+    model: str | None = None
+    image: str | None = None
+    resources: Resources | None = None
+    prompt: PromptSource | None = None
+    env: list[SecretEnv] = Field(default_factory=list)
+    opencode_server: str | None = Field(None, description="opencode server URL to attach to")
+    sim_scenario: str | None = Field(
+        None, description="sim backend: scenario YAML (inline text) or a path (loopphase run)"
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else check_safe_token(value, "model")
+
+    @field_validator("opencode_server")
+    @classmethod
+    def _server(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("opencodeServer must be an http:// or https:// URL")
+        return None if value is None else check_safe_token(value, "opencodeServer")
+
+
+class OrchestratorSpec(AgentSpec):
+    wake_interval: Duration = Field(HOUR, gt=0, le=7 * DAY)
+    wake_prompt: str = (
+        "loopphase wake: scheduled supervision pass. Review both loops' progress, state files "
+        "and recent commits, and nudge them if needed."
+    )
+
+
+class AgentsSpec(ApiModel):
+    builder: AgentSpec = Field(default_factory=AgentSpec)
+    adversary: AgentSpec | None = Field(
+        None, description="defaults to the builder's settings; the model falls back to it too"
+    )
+    orchestrator: OrchestratorSpec | None = None
+
+
+class TimingSpec(ApiModel):
+    signal_interval: Duration = Field(30, ge=0.2, le=HOUR)
+    heavy_interval: Duration = Field(300, ge=1, le=DAY)
+    stall_idle: Duration = Field(300, ge=1, le=DAY)
+    opencode_idle: Duration = Field(900, ge=1, le=DAY)
+    wait_grace: Duration = Field(180, ge=0, le=DAY)
+    max_declared_wait: Duration = Field(6 * HOUR, gt=0, le=7 * DAY)
+    limit_reset_slack: Duration = Field(45, ge=0, le=HOUR)
+    probe_fallback: Duration = Field(300, ge=1, le=DAY)
+    reset_horizon: Duration = Field(6 * HOUR, gt=0, le=DAY)
+    orchestrator_wake: Duration = Field(HOUR, gt=0, le=7 * DAY)
+    start_grace: Duration = Field(
+        60, ge=0, le=HOUR, description="a freshly started agent is not judged idle before this"
+    )
+
+
+class HealSpec(ApiModel):
+    tier_cooldown: Duration = Field(45, ge=0, le=DAY)
+    post_heal_quiet: Duration = Field(60, ge=0, le=DAY)
+    circuit_breaker: int = Field(3, ge=1, le=100)
+
+
+class HandoffSpec(ApiModel):
+    claim_pattern: str = "^claim"
+    review_pattern: str = "^review"
+    pass_pattern: str = r"\bPASS\b"
+    adversary_inbox: str = "ADVERSARY-INBOX.md"
+    builder_inbox: str = "BUILDER-INBOX.md"
+
+    @field_validator("claim_pattern", "review_pattern", "pass_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"{value!r} is not a valid regular expression: {err}") from err
+        return value
+
+    @field_validator("adversary_inbox", "builder_inbox")
+    @classmethod
+    def _inbox(cls, value: str) -> str:
+        return check_relative_path(value, "inbox file")
+
+
+class DoneSpec(ApiModel):
+    marker: str = Field("## DONE", description="a line exactly equal to this marks DONE")
+    require_review: bool = Field(
+        False, description="also require a PASS review commit after the phase's last claim"
+    )
+
+    @field_validator("marker")
+    @classmethod
+    def _marker(cls, value: str) -> str:
+        if not value.strip() or "\n" in value:
+            raise ValueError("done.marker must be one non-empty line")
+        return value.strip()
+
+
+class TextsSpec(ApiModel):
+    """What the supervisor types. Placeholders: {role} {phase} {inbox} {kickoff}."""
+
+    claim_ping: str = (
+        "loopphase ping: the Builder pushed a gate CLAIM (claim commit). "
+        "Pull and verify the claimed gate now."
+    )
+    review_ping: str = (
+        "loopphase ping: the Adversary pushed a verdict or finding (review commit). "
+        "Pull REVIEW and act: proceed if it passes your gate, address it if it is a finding."
+    )
+    adversary_inbox_ping: str = (
+        "loopphase ping: the Builder pushed {inbox}. Pull, read it, act, then delete the file "
+        "(commit + push) to mark it consumed."
+    )
+    builder_inbox_ping: str = (
+        "loopphase ping: the Adversary pushed {inbox}. Pull, read it, act, then delete the file "
+        "(commit + push) to mark it consumed."
+    )
+    limit_probe: str = (
+        "loopphase probe: if the quota window has reset, resume your loop now. Pull, re-read "
+        "your phase state files and continue where you stopped."
+    )
+    stall_nudge: str = (
+        "loopphase nudge: no progress seen for a while. Continue your loop now: pull, re-read "
+        "your phase state files and carry on, or declare a deliberate wait with your wait marker."
+    )
+    continuation: str = (
+        "Continue where you left off: pull, re-read phase {phase}'s plan and your state files, "
+        "then resume your loop."
+    )
+    bootstrap: str = "Your full kickoff prompt is in {kickoff}. Read it now and follow it exactly."
+
+
+SAMPLE_PLACEHOLDERS = {
+    "role": "builder",
+    "phase": "phase-1",
+    "inbox": "machine-docs/ADVERSARY-INBOX.md",
+    "kickoff": "/work/.loopphase/kickoff.txt",
+}
+
+
+def render_text(template: str, **values: str) -> str:
+    """Fill placeholders; unknown placeholders are a spec error caught at validation."""
+    return " ".join(template.format(**values).split())
+
+
+def _check_injected(field: str, template: str) -> None:
+    try:
+        text = render_text(template, **SAMPLE_PLACEHOLDERS)
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(
+            f"{field}: unknown or malformed placeholder ({err}); use only "
+            "{role}, {phase}, {inbox}, {kickoff}"
+        ) from err
+    if not text.strip():
+        raise ValueError(f"{field} must not be empty (an empty continuation aborts warm resume)")
+    hits = injected_text_violations(text)
+    if hits:
+        found = "; ".join(f"{rule} detector matches {excerpt!r}" for rule, excerpt in hits)
+        raise ValueError(
+            f"{field} would be mistaken for agent output once typed ({found}): reword it so it "
+            "does not look like a limit banner, a fatal error, a spinner or a wait marker"
+        )
+
+
+class LoopPhaseSpec(ApiModel):
+    repo: RepoSpec
+    phases: list[PhaseSpec] = Field(min_length=1, max_length=200)
+    agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    timing: TimingSpec = Field(default_factory=TimingSpec)
+    heal: HealSpec = Field(default_factory=HealSpec)
+    handoff: HandoffSpec = Field(default_factory=HandoffSpec)
+    done: DoneSpec = Field(default_factory=DoneSpec)
+    texts: TextsSpec = Field(default_factory=TextsSpec)
+    suspend: bool = False
+    start_at: str | None = Field(None, description="phase id to start at (explicit jump)")
+    time_zone: str | None = Field(
+        None, description="IANA zone for banners that name none (default: the agent's, UTC)"
+    )
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> LoopPhaseSpec:
+        ids = [phase.id for phase in self.phases]
+        dupes = sorted({pid for pid in ids if ids.count(pid) > 1})
+        if dupes:
+            raise ValueError(f"phases: duplicate phase id(s) {', '.join(dupes)}: ids must be unique")
+        if self.start_at is not None and self.start_at not in ids:
+            raise ValueError(
+                f"startAt {self.start_at!r} is not a phase id; choose one of {', '.join(ids)}"
+            )
+        if self.time_zone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError(
+                    f"timeZone {self.time_zone!r} is not an IANA zone (e.g. Europe/Berlin)"
+                ) from err
+        for name in TextsSpec.model_fields:
+            alias = TextsSpec.model_fields[name].alias or name
+            _check_injected(f"texts.{alias}", getattr(self.texts, name))
+        if self.agents.orchestrator is not None:
+            _check_injected("agents.orchestrator.wakePrompt", self.agents.orchestrator.wake_prompt)
+        for role in ("builder", "adversary", "orchestrator"):
+            agent = self.agent(role) if role != "orchestrator" else self.agents.orchestrator
+            if agent is not None and agent.backend == "opencode" and not agent.opencode_server:
+                raise ValueError(
+                    f"agents.{role}.opencodeServer is required for the opencode backend "
+                    "(the URL of the opencode server to attach to)"
+                )
+        return self
+
+    # -- derived views (one source of truth: the fields above) -------------------------------
+
+    def roles(self) -> list[Role]:
+        roles: list[Role] = ["builder", "adversary"]
+        if self.agents.orchestrator is not None:
+            roles.append("orchestrator")
+        return roles
+
+    def agent(self, role: Role) -> AgentSpec:
+        if role == "builder":
+            return self.agents.builder
+        if role == "adversary":
+            return self.agents.adversary or self.agents.builder
+        if self.agents.orchestrator is None:
+            raise KeyError("this LoopPhase has no orchestrator")
+        return self.agents.orchestrator
+
+    def model_for(self, role: Role, phase_index: int) -> str | None:
+        """Phase override, else the role's model; the adversary falls back to the builder's."""
+        overrides = self.phases[phase_index].models or {}
+        if role in overrides:
+            return overrides[role]
+        if role == "adversary":
+            own = self.agents.adversary.model if self.agents.adversary else None
+            return own or overrides.get("builder") or self.agents.builder.model
+        return self.agent(role).model
+
+    def stall_idle_for(self, role: Role) -> float:
+        backend = self.agent(role).backend
+        return self.timing.opencode_idle if backend == "opencode" else self.timing.stall_idle
+
+    def phase_index(self, phase_id: str) -> int | None:
+        for index, phase in enumerate(self.phases):
+            if phase.id == phase_id:
+                return index
+        return None

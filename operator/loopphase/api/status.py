@@ -1,0 +1,154 @@
+"""The ``LoopPhase`` status: everything the controller knows, persisted.
+
+All decision counters, windows and cursors live here (REFERENCE.md lesson 12), so a
+controller restart continues exactly where the last one stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from loopphase.api.base import ApiModel, Timestamp
+from loopphase.api.spec import Role
+
+AgentState = Literal["Starting", "Active", "Idle", "Waiting", "Limited", "Fatal", "Dead", "Stopped"]
+SpawnMode = Literal["warm", "cold"]
+DisplayPhase = Literal[
+    "Pending", "Running", "Limited", "Degraded", "Advancing", "Suspended", "Complete", "Invalid"
+]
+ActionKind = Literal[
+    "start",
+    "stop",
+    "ping",
+    "probe",
+    "nudge",
+    "wake",
+    "restart-warm",
+    "restart-cold",
+    "recreate",
+    "advance",
+    "complete",
+    "circuit-open",
+    "limit-armed",
+    "limit-lifted",
+    "force-push",
+    "suspend",
+    "resume",
+    "warning",
+]
+ConditionType = Literal["Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete"]
+HISTORY_LIMIT = 50
+
+
+class LimitWindow(ApiModel):
+    """An armed usage-limit window. While it exists the agent is never killed or restarted."""
+
+    until: Timestamp
+    parsed: bool = Field(description="until came from the banner (else the flat probe fallback)")
+    armed_at: Timestamp
+    nudges: int = 0
+    last_probe_at: Timestamp | None = None
+    rule: str = ""
+    excerpt: str = ""
+
+
+class HealState(ApiModel):
+    tier: int = Field(0, description="0 none, 1 nudge, 2 warm restart, 3 cold, 4 recreate")
+    last_action_at: Timestamp | None = None
+    consecutive_hard_failures: int = 0
+    circuit_open: bool = False
+    reason: str = ""
+
+
+class AgentStatus(ApiModel):
+    pod: str | None = None
+    state: AgentState = "Stopped"
+    since: Timestamp | None = None
+    idle_since: Timestamp | None = None
+    waiting_until: Timestamp | None = None
+    limit: LimitWindow | None = None
+    heal: HealState = Field(default_factory=HealState)
+    restarts: int = 0
+    spawn_mode: SpawnMode | None = None
+    session_id: str | None = None
+    phase_index: int | None = Field(None, description="the phase this agent was started for")
+    started_at: Timestamp | None = None
+    start_requested_at: Timestamp | None = None
+    last_pane_change_at: Timestamp | None = None
+    reason: str = ""
+
+
+class PendingPing(ApiModel):
+    role: Role
+    kind: Literal["claim", "review", "inbox"]
+    reason: str
+    since: Timestamp
+    attempts: int = 0
+
+
+class HandoffStatus(ApiModel):
+    last_seen_sha: str | None = None
+    inbox_hashes: dict[str, str] = Field(default_factory=dict)
+    pending_pings: list[PendingPing] = Field(default_factory=list)
+    last_ping_at: Timestamp | None = None
+    claims_seen: int = 0
+    reviews_seen: int = 0
+    review_pending: bool = Field(False, description="a claim awaits a review in this phase")
+    last_review_passed: bool = False
+    remote_error: str | None = None
+
+
+class OrchestratorStatus(ApiModel):
+    last_wake_at: Timestamp | None = None
+    wake_due_since: Timestamp | None = None
+
+
+class CurrentPhase(ApiModel):
+    index: int = 0
+    id: str = ""
+    started_at: Timestamp | None = None
+    done_commit: str | None = None
+
+
+class HistoryEntry(ApiModel):
+    seq: int
+    time: Timestamp
+    kind: ActionKind
+    role: Role | None = None
+    rule: str = ""
+    reason: str = ""
+
+
+class Condition(ApiModel):
+    type: ConditionType
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: Timestamp
+    observed_generation: int | None = None
+
+
+class LoopPhaseStatus(ApiModel):
+    observed_generation: int | None = None
+    phase: DisplayPhase = "Pending"
+    progress: str = ""
+    current: CurrentPhase | None = None
+    applied_start_at: str | None = Field(None, description="the spec.startAt already honoured")
+    agents: dict[Role, AgentStatus] = Field(default_factory=dict)
+    handoff: HandoffStatus = Field(default_factory=HandoffStatus)
+    orchestrator: OrchestratorStatus = Field(default_factory=OrchestratorStatus)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    history_seq: int = 0
+    conditions: list[Condition] = Field(default_factory=list)
+    completed_at: Timestamp | None = None
+    suspended_at: Timestamp | None = None
+    message: str = ""
+    # Display-only mirrors for printer columns (derived from agents on every reconcile).
+    builder: str | None = None
+    adversary: str | None = None
+    ready: str | None = None
+
+    def condition(self, type_: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)

@@ -1,0 +1,51 @@
+"""``loopphase``: one command, many subcommands.
+
+Each subcommand lives in the module that owns it and parses its own arguments
+(``main(argv) -> int``); this file only dispatches, importing lazily so that
+``loopphase shim`` in an agent pod never imports kopf.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("loopphase.demo.main", "the whole loop on simulated agents (start here)"),
+    "run": ("loopphase.runner.cli", "run a LoopPhase spec on this machine (no cluster)"),
+    "status": ("loopphase.runner.status_cli", "show the state of a local run"),
+    "operator": ("loopphase.operator.main", "run the Kubernetes operator (kopf)"),
+    "shim": ("loopphase.shim.server", "host one agent CLI in tmux behind an HTTP API"),
+    "sim-agent": ("loopphase.sim.agent", "a simulated agent CLI driven by a scenario file"),
+    "crd": ("loopphase.api.crd", "print the CustomResourceDefinition"),
+    "validate": ("loopphase.api.validate_cli", "validate a LoopPhase YAML file"),
+    "bench": ("loopphase.bench.main", "run the benchmarks"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: loopphase <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    if args[0] in {"--version", "version"}:
+        from loopphase import __version__
+
+        print(__version__)
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"loopphase: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""What the shells observe and hand to the core: plain, immutable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from loopphase.api.spec import Role
+
+
+@dataclass(frozen=True)
+class HookEvent:
+    """A structured event from the agent CLI's hooks (Claude Code: SessionStart, Stop, ...)."""
+
+    name: str
+    time: datetime | None = None
+    session_id: str | None = None
+    error_type: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentObservation:
+    """One role's facts at one tick.
+
+    present: the host (shim process / pod) exists and answered.
+    alive:   the agent CLI process inside it is running.
+    phase_index: the phase the running agent was started for, as the host reports it
+                 (pod label / shim metadata); None when unknown.
+    """
+
+    role: Role
+    present: bool
+    alive: bool = False
+    pid: int | None = None
+    started_at: datetime | None = None
+    pane: str = ""
+    last_change_at: datetime | None = None
+    session_id: str | None = None
+    hook_events: tuple[HookEvent, ...] = ()
+    phase_index: int | None = None
+    restarts: int = 0
+    error: str | None = None
+    pod_name: str | None = None
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class GitObservation:
+    """The pushed branch as seen this tick.
+
+    commits: new commits since the cursor, oldest first (empty when head did not move).
+    files: path -> content at ``head`` (None = file absent). Paths are the ones the shell was
+           asked to read (status file candidates, inbox files), exactly as asked.
+    """
+
+    reachable: bool
+    head: str | None = None
+    commits: tuple[Commit, ...] = ()
+    force_pushed: bool = False
+    files: dict[str, str | None] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    agents: dict[Role, AgentObservation]
+    git: GitObservation | None = None

@@ -1,0 +1,64 @@
+"""Detector patterns shared by the screen classifier and spec validation.
+
+Pure data and pure functions. Every text the supervisor types into an agent (pings, probes,
+nudges, wake prompts, bootstrap lines) must match none of the detectors below: a probe that
+said "usage limit has reset" once matched the limit detector and kept a limit window alive
+forever (REFERENCE.md lesson 1). ``injected_text_violations`` is the single check used both at
+spec validation and in tests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Activity: a turn is running (spinner glyphs, Claude Code's "esc to interrupt", opencode's
+# working indicators). The spinner glyphs are braille dots the CLIs animate.
+ACTIVE_RE = re.compile(
+    r"esc to interrupt|[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]|Running tool|▣|Build ·|·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)",
+    re.IGNORECASE,
+)
+
+# Hard usage limits: the agent cannot work until the window resets.
+LIMIT_RE = re.compile(
+    r"spend limit|usage limit|limit reached|hit your (?:\w+ )?limit|reached your .{0,40}limit"
+    r"|out of (?:credits|tokens|extra usage)|limit will reset",
+    re.IGNORECASE,
+)
+
+# Soft warnings look like banners but do not block ("Approaching usage limit · resets 2am").
+SOFT_LIMIT_RE = re.compile(r"approaching (?:your )?(?:\w+ )?(?:usage |spend )?limit", re.IGNORECASE)
+
+# Fatal session-state errors: the conversation is wedged; restart cold, never resume.
+FATAL_RE = re.compile(
+    r"redacted_thinking|blocks cannot be modified|cannot be modified",
+    re.IGNORECASE,
+)
+
+# A declared wait: the agent prints this before sleeping on purpose.
+WAIT_RE = re.compile(r"WAITING-UNTIL:\s*(\S+)")
+
+
+@dataclass(frozen=True)
+class Detector:
+    rule: str
+    pattern: re.Pattern[str]
+
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector("active", ACTIVE_RE),
+    Detector("limit", LIMIT_RE),
+    Detector("soft-limit", SOFT_LIMIT_RE),
+    Detector("fatal", FATAL_RE),
+    Detector("waiting-until", WAIT_RE),
+)
+
+
+def injected_text_violations(text: str) -> list[tuple[str, str]]:
+    """Return (rule, matched text) for every detector the text would trigger."""
+    hits: list[tuple[str, str]] = []
+    for detector in DETECTORS:
+        match = detector.pattern.search(text)
+        if match:
+            hits.append((detector.rule, match.group(0)))
+    return hits
