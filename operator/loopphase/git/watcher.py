@@ -1,0 +1,186 @@
+"""RemoteWatcher: what the pushed branch of one remote looks like, cheaply, every tick."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from loopphase.core.observations import GitObservation
+from loopphase.git.backoff import Backoff
+from loopphase.git.cache import CacheRepo, cache_dir_name
+from loopphase.git.errors import GitRemoteError
+from loopphase.git.redact import redact_url
+from loopphase.git.runner import GitRunner
+
+log = logging.getLogger(__name__)
+
+MAX_COMMITS = 500
+_KEPT_HEADS = 4  # heads whose file contents stay cached
+
+
+class RemoteWatcher:
+    """One per (url, branch). Thread-safe: one lock serialises every network/cache operation.
+
+    ``head()`` is an ``ls-remote``; ``observe()`` fetches into a bare cache only when the head
+    is not in it yet, lists commits since a cursor, detects force-pushes and reads files at the
+    pushed head. Failures back off exponentially (``backoff_base`` doubling to ``backoff_max``)
+    on the injected ``clock``; ``min_interval`` > 0 memoises the last ``ls-remote`` that long.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        branch: str,
+        cache_dir: Path,
+        *,
+        timeout: float = 20.0,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 0.0,
+        max_commits: int = MAX_COMMITS,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+    ) -> None:
+        if not url or url.startswith("-") or any(ch.isspace() for ch in url):
+            raise ValueError("git url must be non-empty, without spaces, not starting with '-'")
+        if not branch or branch.startswith("-") or ".." in branch:
+            raise ValueError(f"invalid branch name {branch!r}")
+        self.url = url
+        self.branch = branch
+        self.clock = clock
+        self.min_interval = min_interval
+        self.max_commits = max_commits
+        self.runner = GitRunner(url, timeout=timeout, env=env)
+        self.cache = CacheRepo(self.runner, Path(cache_dir) / cache_dir_name(url, branch), branch)
+        self.backoff = Backoff(base=backoff_base, maximum=backoff_max, clock=clock)
+        self.lock = threading.Lock()
+        self.ls_remotes = 0
+        self.last_truncated: int | None = None  # total commit count when the last list was capped
+        self._memo: tuple[float, str | None] | None = None
+        self._files: dict[str, dict[str, str | None]] = {}
+
+    def __repr__(self) -> str:
+        return f"RemoteWatcher({redact_url(self.url)!r}, {self.branch!r})"
+
+    @property
+    def fetches(self) -> int:
+        return self.cache.fetches
+
+    # -- head ---------------------------------------------------------------------------------
+
+    def head(self) -> str:
+        """The remote branch head via ``ls-remote``; raises GitRemoteError (redacted)."""
+        with self.lock:
+            if self.backoff.blocked():
+                raise GitRemoteError(self.backoff.message())
+            try:
+                sha = self._remote_head()
+            except GitRemoteError as exc:
+                self._failed(str(exc))
+                raise
+            if sha is None:
+                raise GitRemoteError(self._no_branch())
+            return sha
+
+    def _remote_head(self) -> str | None:
+        """ls-remote (memoised for ``min_interval``); None when the branch does not exist."""
+        now = self.clock()
+        if self._memo is not None and self.min_interval > 0 and now - self._memo[0] < self.min_interval:
+            return self._memo[1]
+        self.ls_remotes += 1
+        ref = f"refs/heads/{self.branch}"
+        out = self.runner.check(["ls-remote", self.url, ref]).text
+        sha: str | None = None
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and parts[1] == ref:
+                sha = parts[0].strip()
+        self._memo = (now, sha)
+        return sha
+
+    def _no_branch(self) -> str:
+        return f"branch {self.branch!r} not found on {redact_url(self.url)}"
+
+    def _failed(self, error: str) -> None:
+        self._memo = None
+        self.backoff.failure(error)
+        log.warning(
+            "git remote %s: %s (failure %d, next try in %.0fs)",
+            redact_url(self.url), error, self.backoff.failures, self.backoff.delay,
+        )
+
+    # -- observe ------------------------------------------------------------------------------
+
+    def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation:
+        """The pushed branch since ``cursor``. Never raises for remote trouble: it reports it."""
+        with self.lock:
+            if self.backoff.blocked():
+                return GitObservation(reachable=False, error=self.backoff.message())
+            try:
+                obs = self._observe(cursor, list(paths))
+            except GitRemoteError as exc:
+                self._failed(str(exc))
+                return GitObservation(reachable=False, error=str(exc))
+            if obs.reachable:
+                self.backoff.success()
+            return obs
+
+    def _observe(self, cursor: str | None, paths: list[str]) -> GitObservation:
+        head = self._remote_head()
+        if head is None:
+            # Reachable but no such branch (e.g. nothing pushed yet): a condition, not a failure.
+            return GitObservation(reachable=False, error=self._no_branch())
+        cached = self._files.get(head, {})
+        if head == cursor and all(p in cached for p in paths):
+            return GitObservation(
+                reachable=True, head=head, files={p: cached[p] for p in paths}
+            )
+        if not self.cache.has_commit(head):
+            fetched = self.cache.fetch()
+            if not self.cache.has_commit(head):  # moved again (rewritten) since ls-remote
+                log.info("remote head moved during fetch: %s -> %s", head, fetched)
+                head = fetched
+                self._memo = (self.clock(), head)
+        commits, force_pushed = self._commits(cursor, head)
+        return GitObservation(
+            reachable=True,
+            head=head,
+            commits=tuple(commits),
+            force_pushed=force_pushed,
+            files=self._read(head, paths),
+        )
+
+    def _commits(self, cursor: str | None, head: str) -> tuple[list, bool]:
+        """(commits cursor..head oldest first, force_pushed). Baseline (no cursor) → none."""
+        self.last_truncated = None
+        if cursor is None or cursor == head:
+            return [], False
+        if not self.cache.has_commit(cursor) or not self.cache.is_ancestor(cursor, head):
+            log.warning(
+                "FORCE-PUSH on %s %s: cursor %s is not an ancestor of head %s; "
+                "history was rewritten, the caller must re-baseline",
+                redact_url(self.url), self.branch, cursor, head,
+            )
+            return [], True
+        commits, capped = self.cache.commits_between(cursor, head, self.max_commits)
+        if capped:
+            total = self.cache.count_between(cursor, head)
+            self.last_truncated = total
+            log.warning(
+                "%d new commits on %s %s; listing only the newest %d",
+                total, redact_url(self.url), self.branch, self.max_commits,
+            )
+        return commits, False
+
+    def _read(self, head: str, paths: list[str]) -> dict[str, str | None]:
+        cached = self._files.pop(head, {})
+        self._files[head] = cached  # most recently used last
+        missing = [p for p in dict.fromkeys(paths) if p not in cached]
+        if missing:
+            cached.update(self.cache.read_files(head, missing))
+        while len(self._files) > _KEPT_HEADS:
+            self._files.pop(next(iter(self._files)))
+        return {p: cached[p] for p in paths}
