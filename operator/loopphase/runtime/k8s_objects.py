@@ -1,0 +1,383 @@
+"""Pure builders of the Kubernetes objects one LoopPhase owns (no I/O, no clock).
+
+Per LoopPhase: a Secret ``<lp>-shim-token`` (the shim bearer token) and a ConfigMap
+``<lp>-prompts`` (kickoff prompts and sim scenarios, one key per role/phase). Per role: a PVC
+``<lp>-<role>-work`` (clone + agent home + shim state; survives pod restarts and phases) and a
+Pod ``<lp>-<role>`` running ``loopphase shim``. Everything carries an ownerReference to the
+LoopPhase (controller, blockOwnerDeletion), so the garbage collector removes it with the owner.
+
+Nothing here builds a shell string from spec fields: the agent container gets an argv, and the
+init container runs a constant script that receives spec values as positional parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from loopphase.api.base import API_GROUP, API_VERSION, KIND
+from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role
+
+ANN_PHASE_INDEX = "loopphase.dev/phase-index"
+ANN_SPAWN_MODE = "loopphase.dev/spawn-mode"
+LABEL_NAME = "loopphase.dev/name"
+LABEL_ROLE = "loopphase.dev/role"
+LABEL_PHASE = "loopphase.dev/phase"
+TOKEN_KEY = "token"
+
+WORK_MOUNT = "/work"
+REPO_DIR = f"{WORK_MOUNT}/repo"
+HOME_DIR = f"{WORK_MOUNT}/home"
+STATE_ROOT = f"{WORK_MOUNT}/.loopphase"
+PROMPTS_MOUNT = "/etc/loopphase/prompts"
+TOKEN_MOUNT = "/etc/loopphase/token"
+GIT_CREDS_MOUNT = "/etc/loopphase/git"
+AGENT_UID = 1000
+
+# The init container's script is a constant: the repo URL, branch and role arrive as "$1" "$2"
+# "$3" (argv), so no spec value is ever parsed by a shell.
+CLONE_SCRIPT = r"""set -eu
+url="$1"; branch="$2"; role="$3"
+dest=/work/repo
+mkdir -p /work/home /work/.loopphase
+export HOME=/work/home
+git config --global user.name "loopphase-$role"
+git config --global user.email "loopphase-$role@loopphase.invalid"
+if [ -f /etc/loopphase/git/ssh-privatekey ]; then
+  mkdir -p /work/home/.ssh
+  cp /etc/loopphase/git/ssh-privatekey /work/home/.ssh/id_loopphase
+  chmod 700 /work/home/.ssh
+  chmod 600 /work/home/.ssh/id_loopphase
+  git config --global core.sshCommand \
+    "ssh -i /work/home/.ssh/id_loopphase -o StrictHostKeyChecking=accept-new"
+fi
+if [ -f /etc/loopphase/git/password ]; then
+  git config --global credential.helper \
+    '!f() { test "$1" = get || exit 0; echo "username=$(cat /etc/loopphase/git/username)"; echo "password=$(cat /etc/loopphase/git/password)"; }; f'
+fi
+if [ -d "$dest/.git" ]; then
+  echo "loopphase: $dest already holds a clone; keeping it"
+  exit 0
+fi
+rm -rf "$dest.partial"
+git clone --branch "$branch" -- "$url" "$dest.partial"
+mv "$dest.partial" "$dest"
+echo "loopphase: cloned into $dest"
+"""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The LoopPhase that owns the objects (its identity, not its spec)."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """Operator-level knobs (flags / env of the operator Deployment), not spec fields."""
+
+    agent_image: str = "loopphase-agent:dev"
+    image_pull_policy: str = "IfNotPresent"
+    shim_port: int = 8790
+    storage_size: str = "10Gi"
+    storage_class: str | None = None
+    termination_grace_seconds: int = 30
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+def pod_name(lp: str, role: Role) -> str:
+    return f"{lp}-{role}"
+
+
+def pvc_name(lp: str, role: Role) -> str:
+    return f"{lp}-{role}-work"
+
+
+def token_secret_name(lp: str) -> str:
+    return f"{lp}-shim-token"
+
+
+def prompts_configmap_name(lp: str) -> str:
+    return f"{lp}-prompts"
+
+
+def kickoff_key(role: Role, phase_id: str) -> str:
+    return f"kickoff-{role}-{phase_id}.md"
+
+
+def scenario_key(role: Role) -> str:
+    return f"scenario-{role}.yaml"
+
+
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def label_value(value: str) -> str:
+    """A valid label value (<= 63 chars); long names keep a prefix and a stable hash suffix."""
+    if len(value) <= 63 and _LABEL_VALUE_RE.match(value):
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:10]
+    head = re.sub(r"[^-A-Za-z0-9_.]", "-", value)[:52].rstrip("-_.")
+    return f"{head}-{digest}" if head else digest
+
+
+# -- common metadata -------------------------------------------------------------------------
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def common_labels(owner: Owner, role: Role | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "loopphase-agent",
+        "app.kubernetes.io/instance": label_value(owner.name),
+        "app.kubernetes.io/managed-by": "loopphase",
+        LABEL_NAME: label_value(owner.name),
+    }
+    if role is not None:
+        labels["app.kubernetes.io/component"] = role
+        labels[LABEL_ROLE] = role
+    return labels
+
+
+def _metadata(owner: Owner, name: str, role: Role | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": common_labels(owner, role),
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+# -- objects ---------------------------------------------------------------------------------
+
+
+def token_secret(owner: Owner, token: str) -> dict[str, Any]:
+    """The shim bearer token. ``data`` (not ``stringData``) so a read returns what was written."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(owner, token_secret_name(owner.name)),
+        "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def read_token(secret: dict[str, Any]) -> str | None:
+    raw = (secret.get("data") or {}).get(TOKEN_KEY)
+    return base64.b64decode(raw).decode() if raw else None
+
+
+def prompts_configmap(owner: Owner, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, prompts_configmap_name(owner.name)),
+        "data": dict(data),
+    }
+
+
+def work_pvc(owner: Owner, role: Role, settings: PodSettings) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": settings.storage_size}},
+    }
+    if settings.storage_class is not None:
+        spec["storageClassName"] = settings.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(owner, pvc_name(owner.name, role), role),
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class PodLaunch:
+    """What one agent pod is started for (from a LaunchPlan, minus the prompt texts)."""
+
+    role: Role
+    phase_index: int
+    phase_id: str
+    mode: str
+    continuation: str
+    model: str | None
+
+
+def shim_args(
+    launch: PodLaunch, agent: AgentSpec, settings: PodSettings, has_scenario: bool
+) -> list[str]:
+    """The ``loopphase shim`` argv (after the ``loopphase`` command)."""
+    args = [
+        "shim",
+        "--role", launch.role,
+        "--backend", agent.backend,
+        "--workdir", REPO_DIR,
+        "--kickoff-file", f"{PROMPTS_MOUNT}/{kickoff_key(launch.role, launch.phase_id)}",
+        "--continuation-text", launch.continuation,
+        "--mode", launch.mode,
+        "--phase-index", str(launch.phase_index),
+        "--phase-id", launch.phase_id,
+        "--port", str(settings.shim_port),
+        "--token-file", f"{TOKEN_MOUNT}/{TOKEN_KEY}",
+        "--state-dir", f"{STATE_ROOT}/{launch.role}",
+    ]
+    if launch.model:
+        args += ["--model", launch.model]
+    if has_scenario:
+        args += ["--scenario", f"{PROMPTS_MOUNT}/{scenario_key(launch.role)}"]
+    return args
+
+
+def _resources(agent: AgentSpec) -> dict[str, Any]:
+    if agent.resources is None:
+        return {}
+    out: dict[str, Any] = {}
+    if agent.resources.requests:
+        out["requests"] = {k: str(v) for k, v in agent.resources.requests.items()}
+    if agent.resources.limits:
+        out["limits"] = {k: str(v) for k, v in agent.resources.limits.items()}
+    return out
+
+
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": AGENT_UID,
+    "runAsGroup": AGENT_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def agent_pod(
+    owner: Owner,
+    spec: LoopPhaseSpec,
+    launch: PodLaunch,
+    settings: PodSettings,
+    has_scenario: bool = False,
+) -> dict[str, Any]:
+    """The agent Pod for one role and phase. restartPolicy Never: a dead shim is the
+    operator's decision (recreate warm / cold), never a blind kubelet replay of a cold start."""
+    role = launch.role
+    agent = spec.agent(role)
+    image = agent.image or settings.agent_image
+    meta = _metadata(owner, pod_name(owner.name, role), role)
+    meta["labels"][LABEL_PHASE] = label_value(launch.phase_id)
+    meta["annotations"] = {
+        ANN_PHASE_INDEX: str(launch.phase_index),
+        ANN_SPAWN_MODE: launch.mode,
+    }
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": HOME_DIR},
+        {"name": "LOOPPHASE_ROLE", "value": role},
+    ]
+    env += [
+        {
+            "name": item.name,
+            "valueFrom": {
+                "secretKeyRef": {"name": item.secret_key_ref.name, "key": item.secret_key_ref.key}
+            },
+        }
+        for item in agent.env
+    ]
+    mounts = [
+        {"name": "work", "mountPath": WORK_MOUNT},
+        {"name": "prompts", "mountPath": PROMPTS_MOUNT, "readOnly": True},
+        {"name": "shim-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "work", "persistentVolumeClaim": {"claimName": pvc_name(owner.name, role)}},
+        {"name": "prompts", "configMap": {"name": prompts_configmap_name(owner.name)}},
+        {
+            "name": "shim-token",
+            "secret": {"secretName": token_secret_name(owner.name), "defaultMode": 0o440},
+        },
+    ]
+    init_mounts = [{"name": "work", "mountPath": WORK_MOUNT}]
+    if spec.repo.credentials_secret:
+        creds = {"name": "git-credentials", "mountPath": GIT_CREDS_MOUNT, "readOnly": True}
+        mounts.append(creds)
+        init_mounts.append(creds)
+        volumes.append(
+            {
+                "name": "git-credentials",
+                "secret": {"secretName": spec.repo.credentials_secret, "defaultMode": 0o440},
+            }
+        )
+    port = settings.shim_port
+    container: dict[str, Any] = {
+        "name": "agent",
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["loopphase"],
+        "args": shim_args(launch, agent, settings, has_scenario),
+        "workingDir": WORK_MOUNT,
+        "env": env,
+        "ports": [{"name": "shim", "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/v1/health", "port": port},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        # Liveness is the shim process only (a TCP accept): judging activity is the
+        # operator's job; an activity probe would kill usage-limited agents.
+        "livenessProbe": {
+            "tcpSocket": {"port": port},
+            "initialDelaySeconds": 15,
+            "periodSeconds": 20,
+            "failureThreshold": 6,
+        },
+        "securityContext": dict(_CONTAINER_SECURITY),
+        "volumeMounts": mounts,
+    }
+    resources = _resources(agent)
+    if resources:
+        container["resources"] = resources
+    init: dict[str, Any] = {
+        "name": "clone",
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["/bin/sh", "-c", CLONE_SCRIPT, "loopphase-clone"],
+        "args": [spec.repo.url, spec.repo.branch, role],
+        "env": [{"name": "HOME", "value": HOME_DIR}],
+        "securityContext": dict(_CONTAINER_SECURITY),
+        "volumeMounts": init_mounts,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": AGENT_UID,
+                "runAsGroup": AGENT_UID,
+                "fsGroup": AGENT_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "initContainers": [init],
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
