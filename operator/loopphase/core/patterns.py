@@ -13,16 +13,24 @@ import re
 from dataclasses import dataclass
 
 # Activity: a turn is running (spinner glyphs, Claude Code's "esc to interrupt", opencode's
-# working indicators). The spinner glyphs are braille dots the CLIs animate.
-ACTIVE_RE = re.compile(
-    r"esc to interrupt|[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]|Running tool|▣|Build ·|·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)",
-    re.IGNORECASE,
+# working indicators). The spinner glyphs are braille dots the CLIs animate. Each alternative
+# has a rule name so the screen classifier can log which one matched; ACTIVE_RE is their union.
+ACTIVE_PARTS: tuple[tuple[str, str], ...] = (
+    ("active.esc-to-interrupt", r"esc to interrupt"),
+    ("active.spinner", r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]"),
+    ("active.running-tool", r"Running tool"),
+    ("active.opencode-box", r"▣"),
+    ("active.opencode-build", r"Build ·"),
+    ("active.timer", r"·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)"),
 )
+ACTIVE_RE = re.compile("|".join(part for _, part in ACTIVE_PARTS), re.IGNORECASE)
 
-# Hard usage limits: the agent cannot work until the window resets.
+# Hard usage limits: the agent cannot work until the window resets. Deliberately broad: it is
+# the validation net for injected texts, a superset of the anchored banner shapes the screen
+# classifier recognises (core/screen.py), including the limit menu's "wait for limit to reset".
 LIMIT_RE = re.compile(
-    r"spend limit|usage limit|limit reached|hit your (?:\w+ )?limit|reached your .{0,40}limit"
-    r"|out of (?:credits|tokens|extra usage)|limit will reset",
+    r"spend limit|usage limit|limit reached|hit your (?:[\w-]+ ){0,2}limit|reached your .{0,40}limit"
+    r"|out of (?:credits|tokens|extra usage)|limit (?:will|to) reset",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,368 @@
+"""Pure classification of an agent's terminal pane: the base of every supervision rule.
+
+The pane is normalised first (ANSI stripped, wrapped lines joined when the width is known,
+trailing blank lines dropped), then read in three places:
+
+* the banner region, the last ``banner_region_lines`` non-blank lines: usage-limit banners,
+  soft warnings, activity and fatal errors are printed at the bottom, while scrollback holds
+  conversation that may quote any of them (REFERENCE.md lesson 4);
+* the input area, the last ``input_area_lines`` lines: where typed-but-unsent text sits
+  (lesson 2: never look for it in scrollback);
+* the whole pane for ``WAITING-UNTIL:`` markers, which the agent prints mid-conversation.
+
+Hard banners are matched by their real shapes, anchored to the whole line (only decoration such
+as "⎿", "●", "│" or quotes around them), so an agent's prose that mentions a limit is not one.
+Every finding carries the rule name and a short excerpt for logging (lesson 17).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+from loopphase.core.patterns import ACTIVE_PARTS, FATAL_RE, WAIT_RE
+from loopphase.core.resettime import ResetHint, parse_reset
+
+__all__ = [
+    "EXCERPT_MAX",
+    "Match",
+    "ResetHint",
+    "ScreenReading",
+    "already_typed",
+    "classify",
+    "input_area",
+    "normalise",
+]
+
+EXCERPT_MAX = 160
+TYPED_PREFIX_CHARS = 28
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class ScreenReading:
+    active: Match | None
+    limit: Match | None
+    soft_warning: Match | None
+    reset: ResetHint | None
+    fatal: Match | None
+    waiting_until: datetime | None
+    waiting_match: Match | None
+    input_area: str
+
+    def matches(self) -> tuple[Match, ...]:
+        """Every finding, for one log line per classification."""
+        found = (self.active, self.limit, self.soft_warning, self.fatal, self.waiting_match)
+        return tuple(m for m in found if m is not None)
+
+
+# ── normalisation ────────────────────────────────────────────────────────────────────────────
+
+_ANSI_RE = re.compile(
+    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (titles, hyperlinks)
+    r"|\x1b[P^_][^\x1b]*(?:\x1b\\)?"  # DCS / PM / APC strings
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI (colours, cursor moves)
+    r"|\x1b[ -/]*[0-~]"  # two-byte escapes, charset selection
+)
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x1b]")
+
+
+def _strip_line(raw: str) -> str:
+    """One line without escapes or controls; after a bare CR the later text overwrote the line."""
+    segments = [s for s in raw.split("\r") if s.strip()]
+    line = segments[-1] if segments else ""
+    return _CONTROL_RE.sub("", line.replace("\t", " "))
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: wide (CJK) characters take two, combining marks none."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def normalise(pane: str, width: int | None = None) -> list[str]:
+    """Logical lines: ANSI stripped, wraps joined, trailing blank lines and spaces dropped.
+
+    With ``width``, a line exactly ``width`` columns wide continues on the next line (tmux
+    wraps long banners mid-word on a narrow pane). Without it, lines are taken as they are.
+    """
+    text = _ANSI_RE.sub("", pane.replace("\r\n", "\n"))
+    lines: list[str] = []
+    carry = ""
+    for raw in text.split("\n"):
+        line = _strip_line(raw)
+        if width is not None and width > 0 and display_width(line) == width:
+            carry += line
+            continue
+        lines.append((carry + line).rstrip())
+        carry = ""
+    if carry:
+        lines.append(carry.rstrip())
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _region(lines: list[str], size: int) -> list[str]:
+    """The last ``size`` non-blank lines, top to bottom."""
+    region: list[str] = []
+    for line in reversed(lines):
+        if len(region) >= max(size, 0):
+            break
+        if line.strip():
+            region.append(line)
+    region.reverse()
+    return region
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
+
+
+# ── hard banners ─────────────────────────────────────────────────────────────────────────────
+
+_LEAD = r"^[^\w]*?"  # decoration before a banner: ⎿ ● │ > quotes, spaces
+_END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
+_SEP = r"\s*[∙·•|–—-]\s*"
+# After the separator: "resets …", or any prefix of "resets" when the pane wrapped right there.
+_RESETS = rf"(?P<tail>{_SEP}(?:r(?:e(?:s(?:e(?:t(?:s?\b.*)?)?)?)?)?)?)?"
+_APOS = r"(?:'|’|\s+ha)"
+
+# (rule, pattern); a rule containing "{what}" is named after the banner's own word.
+_BANNERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (rule, re.compile(_LEAD + body + _END, re.IGNORECASE))
+    for rule, body in (
+        ("limit.claude-epoch", r"Claude (?:AI )?usage limit reached\s*(?P<tail>\|\s*\d{9,10})"),
+        (
+            "limit.claude-usage",
+            r"Claude (?:AI )?usage limit reached(?:[.!]?\s*(?P<tail>Your limit will\b.*))?",
+        ),
+        (
+            "limit.{what}",
+            r"(?P<what>5-hour|session|daily|(?:[\w.-]+ )?weekly) limit reached" + _RESETS,
+        ),
+        (
+            "limit.hit{what}",
+            rf"You{_APOS}ve (?:hit|reached) your (?P<what>(?:[\w-]+ ){{0,2}})limit" + _RESETS,
+        ),
+        ("limit.{what}", r"You(?:'|’|\s+a)re out of (?P<what>extra usage|credits)" + _RESETS),
+    )
+)
+_MENU_RE = re.compile(
+    _LEAD + r"\d[.)]\s*Stop and wait for (?:the |your )?limit to reset\b.*$", re.IGNORECASE
+)
+
+
+def _banner_rule(template: str, what: str | None) -> str:
+    """Name a banner rule from its variable word: "limit.hit-session", "limit.claude-5h", ..."""
+    word = (what or "").strip().lower()
+    if "spend" in word:
+        return "limit.spend"
+    if "weekly" in word:
+        suffix = "weekly"
+    elif word == "5-hour":
+        suffix = "claude-5h"
+    elif word == "extra usage":
+        suffix = "extra-usage"
+    else:
+        suffix = word.replace(" ", "-")
+    if template == "limit.hit{what}":
+        return "limit.hit" + (f"-{suffix}" if suffix else "")
+    return template.replace("{what}", suffix)
+
+
+@dataclass(frozen=True)
+class _Banner:
+    match: Match
+    tail: str
+
+
+def _hard_banner(line: str) -> _Banner | None:
+    for template, pattern in _BANNERS:
+        found = pattern.match(line)
+        if found:
+            what = found.groupdict().get("what")
+            rule = _banner_rule(template, what)
+            return _Banner(Match(rule, _excerpt(line)), found.group("tail") or "")
+    return None
+
+
+def _limit(
+    region: list[str], now: datetime, tz: tzinfo, *, guess_wraps: bool
+) -> tuple[Match | None, ResetHint | None]:
+    """The lowest hard-limit line (banner or limit menu), and the reset of the lowest banner.
+
+    The menu states no time, so the reset comes from the latest banner proper.
+    """
+    limit: Match | None = None
+    for index in range(len(region) - 1, -1, -1):
+        banner = _hard_banner(region[index])
+        if banner is not None:
+            following = region[index + 1] if guess_wraps and index + 1 < len(region) else None
+            return limit or banner.match, _banner_reset(banner, following, now, tz)
+        if limit is None and _MENU_RE.match(region[index]):
+            limit = Match("limit.menu", _excerpt(region[index]))
+    return limit, None
+
+
+def _banner_reset(
+    banner: _Banner, following: str | None, now: datetime, tz: tzinfo
+) -> ResetHint | None:
+    """Parse the banner's reset clause.
+
+    With the pane width unknown, the clause may have wrapped onto the next line ("resets 12" /
+    ":50am (America/Los_Angeles)"), so that join is tried first, without and with a space.
+    """
+    tails = [banner.tail]
+    if following is not None and banner.tail and _hard_banner(following) is None:
+        rest = following.strip()
+        tails = [banner.tail + rest, f"{banner.tail} {rest}", banner.tail]
+    for tail in tails:
+        reset = parse_reset(tail, now, tz, rule=banner.match.rule, excerpt=banner.match.excerpt)
+        if reset is not None:
+            return reset
+    return None
+
+
+# ── soft warning, activity, fatal ────────────────────────────────────────────────────────────
+
+# Not anchored: Claude Code may show it right-aligned in the status line, and it never blocks.
+_SOFT_RE = re.compile(
+    r"Approaching (?:your )?(?:[\w-]+ ){0,2}(?:usage |spend )?limit(?:" + _SEP + r"resets?\b.*)?",
+    re.IGNORECASE,
+)
+_ACTIVE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (rule, re.compile(part, re.IGNORECASE)) for rule, part in ACTIVE_PARTS
+)
+# FATAL_RE narrowed: a bare "cannot be modified" only counts on an API error or thinking line,
+# so an agent writing "this file cannot be modified" does not get its session restarted cold.
+_FATAL: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("fatal.redacted-thinking", re.compile(r"redacted_thinking", re.IGNORECASE)),
+    (
+        "fatal.thinking-blocks",
+        re.compile(r"thinking\W.{0,80}blocks?\b.{0,80}cannot be modified", re.IGNORECASE),
+    ),
+    ("fatal.api-error", re.compile(r"API Error\b.{0,300}cannot be modified", re.IGNORECASE)),
+)
+
+
+def _lowest(region: list[str], rules: tuple[tuple[str, re.Pattern[str]], ...]) -> Match | None:
+    """The first rule matching the lowest line that any rule matches."""
+    for line in reversed(region):
+        for rule, pattern in rules:
+            if pattern.search(line):
+                return Match(rule, _excerpt(line))
+    return None
+
+
+def _fatal(region: list[str]) -> Match | None:
+    candidates = [line for line in region if FATAL_RE.search(line)]
+    return _lowest(candidates, _FATAL)
+
+
+# ── declared waits ───────────────────────────────────────────────────────────────────────────
+
+_TRAILING_PUNCT = ".,;:!?)]}>'\"`"
+
+
+def parse_wait_timestamp(token: str) -> datetime | None:
+    """An ISO-8601 instant as UTC; naive means UTC; None when unparsable or out of range."""
+    for candidate in (token, token.rstrip(_TRAILING_PUNCT)):
+        try:
+            stamp = datetime.fromisoformat(candidate)
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=UTC)
+            return stamp.astimezone(UTC)
+        except (ValueError, OverflowError):
+            continue
+    return None
+
+
+def _waiting(lines: list[str]) -> tuple[datetime | None, Match | None]:
+    """The lowest *valid* marker: an unparsable later marker does not hide an earlier one."""
+    for line in reversed(lines):
+        for found in reversed(list(WAIT_RE.finditer(line))):
+            stamp = parse_wait_timestamp(found.group(1))
+            if stamp is not None:
+                return stamp, Match("waiting.until", _excerpt(found.group(0)))
+    return None, None
+
+
+# ── public API ───────────────────────────────────────────────────────────────────────────────
+
+
+def classify(
+    pane: str,
+    now: datetime,
+    tz: tzinfo,
+    *,
+    width: int | None = None,
+    banner_region_lines: int = 15,
+    input_area_lines: int = 8,
+) -> ScreenReading:
+    """Read one pane capture. ``tz`` is the zone for banners that name none.
+
+    ``now`` must be tz-aware (raises ValueError otherwise); any pane text is accepted.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("classify needs a tz-aware now")
+    lines = normalise(pane, width)
+    region = _region(lines, banner_region_lines)
+    limit, reset = _limit(region, now, tz, guess_wraps=width is None)
+    waiting_until, waiting_match = _waiting(lines)
+    return ScreenReading(
+        active=_lowest(region, _ACTIVE),
+        limit=limit,
+        soft_warning=_soft(region),
+        reset=reset,
+        fatal=_fatal(region),
+        waiting_until=waiting_until,
+        waiting_match=waiting_match,
+        input_area=_input_area(lines, input_area_lines),
+    )
+
+
+def _soft(region: list[str]) -> Match | None:
+    for line in reversed(region):
+        found = _SOFT_RE.search(line)
+        if found:
+            return Match("soft.approaching", _excerpt(found.group(0)))
+    return None
+
+
+def _input_area(lines: list[str], size: int) -> str:
+    return "\n".join(lines[-size:]) if size > 0 else ""
+
+
+def input_area(pane: str, lines: int = 8, *, width: int | None = None) -> str:
+    """The bottom ``lines`` lines (trailing blank lines ignored): the CLI's input box."""
+    return _input_area(normalise(pane, width), lines)
+
+
+_BOX_RE = re.compile(r"[\u2500-\u257f]")  # box-drawing borders of the input box
+
+
+def _squash(text: str) -> str:
+    return "".join(_BOX_RE.sub(" ", text).split())
+
+
+def already_typed(pane: str, text: str, lines: int = 8, *, width: int | None = None) -> bool:
+    """Whether ``text`` already sits in the input area (its first 28 characters).
+
+    Whitespace and box borders are ignored on both sides, so a prefix wrapped inside the input
+    box still counts. Scrollback never counts: a submitted text that scrolled up is not typed.
+    """
+    prefix = _squash(" ".join(text.split())[:TYPED_PREFIX_CHARS])
+    return bool(prefix) and prefix in _squash(input_area(pane, lines, width=width))
