@@ -112,7 +112,11 @@ class CacheRepo:
             header = data[pos:end].decode("utf-8", "replace")
             pos = end + 1
             parts = header.rsplit(" ", 2)
-            if len(parts) == 3 and parts[2].isdigit() and parts[1] in ("blob", "tree", "commit", "tag"):
+            if (
+                len(parts) == 3
+                and parts[2].isdigit()
+                and parts[1] in ("blob", "tree", "commit", "tag")
+            ):
                 size = int(parts[2])
                 body = data[pos : pos + size]
                 pos += size + 1  # content + trailing newline

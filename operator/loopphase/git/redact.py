@@ -42,15 +42,13 @@ def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> st
         info = _userinfo(url)
         if info:
             for variant in (info, unquote(info)):
-                needles.add(variant)
                 if ":" in variant:
-                    user, _, password = variant.partition(":")
+                    needles.add(variant)
+                    password = variant.partition(":")[2]
                     if len(password) >= 4:
                         needles.add(password)
-                    if len(user) >= 4 and password == "":
-                        needles.add(user)
-                elif len(variant) >= 4:
-                    needles.add(variant)  # token-as-username (https://TOKEN@host)
+                elif len(variant) >= 8:
+                    needles.add(variant)  # token-as-username (https://TOKEN@host); not "git"
     out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
     out = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", out)
     for needle in sorted(needles, key=len, reverse=True):

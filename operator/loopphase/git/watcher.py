@@ -81,6 +81,7 @@ class RemoteWatcher:
             except GitRemoteError as exc:
                 self._failed(str(exc))
                 raise
+            self.backoff.success()
             if sha is None:
                 raise GitRemoteError(self._no_branch())
             return sha
@@ -88,7 +89,11 @@ class RemoteWatcher:
     def _remote_head(self) -> str | None:
         """ls-remote (memoised for ``min_interval``); None when the branch does not exist."""
         now = self.clock()
-        if self._memo is not None and self.min_interval > 0 and now - self._memo[0] < self.min_interval:
+        if (
+            self._memo is not None
+            and self.min_interval > 0
+            and now - self._memo[0] < self.min_interval
+        ):
             return self._memo[1]
         self.ls_remotes += 1
         ref = f"refs/heads/{self.branch}"
@@ -109,7 +114,10 @@ class RemoteWatcher:
         self.backoff.failure(error)
         log.warning(
             "git remote %s: %s (failure %d, next try in %.0fs)",
-            redact_url(self.url), error, self.backoff.failures, self.backoff.delay,
+            redact_url(self.url),
+            error,
+            self.backoff.failures,
+            self.backoff.delay,
         )
 
     # -- observe ------------------------------------------------------------------------------
@@ -124,8 +132,7 @@ class RemoteWatcher:
             except GitRemoteError as exc:
                 self._failed(str(exc))
                 return GitObservation(reachable=False, error=str(exc))
-            if obs.reachable:
-                self.backoff.success()
+            self.backoff.success()  # the remote answered (even "no such branch")
             return obs
 
     def _observe(self, cursor: str | None, paths: list[str]) -> GitObservation:
@@ -135,9 +142,7 @@ class RemoteWatcher:
             return GitObservation(reachable=False, error=self._no_branch())
         cached = self._files.get(head, {})
         if head == cursor and all(p in cached for p in paths):
-            return GitObservation(
-                reachable=True, head=head, files={p: cached[p] for p in paths}
-            )
+            return GitObservation(reachable=True, head=head, files={p: cached[p] for p in paths})
         if not self.cache.has_commit(head):
             fetched = self.cache.fetch()
             if not self.cache.has_commit(head):  # moved again (rewritten) since ls-remote
@@ -162,7 +167,10 @@ class RemoteWatcher:
             log.warning(
                 "FORCE-PUSH on %s %s: cursor %s is not an ancestor of head %s; "
                 "history was rewritten, the caller must re-baseline",
-                redact_url(self.url), self.branch, cursor, head,
+                redact_url(self.url),
+                self.branch,
+                cursor,
+                head,
             )
             return [], True
         commits, capped = self.cache.commits_between(cursor, head, self.max_commits)
@@ -171,7 +179,10 @@ class RemoteWatcher:
             self.last_truncated = total
             log.warning(
                 "%d new commits on %s %s; listing only the newest %d",
-                total, redact_url(self.url), self.branch, self.max_commits,
+                total,
+                redact_url(self.url),
+                self.branch,
+                self.max_commits,
             )
         return commits, False
 
