@@ -180,7 +180,8 @@ class AgentSpec(ApiModel):
 
 
 class OrchestratorSpec(AgentSpec):
-    wake_interval: Duration = Field(HOUR, gt=0, le=7 * DAY)
+    """The optional supervising agent; woken every timing.orchestratorWake when idle."""
+
     wake_prompt: str = (
         "loopphase wake: scheduled supervision pass. Review both loops' progress, state files "
         "and recent commits, and nudge them if needed."

@@ -76,6 +76,8 @@ class AgentStatus(ApiModel):
     phase_index: int | None = Field(None, description="the phase this agent was started for")
     started_at: Timestamp | None = None
     start_requested_at: Timestamp | None = None
+    stop_requested_at: Timestamp | None = None
+    waiting_declared: Timestamp | None = Field(None, description="the raw WAITING-UNTIL value")
     last_pane_change_at: Timestamp | None = None
     reason: str = ""
 
@@ -110,6 +112,9 @@ class CurrentPhase(ApiModel):
     id: str = ""
     started_at: Timestamp | None = None
     done_commit: str | None = None
+    done_blocked_sha: str | None = Field(
+        None, description="DONE seen at this sha but its preconditions were not met"
+    )
 
 
 class HistoryEntry(ApiModel):

@@ -26,6 +26,7 @@ class Action:
 class SendText(Action):
     text: str = ""
     purpose: SendPurpose = "ping"
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,13 @@ class RestartAgent(Action):
 
 @dataclass(frozen=True)
 class RecreateHost(Action):
-    """Tear down and recreate the role's host (pod or local shim), agent started warm."""
+    """Tear down and recreate the role's host (pod or local shim), then start the agent.
+
+    Warm unless the conversation is poisoned (a FATAL session is never resumed).
+    """
 
     phase_index: int = 0
+    mode: SpawnMode = "warm"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,6 @@ def describe(action: Action) -> str:
     extra = ""
     if isinstance(action, SendText):
         extra = f" purpose={action.purpose}"
-    elif isinstance(action, StartAgent | RestartAgent):
+    elif isinstance(action, StartAgent | RestartAgent | RecreateHost):
         extra = f" mode={action.mode} phase={action.phase_index}"
     return f"{name} role={action.role} rule={action.rule}{extra}: {action.reason}"

@@ -1,0 +1,170 @@
+"""One controller tick, shared by ``loopphase run`` and the Kubernetes operator.
+
+observe (every role through the runtime, the pushed branch through the git source)
+-> core.reconcile -> execute the actions -> core.settle the results into status.
+
+Roles act concurrently; one role's actions run in order (a stop completes and is verified by
+the runtime before anything else happens to that role). Nothing here decides anything: the
+decisions are the core's, the I/O is the runtime's and the git source's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
+from loopphase.api.status import LoopPhaseStatus
+from loopphase.core import prompts
+from loopphase.core.actions import (
+    Action,
+    EmitEvent,
+    RecreateHost,
+    RestartAgent,
+    SendText,
+    StartAgent,
+    StopAgent,
+    describe,
+)
+from loopphase.core.files import paths_to_read
+from loopphase.core.observations import AgentObservation, GitObservation, Observations
+from loopphase.core.reconcile import reconcile, settle
+from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
+
+log = logging.getLogger("loopphase.tick")
+
+ActionResult = tuple[Action, bool, str]
+
+
+class GitSource(Protocol):
+    async def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation: ...
+
+
+@dataclass
+class TickResult:
+    status: LoopPhaseStatus
+    actions: list[Action] = field(default_factory=list)
+    results: list[ActionResult] = field(default_factory=list)
+    observations: Observations | None = None
+
+    @property
+    def changed_actions(self) -> list[Action]:
+        """Actions with a side effect (everything but pure notes)."""
+        return [a for a in self.actions if not isinstance(a, EmitEvent)]
+
+
+def roles_to_observe(spec: LoopPhaseSpec, status: LoopPhaseStatus) -> list[Role]:
+    wanted = spec.roles()
+    return [*wanted, *(r for r in ROLES if r not in wanted and r in status.agents)]
+
+
+def launch_plan(
+    spec: LoopPhaseSpec, role: Role, phase_index: int, mode: str, role_prompt: Callable[[Role], str]
+) -> LaunchPlan:
+    return LaunchPlan(
+        role=role,
+        phase_index=phase_index,
+        phase_id=spec.phases[phase_index].id,
+        mode="warm" if mode == "warm" else "cold",
+        kickoff=prompts.kickoff(spec, phase_index, role, role_prompt(role)),
+        continuation=prompts.continuation(spec, phase_index, role),
+        model=spec.model_for(role, phase_index),
+    )
+
+
+async def observe_all(
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None
+) -> Observations:
+    roles = roles_to_observe(spec, status)
+
+    async def one(role: Role) -> AgentObservation:
+        try:
+            return await runtime.observe(role)
+        except Exception as err:  # noqa: BLE001 - reported as an observation, never swallowed
+            log.warning("observe %s failed: %s", role, err)
+            return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
+
+    agent_obs = await asyncio.gather(*(one(r) for r in roles))
+    git_obs = None
+    if git is not None and status.completed_at is None:
+        index = status.current.index if status.current else 0
+        index = min(index, len(spec.phases) - 1)
+        git_obs = await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
+    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
+
+
+async def execute(
+    spec: LoopPhaseSpec,
+    actions: Sequence[Action],
+    runtime: AgentRuntime,
+    role_prompt: Callable[[Role], str],
+) -> list[ActionResult]:
+    by_role: dict[Role | None, list[Action]] = {}
+    for action in actions:
+        by_role.setdefault(action.role, []).append(action)
+
+    async def run_role(queue: list[Action]) -> list[ActionResult]:
+        out: list[ActionResult] = []
+        for action in queue:
+            result = await _execute_one(spec, action, runtime, role_prompt)
+            level = logging.INFO if result.ok else logging.WARNING
+            if not isinstance(action, EmitEvent):
+                log.log(level, "%s -> %s %s", describe(action), "ok" if result.ok else "FAILED", result.detail)
+            out.append((action, result.ok, result.detail))
+        return out
+
+    grouped = await asyncio.gather(*(run_role(q) for q in by_role.values()))
+    order = {id(a): i for i, a in enumerate(actions)}
+    flat = [r for group in grouped for r in group]
+    return sorted(flat, key=lambda r: order[id(r[0])])
+
+
+async def _execute_one(
+    spec: LoopPhaseSpec, action: Action, runtime: AgentRuntime, role_prompt: Callable[[Role], str]
+) -> HostResult:
+    role = action.role
+    try:
+        if isinstance(action, EmitEvent) or role is None:
+            return HostResult(True)
+        if isinstance(action, SendText):
+            return await runtime.send(role, action.text)
+        if isinstance(action, StopAgent):
+            return await runtime.stop(role)
+        if isinstance(action, StartAgent):
+            return await runtime.start(launch_plan(spec, role, action.phase_index, action.mode, role_prompt))
+        if isinstance(action, RestartAgent):
+            return await runtime.restart(launch_plan(spec, role, action.phase_index, action.mode, role_prompt))
+        if isinstance(action, RecreateHost):
+            return await runtime.recreate(launch_plan(spec, role, action.phase_index, action.mode, role_prompt))
+    except Exception as err:  # noqa: BLE001 - every failure becomes a recorded result
+        log.warning("%s raised %s: %s", describe(action), type(err).__name__, err)
+        return HostResult(False, f"{type(err).__name__}: {err}")
+    return HostResult(False, f"unknown action {type(action).__name__}")
+
+
+async def run_tick(
+    spec: LoopPhaseSpec,
+    status: LoopPhaseStatus,
+    runtime: AgentRuntime,
+    git: GitSource | None,
+    now: datetime,
+    *,
+    role_prompt: Callable[[Role], str],
+    generation: int | None = None,
+    default_tz: str = "UTC",
+) -> TickResult:
+    observations = await observe_all(spec, status, runtime, git)
+    actions, new_status = reconcile(
+        spec, status, observations, now, generation=generation, default_tz=default_tz
+    )
+    for action in actions:
+        if isinstance(action, EmitEvent):
+            log.info("%s", describe(action))
+    results = await execute(spec, actions, runtime, role_prompt)
+    if any(not ok for _, ok, _ in results):
+        new_status = settle(spec, new_status, results, now)
+    return TickResult(status=new_status, actions=actions, results=results, observations=observations)

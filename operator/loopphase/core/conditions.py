@@ -1,0 +1,104 @@
+"""Derived status: conditions (Kubernetes API conventions), display phase, printer mirrors.
+
+Everything here is derived from the rest of the status, so it is recomputed on every reconcile
+(one source of truth per fact). Messages carry no ticking durations, so an unchanged world
+yields an unchanged status and no patch. ``lastTransitionTime`` moves only when a condition's
+status flips.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from loopphase.api.spec import LoopPhaseSpec
+from loopphase.api.status import Condition, ConditionType, LoopPhaseStatus
+from loopphase.core.phases import progress
+
+RUNNING = {"Active", "Idle", "Waiting", "Limited"}
+
+
+def set_condition(
+    status: LoopPhaseStatus,
+    type_: ConditionType,
+    value: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> None:
+    flag = "True" if value else "False"
+    existing = status.condition(type_)
+    if existing is None:
+        status.conditions.append(
+            Condition(type=type_, status=flag, reason=reason, message=message,
+                      last_transition_time=now, observed_generation=status.observed_generation)
+        )
+        return
+    if existing.status != flag:
+        existing.last_transition_time = now
+    existing.status = flag
+    existing.reason = reason
+    existing.message = message
+    existing.observed_generation = status.observed_generation
+
+
+def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
+    complete = st.completed_at is not None
+    index = st.current.index if st.current else 0
+    st.progress = progress(spec, index, complete)
+    wanted = [] if complete or spec.suspend else spec.roles()
+    agents = st.agents
+    running = [r for r in wanted if agents.get(r) and agents[r].state in RUNNING]
+    st.ready = f"{len(running)}/{len(wanted)}"
+    st.builder = agents["builder"].state if "builder" in agents else None
+    st.adversary = agents["adversary"].state if "adversary" in agents else None
+
+    limited = sorted(r for r, a in agents.items() if a.state == "Limited")
+    troubled = sorted(
+        r for r, a in agents.items()
+        if r in wanted and (a.state in {"Dead", "Fatal"} or a.heal.tier > 0)
+    )
+    circuit = sorted(r for r, a in agents.items() if a.heal.circuit_open)
+    remote_error = st.handoff.remote_error
+    old_phase = [
+        r for r in ("builder", "adversary")
+        if r in agents and agents[r].state == "Stopped" and r in wanted
+    ]
+
+    set_condition(st, "Complete", complete, "SequenceComplete" if complete else "InProgress",
+                  "every phase is DONE" if complete else "", now)
+    set_condition(
+        st, "Progressing", not complete and not spec.suspend,
+        "Suspended" if spec.suspend else ("SequenceComplete" if complete else "PhaseInProgress"),
+        "" if complete else f"phase {st.current.id if st.current else '?'} ({st.progress} done)",
+        now,
+    )
+    set_condition(st, "Ready", bool(wanted) and len(running) == len(wanted),
+                  "AgentsRunning" if wanted and len(running) == len(wanted) else "AgentsNotRunning",
+                  f"{st.ready} agents running", now)
+    limit_msg = "; ".join(
+        f"{r} until {agents[r].limit.until.isoformat()}" for r in limited if agents[r].limit
+    )
+    set_condition(st, "Limited", bool(limited), "UsageLimitWindow" if limited else "NoLimit",
+                  limit_msg or (", ".join(limited) if limited else ""), now)
+    stalled_msg = "; ".join(f"{r}: {agents[r].reason}" for r in troubled)
+    set_condition(st, "Stalled", bool(troubled), "Healing" if troubled else "NoStall", stalled_msg, now)
+    degraded_bits = [f"{r}: circuit open" for r in circuit]
+    if remote_error:
+        degraded_bits.append(f"remote unreachable: {remote_error}")
+    reason = "CircuitOpen" if circuit else ("RemoteUnreachable" if remote_error else "Healthy")
+    set_condition(st, "Degraded", bool(degraded_bits), reason, "; ".join(degraded_bits), now)
+
+    if complete:
+        st.phase, st.message = "Complete", "every phase is DONE"
+    elif spec.suspend:
+        st.phase, st.message = "Suspended", "spec.suspend is true"
+    elif circuit or remote_error:
+        st.phase, st.message = "Degraded", "; ".join(degraded_bits)
+    elif old_phase:
+        st.phase, st.message = "Advancing", f"switching {', '.join(old_phase)} to phase {st.current.id if st.current else '?'}"
+    elif limited:
+        st.phase, st.message = "Limited", f"usage limit: {limit_msg}"
+    elif running:
+        st.phase, st.message = "Running", f"phase {st.current.id if st.current else '?'}"
+    else:
+        st.phase, st.message = "Pending", "starting agents"

@@ -1,0 +1,47 @@
+"""The per-call collector of one reconcile: actions out, history in status.
+
+Created fresh for every ``reconcile`` call (no module-level state). Every action and every
+notable decision goes through ``act``/``note`` so it is both returned to the shell (to execute
+and to post as a Kubernetes Event) and recorded in ``status.history`` with its rule and reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from loopphase.api.spec import Role
+from loopphase.api.status import HISTORY_LIMIT, ActionKind, HistoryEntry, LoopPhaseStatus
+from loopphase.core.actions import Action, EmitEvent
+
+
+@dataclass
+class Decision:
+    status: LoopPhaseStatus
+    now: datetime
+    actions: list[Action] = field(default_factory=list)
+
+    def act(self, action: Action, kind: ActionKind) -> None:
+        self.actions.append(action)
+        self._record(kind, action.role, action.rule, action.reason)
+
+    def note(
+        self, kind: ActionKind, role: Role | None, rule: str, reason: str, *, warning: bool = False
+    ) -> None:
+        """A decision without a side effect of its own: still an Event and a history line."""
+        self.actions.append(
+            EmitEvent(role=role, rule=rule, reason=reason, kind=kind, warning=warning)
+        )
+        self._record(kind, role, rule, reason)
+
+    def _record(self, kind: ActionKind, role: Role | None, rule: str, reason: str) -> None:
+        status = self.status
+        status.history_seq += 1
+        status.history.append(
+            HistoryEntry(
+                seq=status.history_seq, time=self.now, kind=kind, role=role, rule=rule,
+                reason=reason[:300],
+            )
+        )
+        if len(status.history) > HISTORY_LIMIT:
+            del status.history[: len(status.history) - HISTORY_LIMIT]

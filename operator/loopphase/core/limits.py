@@ -1,0 +1,119 @@
+"""The usage-limit window state machine (REFERENCE.md §1), pure.
+
+1. A hard banner seen while not active arms a window until the banner's reset + slack. A
+   time-only reset further ahead than the horizon is a stale banner rolled to tomorrow, and an
+   unparsable or past reset means a flat probe cadence: never exponential backoff.
+2. Inside the window nothing happens; the caller suppresses every kill/restart/stall path.
+3. Window over and banner still there: ONE probe, unless the probe text already sits in the
+   input area. The window then re-arms (flat) until the next banner tells otherwise.
+4. Active, or banner gone: lifted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from loopphase.api.spec import TimingSpec
+from loopphase.api.status import LimitWindow
+from loopphase.core.screen import ScreenReading
+
+PROBE_WARN_AFTER = 3
+
+
+@dataclass(frozen=True)
+class LimitNote:
+    kind: str  # "limit-armed" | "limit-lifted" | "warning" | "probe"
+    rule: str
+    reason: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class LimitStep:
+    window: LimitWindow | None
+    limited: bool
+    probe: bool
+    notes: tuple[LimitNote, ...] = ()
+
+
+def next_until(reading: ScreenReading, now: datetime, timing: TimingSpec) -> tuple[datetime, bool]:
+    """When to probe next: (time, parsed-from-banner)."""
+    hint = reading.reset
+    slack = timedelta(seconds=timing.limit_reset_slack)
+    fallback = now + timedelta(seconds=timing.probe_fallback)
+    if hint is None or hint.at <= now:
+        return fallback, False
+    if hint.kind == "time" and hint.at - now > timedelta(seconds=timing.reset_horizon):
+        return fallback, False
+    return hint.at + slack, True
+
+
+def _fmt(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def step_limit(
+    window: LimitWindow | None,
+    reading: ScreenReading,
+    now: datetime,
+    timing: TimingSpec,
+    *,
+    probe_already_typed: bool,
+) -> LimitStep:
+    banner = reading.limit
+    active = reading.active is not None
+
+    if window is None:
+        if banner is None or active:
+            return LimitStep(None, limited=False, probe=False)
+        until, parsed = next_until(reading, now, timing)
+        how = (
+            f"banner says reset {_fmt(reading.reset.at)}; holding until {_fmt(until)}"
+            if parsed and reading.reset is not None
+            else f"reset time unparsable or implausible; flat probe at {_fmt(until)}"
+        )
+        armed = LimitWindow(
+            until=until, parsed=parsed, armed_at=now, rule=banner.rule, excerpt=banner.excerpt
+        )
+        note = LimitNote("limit-armed", banner.rule, f"{how}; no restarts inside the window")
+        return LimitStep(armed, limited=True, probe=False, notes=(note,))
+
+    if active or banner is None:
+        why = "agent active again" if active else "banner gone"
+        note = LimitNote("limit-lifted", "limit.lifted", f"{why} after {window.nudges} probe(s)")
+        return LimitStep(None, limited=False, probe=False, notes=(note,))
+
+    # A fresh banner after a probe (the CLI re-prints it, possibly with a new time) re-arms.
+    if window.last_probe_at is not None and banner.excerpt != window.excerpt:
+        until, parsed = next_until(reading, now, timing)
+        if parsed:
+            rearmed = window.model_copy(
+                update={"until": until, "parsed": True, "excerpt": banner.excerpt}
+            )
+            note = LimitNote("limit-armed", banner.rule, f"re-armed from fresh banner until {_fmt(until)}")
+            return LimitStep(rearmed, limited=True, probe=False, notes=(note,))
+
+    if now < window.until:
+        return LimitStep(window, limited=True, probe=False)
+
+    if probe_already_typed:
+        return LimitStep(window, limited=True, probe=False)
+
+    nudges = window.nudges + 1
+    until = now + timedelta(seconds=timing.probe_fallback)
+    probed = window.model_copy(
+        update={"nudges": nudges, "last_probe_at": now, "until": until, "parsed": False}
+    )
+    notes = [LimitNote("probe", "limit.probe", f"window over, banner still shown: probe #{nudges}")]
+    if nudges == PROBE_WARN_AFTER:
+        notes.append(
+            LimitNote(
+                "warning",
+                "limit.probe-warn",
+                f"still limited after {nudges} probes; probing every "
+                f"{int(timing.probe_fallback)}s, never restarting",
+                warning=True,
+            )
+        )
+    return LimitStep(probed, limited=True, probe=True, notes=tuple(notes))

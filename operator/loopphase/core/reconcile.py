@@ -1,0 +1,493 @@
+"""``reconcile(spec, status, observations, now) -> (actions, new status)``: the whole brain.
+
+Pure and deterministic: everything arrives as data, everything leaves as data, ``now`` is an
+argument. Idempotent: reconciling the returned status against the same observations yields no
+new actions, because every action is guarded by state it records (start/stop requested at,
+heal last action, pending pings consumed, probe timestamps).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from loopphase.api.spec import ROLES, LoopPhaseSpec, LoopRole, Role, render_text
+from loopphase.api.status import (
+    AgentStatus,
+    CurrentPhase,
+    HandoffStatus,
+    LoopPhaseStatus,
+    PendingPing,
+)
+from loopphase.core import conditions
+from loopphase.core.actions import (
+    Action,
+    RecreateHost,
+    RestartAgent,
+    SendText,
+    StartAgent,
+    StopAgent,
+)
+from loopphase.core.decision import Decision
+from loopphase.core.files import inbox_name, resolve
+from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
+from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
+from loopphase.core.limits import step_limit
+from loopphase.core.observations import AgentObservation, GitObservation, Observations
+from loopphase.core.phases import judge_done
+from loopphase.core.screen import already_typed, classify
+
+LOOP_ROLES: tuple[LoopRole, ...] = ("builder", "adversary")
+DELIVERABLE = {"Active", "Idle", "Waiting"}
+START_TIMEOUT = timedelta(seconds=180)
+STOP_RETRY = timedelta(seconds=60)
+PING_MAX_ATTEMPTS = 5
+
+
+def reconcile(
+    spec: LoopPhaseSpec,
+    status: LoopPhaseStatus,
+    observations: Observations,
+    now: datetime,
+    *,
+    generation: int | None = None,
+    default_tz: str = "UTC",
+) -> tuple[list[Action], LoopPhaseStatus]:
+    d = Decision(status.model_copy(deep=True), now)
+    st = d.status
+    if generation is not None:
+        st.observed_generation = generation
+    tz = ZoneInfo(spec.time_zone or default_tz)
+
+    if _ensure_phase(spec, d):
+        if st.completed_at is None and spec.suspend:
+            _suspend(spec, observations, d)
+        elif st.completed_at is None:
+            if st.suspended_at is not None:
+                st.suspended_at = None
+                d.note("resume", None, "spec.suspend", "suspend cleared: restoring the loop")
+            if observations.git is not None:
+                _process_git(spec, observations.git, d)
+        if st.completed_at is not None:
+            _stop_everything(spec, observations, d, "sequence complete: stopping every role")
+        elif not spec.suspend:
+            for role in _roles_to_converge(spec, st, observations):
+                _converge_role(spec, role, observations.agents.get(role), d, tz)
+            _deliver_pings(spec, d)
+            _wake_orchestrator(spec, d)
+    conditions.finalize(spec, st, now)
+    return d.actions, st
+
+
+# -- phase bookkeeping ------------------------------------------------------------------------
+
+
+def _ensure_phase(spec: LoopPhaseSpec, d: Decision) -> bool:
+    """Initialise, honour an explicit startAt, re-sync the index by id. False = cannot act."""
+    st = d.status
+    if st.current is None:
+        index = spec.phase_index(spec.start_at) if spec.start_at else 0
+        st.current = CurrentPhase(index=index or 0, id=spec.phases[index or 0].id, started_at=d.now)
+        st.applied_start_at = spec.start_at
+        d.note("start", None, "phase.init", f"starting at phase {st.current.id}")
+        return True
+    if spec.start_at is not None and spec.start_at != st.applied_start_at:
+        index = spec.phase_index(spec.start_at)
+        assert index is not None  # validated by the spec model
+        old = st.current.id
+        _enter_phase(spec, d, index)
+        st.applied_start_at = spec.start_at
+        d.note("advance", None, "spec.startAt", f"explicit jump from phase {old} to {st.current.id}")
+        return True
+    index = spec.phase_index(st.current.id)
+    if index is None:
+        st.message = (
+            f"current phase {st.current.id!r} is no longer in spec.phases: put it back, or set "
+            "spec.startAt to the phase to continue with"
+        )
+        return False
+    st.current.index = index
+    return True
+
+
+def _enter_phase(spec: LoopPhaseSpec, d: Decision, index: int) -> None:
+    st = d.status
+    st.current = CurrentPhase(index=index, id=spec.phases[index].id, started_at=d.now)
+    handoff = st.handoff
+    st.handoff = HandoffStatus(
+        last_seen_sha=handoff.last_seen_sha,
+        inbox_hashes=handoff.inbox_hashes,
+        last_ping_at=handoff.last_ping_at,
+    )
+
+
+def _process_git(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
+    st = d.status
+    handoff = st.handoff
+    if not git.reachable:
+        handoff.remote_error = git.error or "remote unreachable"
+        return
+    handoff.remote_error = None
+    if git.force_pushed:
+        d.note(
+            "force-push", None, "git.force-push",
+            f"{spec.repo.branch} was rewritten: cursor {handoff.last_seen_sha} is not an ancestor "
+            f"of {git.head}; re-baselined there (commits in between were not relayed)",
+            warning=True,
+        )
+    elif handoff.last_seen_sha is not None:
+        for ping in scan_commits(spec, handoff, git.commits, d.now):
+            queue_ping(handoff, ping)
+    handoff.last_seen_sha = git.head or handoff.last_seen_sha
+    for ping in scan_inboxes(spec, handoff, git.files, d.now):
+        queue_ping(handoff, ping)
+    _check_done(spec, git, d)
+
+
+def _check_done(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
+    st = d.status
+    assert st.current is not None
+    phase = spec.phases[st.current.index]
+    path, content = resolve(git.files, spec.repo.state_dir, phase.status_file)
+    verdict = judge_done(spec, content, st.handoff)
+    if verdict.blocked:
+        if st.current.done_blocked_sha != git.head:
+            st.current.done_blocked_sha = git.head
+            d.note("warning", "builder", "done.precondition", f"{path}: {verdict.blocked}", warning=True)
+        return
+    if not verdict.done:
+        return
+    where = f"{spec.done.marker!r} in {path} at {(git.head or '')[:12]} on {spec.repo.branch}"
+    st.current.done_commit = git.head
+    nxt = st.current.index + 1
+    if nxt < len(spec.phases):
+        old = phase.id
+        _enter_phase(spec, d, nxt)
+        d.note("advance", None, "done.marker", f"phase {old} DONE ({where}); advancing to {st.current.id}")
+    else:
+        st.completed_at = d.now
+        d.note("complete", None, "done.marker", f"last phase {phase.id} DONE ({where}); sequence complete")
+
+
+# -- per-role convergence ---------------------------------------------------------------------
+
+
+def _roles_to_converge(spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations) -> list[Role]:
+    wanted = spec.roles()
+    extra = [r for r in ROLES if r not in wanted and (r in st.agents or r in obs.agents)]
+    return [*wanted, *extra]
+
+
+def _set_state(a: AgentStatus, state: str, now: datetime, reason: str = "") -> None:
+    if a.state != state:
+        a.state = state  # type: ignore[assignment]
+        a.since = now
+    a.reason = reason
+
+
+def _converge_role(
+    spec: LoopPhaseSpec, role: Role, obs: AgentObservation | None, d: Decision, tz: ZoneInfo
+) -> None:
+    st, now = d.status, d.now
+    assert st.current is not None
+    if obs is None:
+        return  # not observed this tick: decide nothing rather than guess
+    a = st.agents.setdefault(role, AgentStatus())
+    if role not in spec.roles():
+        if obs.present:
+            _request_stop(d, role, a, "role removed from spec")
+        else:
+            st.agents.pop(role, None)
+        return
+    target = st.current.index
+    window_open = a.limit is not None and now < a.limit.until
+
+    if obs.present and role != "orchestrator" and obs.phase_index not in (None, target):
+        if window_open:
+            _set_state(a, "Limited", now, "previous phase's agent is in a limit window; stop deferred")
+            return
+        _request_stop(d, role, a, f"running phase index {obs.phase_index}, current is {target}")
+        return
+
+    if not obs.present:
+        a.stop_requested_at = None
+        if window_open:
+            _set_state(a, "Limited", now, "host gone inside a limit window; it carries over")
+            return
+        if a.limit is not None:
+            d.note("limit-lifted", role, "limit.expired-no-host", "limit window over; host restarts")
+            a.limit = None
+        if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
+            _set_state(a, "Starting", now, "waiting for the host to appear")
+            return
+        resumable = a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
+        mode: Literal["warm", "cold"] = "warm" if resumable else "cold"
+        if resumable:
+            a.restarts += 1
+        d.act(
+            StartAgent(role=role, rule="converge.no-host", reason=f"no host; starting {mode}",
+                       phase_index=target, mode=mode),
+            "start",
+        )
+        _mark_started(a, now, target, mode)
+        return
+
+    a.stop_requested_at = None
+    a.pod = obs.pod_name or a.pod
+    starting = a.start_requested_at is not None and now - a.start_requested_at < timedelta(
+        seconds=spec.timing.start_grace
+    )
+    if obs.error is not None or not obs.alive:
+        if starting:
+            _set_state(a, "Starting", now, obs.error or "agent starting")
+            return
+        if window_open:
+            _set_state(a, "Limited", now, "agent not running inside a limit window; waiting")
+            return
+        problem: Problem = "unreachable" if obs.error is not None else "dead"
+        _heal(spec, role, a, d, problem, obs.error or "agent process is not running", obs.pane)
+        return
+
+    a.started_at = obs.started_at or a.started_at
+    a.session_id = obs.session_id or a.session_id
+    if obs.last_change_at is not None:
+        a.last_pane_change_at = obs.last_change_at
+    reading = classify(obs.pane, now, tz)
+    probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
+    step = step_limit(
+        a.limit, reading, now, spec.timing,
+        probe_already_typed=already_typed(obs.pane, probe_text),
+    )
+    a.limit = step.window
+    for note in step.notes:
+        if note.kind == "probe":
+            d.act(SendText(role=role, rule=note.rule, reason=note.reason, text=probe_text, purpose="probe"), "probe")
+        else:
+            d.note(note.kind, role, note.rule, note.reason, warning=note.warning)  # type: ignore[arg-type]
+    if step.limited:
+        a.idle_since = None
+        _set_state(a, "Limited", now, a.limit.excerpt if a.limit else "")
+        return
+
+    if reading.active is not None:
+        a.idle_since = None
+        a.waiting_until = a.waiting_declared = None
+        if a.heal.circuit_open:
+            d.note("resume", role, "heal.circuit-closed", "agent working again; healing re-enabled")
+        a.heal = healed(a.heal)
+        _set_state(a, "Active", now, reading.active.rule)
+        return
+
+    if reading.fatal is not None:
+        _heal(spec, role, a, d, "fatal", f"{reading.fatal.rule}: {reading.fatal.excerpt}", obs.pane)
+        return
+    if starting:
+        _set_state(a, "Starting", now, "within the start grace")
+        return
+
+    if a.idle_since is None:
+        a.idle_since = now
+    last_activity = max(t for t in (a.idle_since, obs.last_change_at, a.heal.last_action_at) if t)
+    if reading.waiting_until is not None:
+        if a.waiting_declared != reading.waiting_until:
+            a.waiting_declared = reading.waiting_until
+            cap = now + timedelta(seconds=spec.timing.max_declared_wait)
+            a.waiting_until = min(reading.waiting_until, cap)
+        assert a.waiting_until is not None
+        deadline = a.waiting_until + timedelta(seconds=spec.timing.wait_grace)
+        if now <= deadline:
+            _set_state(a, "Waiting", now, f"declared wait until {a.waiting_until.isoformat()}")
+            return
+        if last_activity < deadline:
+            over = int((now - a.waiting_until).total_seconds())
+            _heal(spec, role, a, d, "stalled", f"past its WAITING-UNTIL by {over}s", obs.pane)
+            return
+    idle_for = (now - last_activity).total_seconds()
+    threshold = spec.stall_idle_for(role)
+    if idle_for >= threshold:
+        _heal(spec, role, a, d, "stalled", f"idle {int(idle_for)}s (threshold {int(threshold)}s)", obs.pane)
+        return
+    _set_state(a, "Idle", now, "")
+
+
+def _request_stop(d: Decision, role: Role, a: AgentStatus, reason: str) -> None:
+    _set_state(a, "Stopped", d.now, reason)
+    if a.stop_requested_at is not None and d.now - a.stop_requested_at < STOP_RETRY:
+        return
+    a.stop_requested_at = d.now
+    d.act(StopAgent(role=role, rule="phase.transition", reason=reason), "stop")
+
+
+def _mark_started(a: AgentStatus, now: datetime, phase_index: int, mode: Literal["warm", "cold"]) -> None:
+    a.start_requested_at = now
+    a.phase_index = phase_index
+    a.spawn_mode = mode
+    a.idle_since = None
+    a.waiting_until = a.waiting_declared = None
+    if mode == "cold":
+        a.session_id = None
+    _set_state(a, "Starting", now, f"{mode} start requested")
+
+
+def _heal(
+    spec: LoopPhaseSpec, role: Role, a: AgentStatus, d: Decision, problem: Problem, reason: str,
+    pane: str,
+) -> None:
+    st, now = d.status, d.now
+    assert st.current is not None
+    state = {"stalled": "Idle", "dead": "Dead", "fatal": "Fatal", "unreachable": "Dead"}[problem]
+    _set_state(a, state, now, reason)
+    step = step_heal(a.heal, problem, now, spec.heal, reason)
+    a.heal = step.heal
+    if step.circuit_opened:
+        d.note(
+            "circuit-open", role, "heal.circuit-breaker",
+            f"{a.heal.consecutive_hard_failures} consecutive recreates failed; healing stopped "
+            f"until the agent works again ({reason})",
+            warning=True,
+        )
+    if step.tier is None:
+        return
+    rule = f"heal.{problem}"
+    kind = TIER_KIND[step.tier]
+    why = f"{reason}; tier {step.tier} ({kind})"
+    target = st.current.index
+    if step.tier == NUDGE:
+        text = render_text(spec.texts.stall_nudge, role=role, phase=st.current.id, inbox="", kickoff="")
+        if not already_typed(pane, text):
+            d.act(SendText(role=role, rule=rule, reason=why, text=text, purpose="nudge"), kind)
+        return
+    poisoned = problem == "fatal" or a.state == "Fatal"
+    if step.tier in (WARM, COLD):
+        mode: Literal["warm", "cold"] = "cold" if step.tier == COLD or poisoned else "warm"
+        d.act(RestartAgent(role=role, rule=rule, reason=why, phase_index=target, mode=mode), kind)
+    else:
+        assert step.tier == RECREATE
+        mode = "cold" if poisoned else "warm"
+        d.act(RecreateHost(role=role, rule=rule, reason=why, phase_index=target, mode=mode), kind)
+    a.restarts += 1
+    _mark_started(a, now, target, mode)
+    _set_state(a, "Starting", now, why)
+
+
+# -- scheduled text ---------------------------------------------------------------------------
+
+
+def _deliver_pings(spec: LoopPhaseSpec, d: Decision) -> None:
+    st = d.status
+    assert st.current is not None
+    keep: list[PendingPing] = []
+    for ping in st.handoff.pending_pings:
+        agent = st.agents.get(ping.role)
+        if agent is None or agent.state not in DELIVERABLE:
+            keep.append(ping)
+            continue
+        text = ping_text(spec, ping, st.current.id)
+        d.act(SendText(role=ping.role, rule=f"handoff.{ping.kind}", reason=ping.reason, text=text, purpose="ping", attempt=ping.attempts), "ping")
+        st.handoff.last_ping_at = d.now
+    st.handoff.pending_pings = keep
+
+
+def ping_text(spec: LoopPhaseSpec, ping: PendingPing, phase_id: str) -> str:
+    texts = spec.texts
+    if ping.kind == "claim":
+        template = texts.claim_ping
+    elif ping.kind == "review":
+        template = texts.review_ping
+    else:
+        template = texts.adversary_inbox_ping if ping.role == "adversary" else texts.builder_inbox_ping
+    inbox = ""
+    if ping.role in LOOP_ROLES:
+        inbox = f"{spec.repo.state_dir}/{inbox_name(spec, ping.role)}"  # type: ignore[arg-type]
+    return render_text(template, role=ping.role, phase=phase_id, inbox=inbox, kickoff="")
+
+
+def _wake_orchestrator(spec: LoopPhaseSpec, d: Decision) -> None:
+    orch_spec = spec.agents.orchestrator
+    agent = d.status.agents.get("orchestrator")
+    if orch_spec is None or agent is None:
+        return
+    orch = d.status.orchestrator
+    if orch.last_wake_at is None:
+        orch.last_wake_at = d.now  # the first wake comes a full interval after start
+        return
+    due = orch.wake_due_since is not None or d.now - orch.last_wake_at >= timedelta(
+        seconds=spec.timing.orchestrator_wake
+    )
+    if not due:
+        return
+    if agent.state not in {"Idle", "Waiting"}:
+        orch.wake_due_since = orch.wake_due_since or d.now  # retried each tick until idle
+        return
+    text = " ".join(orch_spec.wake_prompt.split())
+    d.act(SendText(role="orchestrator", rule="orchestrator.wake", reason="scheduled supervision pass", text=text, purpose="wake"), "wake")
+    orch.last_wake_at = d.now
+    orch.wake_due_since = None
+
+
+# -- suspend / stop ---------------------------------------------------------------------------
+
+
+def _suspend(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> None:
+    st = d.status
+    if st.suspended_at is None:
+        st.suspended_at = d.now
+        d.note("suspend", None, "spec.suspend", "suspended: stopping agents, keeping all state")
+    for role, o in obs.agents.items():
+        a = st.agents.setdefault(role, AgentStatus())
+        if o.present:
+            a.stop_requested_at = None if a.state != "Stopped" else a.stop_requested_at
+            _request_stop_for(d, role, a, "spec.suspend", "suspended")
+        else:
+            _set_state(a, "Stopped", d.now, "suspended")
+
+
+def _stop_everything(spec: LoopPhaseSpec, obs: Observations, d: Decision, reason: str) -> None:
+    for role, o in obs.agents.items():
+        a = d.status.agents.setdefault(role, AgentStatus())
+        if o.present:
+            _request_stop_for(d, role, a, "phase.complete", reason)
+        else:
+            _set_state(a, "Stopped", d.now, "sequence complete")
+
+
+def _request_stop_for(d: Decision, role: Role, a: AgentStatus, rule: str, reason: str) -> None:
+    if a.stop_requested_at is not None and d.now - a.stop_requested_at < STOP_RETRY:
+        return
+    a.stop_requested_at = d.now
+    _set_state(a, "Stopped", d.now, reason)
+    d.act(StopAgent(role=role, rule=rule, reason=reason), "stop")
+
+
+# -- results of executed actions --------------------------------------------------------------
+
+
+def settle(
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, results: list[tuple[Action, bool, str]], now: datetime
+) -> LoopPhaseStatus:
+    """Fold the outcome of executed actions back into status (pure).
+
+    Failed pings go back to the queue (bounded), a failed wake stays due, a failed probe is
+    retried next tick; every failure is recorded with its detail.
+    """
+    d = Decision(status.model_copy(deep=True), now)
+    st = d.status
+    for action, ok, detail in results:
+        if ok:
+            continue
+        role = action.role
+        if isinstance(action, SendText) and action.purpose == "ping" and role is not None:
+            kind = action.rule.split(".", 1)[-1]
+            attempts = action.attempt + 1
+            if attempts < PING_MAX_ATTEMPTS:
+                queue_ping(st.handoff, PendingPing(role=role, kind=kind, reason=action.reason, since=now, attempts=attempts))  # type: ignore[arg-type]
+        elif isinstance(action, SendText) and action.purpose == "wake":
+            st.orchestrator.wake_due_since = st.orchestrator.wake_due_since or now
+        elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
+            agent = st.agents.get(role)
+            if agent is not None and agent.limit is not None:
+                agent.limit.until = now
+        d.note("warning", role, f"{action.rule}.failed", f"{type(action).__name__} failed: {detail}", warning=True)
+    conditions.finalize(spec, st, now)
+    return st
