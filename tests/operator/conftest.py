@@ -1,0 +1,63 @@
+"""Fixtures for the operator tests: the kmock Kubernetes emulator and a KubeApi pointed at it.
+
+kmock (by kopf's author) is an in-process HTTP server that stores objects in memory. What it
+does NOT emulate, and the product code therefore cannot be checked for here: resourceVersion
+and optimistic concurrency (no 409 on a stale resourceVersion unless a test injects one), the
+status subresource's isolation (a PATCH to /status merges into the whole object), label and
+field selectors on lists, generation / observedGeneration bumps, graceful deletion (pods vanish
+at once unless they carry finalizers), and garbage collection through ownerReferences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from loopphase.operator.kubeapi import KubeApi
+
+
+@dataclass
+class FakeConnectionInfo:
+    server: str
+    ca_path: str | None = None
+    ca_data: bytes | None = None
+    insecure: bool | None = None
+    username: str | None = None
+    password: str | None = None
+    scheme: str | None = None
+    token: str | None = None
+    certificate_path: str | None = None
+    certificate_data: bytes | None = None
+    private_key_path: str | None = None
+    private_key_data: bytes | None = None
+    default_namespace: str | None = None
+    priority: int = 0
+    expiration: Any = None
+
+
+@pytest.fixture()
+async def kube(kmock: Any) -> AsyncIterator[KubeApi]:
+    api = KubeApi(FakeConnectionInfo(server=str(kmock.url).rstrip("/")), timeout=5.0)
+    try:
+        yield api
+    finally:
+        await api.close()
+
+
+class Kubelet:
+    """Play the kubelet: give a pod an IP and a phase (kmock schedules nothing by itself)."""
+
+    def __init__(self, kmock: Any) -> None:
+        self.kmock = kmock
+
+    def run(self, namespace: str, name: str, ip: str, phase: str = "Running") -> None:
+        self.kmock.objects["v1/pods", namespace, name].patch(
+            {"status": {"phase": phase, "podIP": ip, "containerStatuses": [{"restartCount": 0}]}}
+        )
+
+
+@pytest.fixture()
+def kubelet(kmock: Any) -> Kubelet:
+    return Kubelet(kmock)
