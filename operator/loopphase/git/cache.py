@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,12 +46,25 @@ class CacheRepo:
         return self.runner.check(args, cwd=self.path, stdin=stdin).text
 
     def ensure(self) -> None:
-        """Create the bare cache if it does not exist yet."""
+        """Create the bare cache if missing: init in a temp dir, then rename into place, so a
+        half-initialised cache is never seen (another process may share the cache dir)."""
         if (self.path / "HEAD").exists():
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.runner.check(["init", "--bare", "--quiet", str(self.path)])
-        log.info("created git cache %s", self.path)
+        tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=self.path.parent))
+        try:
+            self.runner.check(["init", "--bare", "--quiet", str(tmp)])
+            try:
+                tmp.rename(self.path)
+            except OSError as exc:
+                if not (self.path / "HEAD").exists():
+                    raise GitRemoteError(f"cannot create git cache {self.path}: {exc}") from None
+                log.debug("git cache %s was created concurrently", self.path)
+            else:
+                log.info("created git cache %s", self.path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def fetch(self) -> str:
         """Fetch the branch (forced: history may be rewritten); returns the fetched sha."""
