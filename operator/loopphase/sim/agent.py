@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     screen.print(f"✻ sim-agent ({args.role}, phase {args.phase}, {mode} start)")
     if args.prompt:
         first = args.prompt.strip().splitlines()[0] if args.prompt.strip() else ""
-        screen.print(f"> {first[:120]}" + (" …" if len(args.prompt) > len(first) else ""))
+        more = len(args.prompt.strip()) > len(first[:120])
+        screen.print(f"> {first[:120]}" + (" …" if more else ""))
     keyboard.start()
     try:
         return SimAgent(args, screen, keyboard).run(scenario.steps_for(args.phase))

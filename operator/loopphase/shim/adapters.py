@@ -1,0 +1,149 @@
+"""Per-backend adapters: the agent's argv LIST (never a shell string) and how to talk to it.
+
+claude   cold: claude [--model M] [--dangerously-skip-permissions] <kickoff>
+         warm: claude (--resume <session id> | --continue) [--model M] [...] <continuation>
+         (--dangerously-skip-permissions only when not root: Claude Code refuses it as root)
+opencode cold: opencode attach <server> --dir <workdir>        then the bootstrap line is sent
+         warm: opencode attach <server> --dir <workdir> --continue, then the continuation line
+         ``opencode attach`` has no --model flag: the model is the server's (configure it in
+         the server's opencode.json / ``opencode serve`` environment); the adapter logs this.
+sim      <python> -m loopphase.sim.agent --scenario F --role R --phase P --workdir W
+         --input-log L [--model M] [--continue] <prompt>
+
+A warm start always carries a non-empty continuation prompt (REFERENCE.md lesson 13).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from loopphase.shim.claude_setup import seed_claude_config
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["warm", "cold"]
+BACKENDS = ("claude", "opencode", "sim")
+DEFAULT_SUBMIT = {"claude": "Enter", "opencode": "C-m", "sim": "Enter"}
+
+
+class LaunchError(ValueError):
+    """The agent cannot be started as asked (e.g. warm without a continuation prompt)."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    role: str
+    backend: str
+    workdir: str
+    state_dir: Path
+    model: str | None = None
+    scenario: str | None = None
+    opencode_server: str | None = None
+    bootstrap_text: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hook_events_file(self) -> Path:
+        return self.state_dir / "hook-events.jsonl"
+
+    @property
+    def sim_input_log(self) -> Path:
+        return self.state_dir / "sim-input.jsonl"
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    submit_key: str
+    after_start_line: str | None = None  # typed into the agent once it is up (opencode)
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def claude_argv(
+    mode: Mode, prompt: str, model: str | None, session_id: str | None, root: bool
+) -> list[str]:
+    argv = ["claude"]
+    if mode == "warm":
+        argv += ["--resume", session_id] if session_id else ["--continue"]
+    if model:
+        argv += ["--model", model]
+    if not root:
+        argv.append("--dangerously-skip-permissions")
+    argv.append(prompt)
+    return argv
+
+
+def opencode_argv(server: str, workdir: str, mode: Mode) -> list[str]:
+    argv = ["opencode", "attach", server, "--dir", workdir]
+    if mode == "warm":
+        argv.append("--continue")
+    return argv
+
+
+def sim_argv(
+    cfg: AgentConfig, phase_id: str | None, mode: Mode, prompt: str
+) -> list[str]:
+    if not cfg.scenario:
+        raise LaunchError("backend sim needs --scenario")
+    argv = [
+        sys.executable, "-m", "loopphase.sim.agent",
+        "--scenario", cfg.scenario,
+        "--role", cfg.role,
+        "--phase", phase_id or "default",
+        "--workdir", cfg.workdir,
+        "--input-log", str(cfg.sim_input_log),
+    ]
+    if cfg.model:
+        argv += ["--model", cfg.model]
+    if mode == "warm":
+        argv.append("--continue")
+    argv.append(prompt)
+    return argv
+
+
+def build_launch(
+    cfg: AgentConfig,
+    mode: Mode,
+    prompt: str,
+    phase_index: int | None,
+    phase_id: str | None,
+    session_id: str | None,
+) -> Launch:
+    """The argv, environment and submit key for one start. ``prompt`` must be non-empty."""
+    if not prompt.strip():
+        what = "continuation" if mode == "warm" else "kickoff"
+        raise LaunchError(f"{mode} start needs a non-empty {what} prompt")
+    env = dict(cfg.env)
+    env["LOOPPHASE_ROLE"] = cfg.role
+    if phase_id:
+        env["LOOPPHASE_PHASE"] = phase_id
+    if phase_index is not None:
+        env["LOOPPHASE_PHASE_INDEX"] = str(phase_index)
+    submit = DEFAULT_SUBMIT[cfg.backend]
+    if cfg.backend == "claude":
+        seed_claude_config(Path.home(), cfg.workdir, cfg.hook_events_file)
+        root = _is_root()
+        if root:
+            log.warning("running as root: --dangerously-skip-permissions omitted (claude refuses it)")
+        return Launch(claude_argv(mode, prompt, cfg.model, session_id, root), env, submit)
+    if cfg.backend == "opencode":
+        if not cfg.opencode_server:
+            raise LaunchError("backend opencode needs --opencode-server")
+        if cfg.model:
+            log.warning("opencode attach cannot take a model: %s must be the server's model", cfg.model)
+        line = prompt if mode == "warm" else (cfg.bootstrap_text or prompt)
+        if "\n" in line.strip():
+            raise LaunchError("the opencode bootstrap/continuation must be one line")
+        return Launch(opencode_argv(cfg.opencode_server, cfg.workdir, mode), env, submit, line.strip())
+    if cfg.backend == "sim":
+        return Launch(sim_argv(cfg, phase_id, mode, prompt), env, submit)
+    raise LaunchError(f"unknown backend {cfg.backend!r} (known: {', '.join(BACKENDS)})")

@@ -1,0 +1,301 @@
+"""``loopphase shim``: host one agent CLI in tmux behind a small authenticated HTTP API.
+
+API (JSON, prefix /v1; every route but /v1/health needs ``Authorization: Bearer <token>``):
+  GET  /v1/health                 {"ok": true}, no token (readiness probe)
+  GET  /v1/state?lines=N          ShimState (see loopphase.shim.protocol)
+  POST /v1/send    {text, submit?: "Enter"|"C-m"}         -> SendResult; 409 while busy
+  POST /v1/restart {mode: warm|cold, kickoff?, continuation?, phaseIndex?, phaseId?}
+                                                          -> {pid, startedAt, mode}; 409 busy
+  POST /v1/stop                   -> {"stopped": true}
+Errors are JSON ``{"error": "..."}`` with a 4xx/5xx status. No request can run a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from loopphase import __version__
+from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
+from loopphase.shim.host import AgentHost, Busy, StopFailed
+from loopphase.shim.protocol import (
+    API_PREFIX,
+    DEFAULT_STATE_LINES,
+    MAX_SEND_CHARS,
+    MAX_STATE_LINES,
+)
+from loopphase.shim.tmux import Tmux, TmuxError
+from loopphase.shim.transcript import TranscriptTail
+
+log = logging.getLogger("loopphase.shim")
+
+HOST_KEY = web.AppKey("host", AgentHost)
+TOKEN_KEY = web.AppKey("token", str)
+SUBMIT_KEYS = ("Enter", "C-m")
+MAX_PROMPT_CHARS = 200_000
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path != f"{API_PREFIX}/health":
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        expected = request.app[TOKEN_KEY]
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), expected.encode()
+        ):
+            log.warning("refused %s %s: missing or wrong bearer token", request.method, request.path)
+            return error(401, "missing or wrong bearer token")
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, exc.reason)
+    except BadRequest as exc:
+        return error(400, str(exc))
+    except LaunchError as exc:
+        return error(400, str(exc))
+    except Busy as exc:
+        return error(409, str(exc))
+    except StopFailed as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error(500, str(exc))
+    except (TmuxError, TimeoutError) as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error(503, f"tmux: {exc}")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def opt_str(body: dict[str, Any], key: str, limit: int = MAX_PROMPT_CHARS) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"{key} is longer than {limit} characters")
+    return value
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def state(request: web.Request) -> web.Response:
+    raw = request.query.get("lines", str(DEFAULT_STATE_LINES))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_STATE_LINES:
+        raise BadRequest(f"lines must be an integer from 1 to {MAX_STATE_LINES}")
+    result = await request.app[HOST_KEY].state(int(raw))
+    return web.json_response(result.wire())
+
+
+async def send(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("text must be a non-empty string")
+    if "\n" in text or "\r" in text:
+        raise BadRequest("text must be a single line")
+    if len(text) > MAX_SEND_CHARS:
+        raise BadRequest(f"text is longer than {MAX_SEND_CHARS} characters")
+    if any(ord(ch) < 32 and ch != "\t" for ch in text):
+        raise BadRequest("text must not contain control characters")
+    submit = body.get("submit")
+    if submit is not None and submit not in SUBMIT_KEYS:
+        raise BadRequest(f"submit must be one of {', '.join(SUBMIT_KEYS)}")
+    result = await request.app[HOST_KEY].send(text, submit)
+    return web.json_response(result.wire())
+
+
+async def restart(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    mode = body.get("mode")
+    if mode not in ("warm", "cold"):
+        raise BadRequest("mode must be 'warm' or 'cold'")
+    phase_index = body.get("phaseIndex")
+    if phase_index is not None and (
+        not isinstance(phase_index, int) or isinstance(phase_index, bool) or phase_index < 0
+    ):
+        raise BadRequest("phaseIndex must be a non-negative integer")
+    phase_id = opt_str(body, "phaseId", 63)
+    if phase_id is not None and (not phase_id or not phase_id.replace("-", "").isalnum()):
+        raise BadRequest("phaseId must be a DNS label")
+    result = await request.app[HOST_KEY].restart(
+        mode,
+        kickoff=opt_str(body, "kickoff"),
+        continuation=opt_str(body, "continuation"),
+        phase_index=phase_index,
+        phase_id=phase_id,
+    )
+    return web.json_response(result.wire())
+
+
+async def stop(request: web.Request) -> web.Response:
+    await request.app[HOST_KEY].stop()
+    return web.json_response({"stopped": True})
+
+
+def build_app(host: AgentHost, token: str) -> web.Application:
+    app = web.Application(middlewares=[errors_and_auth], client_max_size=1024 * 1024)
+    app[HOST_KEY] = host
+    app[TOKEN_KEY] = token
+    app.router.add_get(f"{API_PREFIX}/health", health)
+    app.router.add_get(f"{API_PREFIX}/state", state)
+    app.router.add_post(f"{API_PREFIX}/send", send)
+    app.router.add_post(f"{API_PREFIX}/restart", restart)
+    app.router.add_post(f"{API_PREFIX}/stop", stop)
+    return app
+
+
+def env_pair(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        raise argparse.ArgumentTypeError(f"--env needs KEY=VALUE with a valid name, got {value!r}")
+    return key, val
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="loopphase shim", description=__doc__.split("\n")[0])
+    p.add_argument("--role", required=True, choices=("builder", "adversary", "orchestrator"))
+    p.add_argument("--backend", required=True, choices=BACKENDS)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--kickoff-file", help="kickoff prompt for cold starts")
+    p.add_argument("--continuation-text", help="continuation prompt for warm starts")
+    p.add_argument("--bootstrap-text", help="opencode: the one line typed after attaching")
+    p.add_argument("--mode", choices=("cold", "warm"), default="cold", help="initial start")
+    p.add_argument("--phase-index", type=int)
+    p.add_argument("--phase-id")
+    p.add_argument("--model")
+    p.add_argument("--scenario", help="sim backend: scenario YAML")
+    p.add_argument("--opencode-server", help="opencode backend: server URL to attach to")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8790)
+    p.add_argument("--token-file", help="bearer token file (else $LOOPPHASE_SHIM_TOKEN)")
+    p.add_argument("--state-dir", help="hook events, transcript (default <workdir>/.loopphase-shim)")
+    p.add_argument("--tmux-socket", help="tmux -L socket name (default: unique per shim)")
+    p.add_argument("--env", action="append", type=env_pair, default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-start", action="store_true", help="start idle until a restart call")
+    p.add_argument("--log-level", default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"))
+    return p
+
+
+def read_token(args: argparse.Namespace) -> str:
+    if args.token_file:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    else:
+        token = os.environ.get("LOOPPHASE_SHIM_TOKEN", "").strip()
+    if not token:
+        raise ValueError("no bearer token: give --token-file or set LOOPPHASE_SHIM_TOKEN")
+    return token
+
+
+async def serve(args: argparse.Namespace, token: str) -> int:
+    workdir = str(Path(args.workdir).resolve())
+    state_dir = Path(args.state_dir or Path(workdir) / ".loopphase-shim").resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cfg = AgentConfig(
+        role=args.role,
+        backend=args.backend,
+        workdir=workdir,
+        state_dir=state_dir,
+        model=args.model,
+        scenario=str(Path(args.scenario).resolve()) if args.scenario else None,
+        opencode_server=args.opencode_server,
+        bootstrap_text=args.bootstrap_text,
+        env=dict(args.env),
+    )
+    socket_name = args.tmux_socket or f"loopphase-{args.role}-{uuid.uuid4().hex[:8]}"
+    tmux = Tmux(socket_name, state_dir / "tmux.conf")
+    tmux.write_conf()
+    host = AgentHost(
+        cfg, tmux, __version__,
+        kickoff_file=args.kickoff_file,
+        continuation_text=args.continuation_text,
+        phase_index=args.phase_index,
+        phase_id=args.phase_id,
+    )
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_event.set)
+
+    runner = web.AppRunner(build_app(host, token), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    log.info("shim %s listening on %s:%d (tmux socket %s)", __version__, args.host, args.port,
+             socket_name)
+    tasks = [
+        asyncio.create_task(host.poll_forever()),
+        asyncio.create_task(TranscriptTail(state_dir / "transcript.log").run()),
+    ]
+    try:
+        if not args.no_start:
+            try:
+                await host.start(args.mode)
+            except (LaunchError, TmuxError, StopFailed) as exc:
+                log.error("initial %s start failed (staying up, idle): %s", args.mode, exc)
+        await stop_event.wait()
+        log.info("signal received: stopping the agent and the tmux server")
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await host.shutdown()
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        token = read_token(args)
+    except (OSError, ValueError) as exc:
+        print(f"loopphase shim: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(args, token))
+    except OSError as exc:
+        log.error("shim failed: %s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
