@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from loopphase.core.observations import GitObservation
+from loopphase.core.observations import Commit, GitObservation
 from loopphase.git.backoff import Backoff
 from loopphase.git.cache import CacheRepo, cache_dir_name
 from loopphase.git.errors import GitRemoteError
@@ -158,7 +158,7 @@ class RemoteWatcher:
             files=self._read(head, paths),
         )
 
-    def _commits(self, cursor: str | None, head: str) -> tuple[list, bool]:
+    def _commits(self, cursor: str | None, head: str) -> tuple[list[Commit], bool]:
         """(commits cursor..head oldest first, force_pushed). Baseline (no cursor) → none."""
         self.last_truncated = None
         if cursor is None or cursor == head:

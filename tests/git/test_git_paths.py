@@ -1,0 +1,22 @@
+"""Status-file lookup: state dir first, then root (pure)."""
+
+from __future__ import annotations
+
+from loopphase.git import resolve_status_file, status_file_candidates
+
+
+def test_candidates() -> None:
+    assert status_file_candidates("machine-docs", "S.md") == ["machine-docs/S.md", "S.md"]
+    assert status_file_candidates("machine-docs/", "./S.md") == ["machine-docs/S.md", "S.md"]
+    assert status_file_candidates("", "S.md") == ["S.md"]
+    assert status_file_candidates(".", "S.md") == ["S.md"]
+    assert status_file_candidates("docs", "../S.md") == []
+
+
+def test_resolve_prefers_state_dir_and_skips_absent() -> None:
+    files = {"machine-docs/S.md": "state", "S.md": "root"}
+    assert resolve_status_file(files, "machine-docs", "S.md") == ("machine-docs/S.md", "state")
+    files = {"machine-docs/S.md": None, "S.md": "root"}
+    assert resolve_status_file(files, "machine-docs", "S.md") == ("S.md", "root")
+    assert resolve_status_file({"S.md": None}, "machine-docs", "S.md") == (None, None)
+    assert resolve_status_file({}, "machine-docs", "S.md") == (None, None)
