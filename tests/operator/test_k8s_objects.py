@@ -187,3 +187,13 @@ def test_adversary_inherits_builder_settings() -> None:
     assert pod["metadata"]["name"] == "demo-adversary"
     env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
     assert "ANTHROPIC_API_KEY" in env
+
+
+def test_opencode_gets_server_and_bootstrap_pointing_at_the_kickoff_file() -> None:
+    spec = make_spec(agents={"builder": {"backend": "opencode",
+                                         "opencodeServer": "http://opencode:4096"}})
+    args = ko.agent_pod(OWNER, spec, launch(), SETTINGS)["spec"]["containers"][0]["args"]
+    assert args[args.index("--opencode-server") + 1] == "http://opencode:4096"
+    assert "/etc/loopphase/prompts/kickoff-builder-p2.md" in args[args.index("--bootstrap-text") + 1]
+    claude = ko.agent_pod(OWNER, make_spec(), launch(), SETTINGS)["spec"]["containers"][0]["args"]
+    assert "--opencode-server" not in claude and "--bootstrap-text" not in claude

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loopphase.api.base import API_GROUP, API_VERSION, KIND
-from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role
+from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, render_text
 
 ANN_PHASE_INDEX = "loopphase.dev/phase-index"
 ANN_SPAWN_MODE = "loopphase.dev/spawn-mode"
@@ -221,7 +221,11 @@ class PodLaunch:
 
 
 def shim_args(
-    launch: PodLaunch, agent: AgentSpec, settings: PodSettings, has_scenario: bool
+    launch: PodLaunch,
+    agent: AgentSpec,
+    settings: PodSettings,
+    has_scenario: bool,
+    bootstrap: str = "",
 ) -> list[str]:
     """The ``loopphase shim`` argv (after the ``loopphase`` command)."""
     args = [
@@ -242,6 +246,10 @@ def shim_args(
         args += ["--model", launch.model]
     if has_scenario:
         args += ["--scenario", f"{PROMPTS_MOUNT}/{scenario_key(launch.role)}"]
+    if agent.backend == "opencode" and agent.opencode_server:
+        args += ["--opencode-server", agent.opencode_server]
+        if bootstrap:
+            args += ["--bootstrap-text", bootstrap]
     return args
 
 
@@ -327,7 +335,13 @@ def agent_pod(
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["loopphase"],
-        "args": shim_args(launch, agent, settings, has_scenario),
+        "args": shim_args(
+            launch, agent, settings, has_scenario,
+            render_text(
+                spec.texts.bootstrap, role=role, phase=launch.phase_id, inbox="",
+                kickoff=f"{PROMPTS_MOUNT}/{kickoff_key(role, launch.phase_id)}",
+            ),
+        ),
         "workingDir": WORK_MOUNT,
         "env": env,
         "ports": [{"name": "shim", "containerPort": port, "protocol": "TCP"}],

@@ -91,7 +91,7 @@ def _result_ok(result: Any) -> tuple[bool, str]:
     """Interpret a shim call's return value: bool, an object with ``ok``/``detail``, or None."""
     if isinstance(result, bool):
         return result, ""
-    ok = getattr(result, "ok", None)
+    ok = getattr(result, "ok", getattr(result, "accepted", None))
     if isinstance(ok, bool):
         return ok, str(getattr(result, "detail", "") or getattr(result, "error", "") or "")
     if isinstance(result, dict) and isinstance(result.get("ok"), bool):
@@ -378,7 +378,10 @@ class KubernetesRuntime:
             if pod is None:
                 return HostResult(True, f"pod {name} already gone")
             uid = (pod.get("metadata") or {}).get("uid")
-            if not pod_facts(pod, self.owner.uid).terminating:
+            facts = pod_facts(pod, self.owner.uid)
+            if not facts.ours:
+                return HostResult(True, f"pod {name} belongs to another owner; left alone")
+            if not facts.terminating:
                 await self.api.delete(self._pod_path(role))
             return await self._wait_gone(role, uid)
         except (KubeApiError, TimeoutError, OSError) as err:
@@ -422,9 +425,11 @@ class KubernetesRuntime:
     async def _shim_call(self, ip: str, method: str, *args: Any) -> Any:
         token = await self.token()
         shim = self.shim_factory(self.shim_url(ip), token, self.shim_timeout)
+        # send waits for delivery to be verified, restart for the kill-verify-start cycle.
+        floor = {"send": 15.0, "restart": 30.0, "stop": 30.0}.get(method, 0.0)
         try:
             return await asyncio.wait_for(
-                getattr(shim, method)(*args), timeout=self.shim_timeout + 1.0
+                getattr(shim, method)(*args), timeout=max(self.shim_timeout, floor) + 5.0
             )
         finally:
             await _close(shim)

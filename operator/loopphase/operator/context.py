@@ -1,0 +1,129 @@
+"""The operator's shared state: one KubeApi, one git watcher registry, one runtime per LoopPhase.
+
+Passed to the handlers explicitly (closures over this object), never as module globals.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopphase.api.spec import LoopPhaseSpec, Role
+from loopphase.core.observations import GitObservation
+from loopphase.git.registry import WatcherRegistry
+from loopphase.git.runner import config_env
+from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.runtime import k8s_objects as ko
+from loopphase.runtime.kubernetes import (
+    KubernetesRuntime,
+    ObservationFn,
+    ShimFactory,
+    default_shim_factory,
+    default_to_observation,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OperatorContext:
+    pod_settings: ko.PodSettings
+    git_cache: Path
+    api: KubeApi | None = None
+    api_timeout: float = 10.0
+    shim_timeout: float = 5.0
+    delete_timeout: float = 90.0
+    git_timeout: float = 20.0
+    shim_factory: ShimFactory = default_shim_factory
+    to_observation: ObservationFn = default_to_observation
+    runtimes: dict[str, KubernetesRuntime] = field(default_factory=dict)
+    git: WatcherRegistry | None = None
+
+    def require_api(self) -> KubeApi:
+        if self.api is None:
+            raise RuntimeError("not logged in to the Kubernetes API yet")
+        return self.api
+
+    def git_registry(self) -> WatcherRegistry:
+        if self.git is None:
+            self.git = WatcherRegistry(self.git_cache, timeout=self.git_timeout)
+        return self.git
+
+    def runtime(self, owner: ko.Owner, spec: LoopPhaseSpec) -> KubernetesRuntime:
+        """The LoopPhase's runtime (kept across ticks: it caches the shim token)."""
+        runtime = self.runtimes.get(owner.uid)
+        if runtime is None or runtime.owner != owner:
+            runtime = KubernetesRuntime(
+                self.require_api(), owner, spec, self.pod_settings,
+                shim_factory=self.shim_factory, to_observation=self.to_observation,
+                shim_timeout=self.shim_timeout, delete_timeout=self.delete_timeout,
+            )
+            self.runtimes[owner.uid] = runtime
+        runtime.spec = spec
+        return runtime
+
+    def forget(self, uid: str) -> None:
+        self.runtimes.pop(uid, None)
+
+
+@dataclass
+class GitSource:
+    """The controller tick's git source for one LoopPhase: the shared watcher registry."""
+
+    registry: WatcherRegistry
+    url: str
+    branch: str
+    env: dict[str, str] | None = None
+
+    async def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation:
+        return await self.registry.observe_async(self.url, self.branch, cursor, paths, self.env)
+
+
+async def git_env(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dict[str, str] | None:
+    """Credentials for the operator's own ls-remote/fetch, from spec.repo.credentialsSecret.
+
+    https: username/password become an ``http.extraHeader`` passed by env (never argv).
+    An ssh key would need a key file on the operator's disk: not supported yet (reported).
+    """
+    name = spec.repo.credentials_secret
+    if not name:
+        return None
+    secret = await api.get(core_path(namespace, "secrets", name))
+    if secret is None:
+        log.warning("credentials Secret %s/%s not found; git reads go unauthenticated",
+                    namespace, name)
+        return None
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    if "password" in data:
+        pair = f"{data.get('username', 'git')}:{data['password']}".encode()
+        header = "Authorization: Basic " + base64.b64encode(pair).decode()
+        return config_env({"http.extraHeader": header})
+    return None
+
+
+async def role_prompts(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dict[Role, str]:
+    """Each role's standing prompt: inline text or a ConfigMap key (one GET per ConfigMap)."""
+    out: dict[Role, str] = {}
+    cache: dict[str, dict[str, Any] | None] = {}
+    for role in spec.roles():
+        source = spec.agent(role).prompt
+        if source is None:
+            out[role] = ""
+        elif source.inline is not None:
+            out[role] = source.inline
+        elif source.config_map_key_ref is not None:
+            ref = source.config_map_key_ref
+            if ref.name not in cache:
+                cache[ref.name] = await api.get(core_path(namespace, "configmaps", ref.name))
+            data = (cache[ref.name] or {}).get("data") or {}
+            if ref.key not in data:
+                log.warning("prompt ConfigMap %s/%s has no key %s", namespace, ref.name, ref.key)
+            out[role] = str(data.get(ref.key, ""))
+        else:
+            log.warning("agents.%s.prompt.file only works with `loopphase run`", role)
+            out[role] = ""
+    return out

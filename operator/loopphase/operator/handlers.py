@@ -1,0 +1,178 @@
+"""kopf handlers for LoopPhase: thin shells around the shared controller tick.
+
+- login: kopf's own login; the same ConnectionInfo feeds our KubeApi (one credential source).
+- create/resume/update: validate the spec; an invalid one gets Degraded/InvalidSpec, display
+  phase Invalid and a Warning Event, and nothing else is touched.
+- one daemon per LoopPhase: ``tick`` every ``spec.timing.signalInterval``. A daemon (not a
+  timer) because the interval is per object; one coroutine per object, so ticks never overlap.
+- delete: kopf keeps its finalizer while the daemon runs anyway (kopf requires it for
+  daemons/timers), so the delete handler stops every pod and verifies it is gone before the
+  finalizer goes; PVCs, the ConfigMap and the Secret follow the owner by garbage collection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
+from loopphase.api.spec import ROLES, LoopPhaseSpec
+from loopphase.api.status import LoopPhaseStatus
+from loopphase.controller.tick import run_tick
+from loopphase.operator import status_io
+from loopphase.operator.context import GitSource, OperatorContext, git_env, role_prompts
+from loopphase.operator.events import event_for
+from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.runtime import k8s_objects as ko
+
+log = logging.getLogger(__name__)
+INVALID_RETRY = 30.0
+ERROR_RETRY = 10.0
+
+LoginFn = Callable[..., Any]
+
+
+def default_login(**kwargs: Any) -> Any:
+    """In a pod: the service account; elsewhere: the kubeconfig (kopf's pure-Python logins)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def _owner(obj: dict[str, Any]) -> ko.Owner:
+    meta = obj.get("metadata") or {}
+    return ko.Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
+
+
+def _post(body: Any, warning: bool, reason: str, message: str) -> None:
+    kopf.event(body, type="Warning" if warning else "Normal", reason=reason, message=message)
+
+
+async def _report_invalid(
+    api: KubeApi, obj: dict[str, Any], err: ValidationError, now: datetime
+) -> bool:
+    message = status_io.validation_message(err)
+    meta = obj.get("metadata") or {}
+    wanted = status_io.invalid_status(
+        status_io.raw_status(obj), message, meta.get("generation"), now
+    )
+    return await status_io.write_status(api, obj, wanted)
+
+
+async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> float:
+    """One controller tick for one LoopPhase; returns the seconds until the next one."""
+    api = ctx.require_api()
+    obj = await status_io.read_object(api, namespace, name)
+    if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return INVALID_RETRY
+    meta = obj["metadata"]
+    now = datetime.now(UTC)
+    try:
+        spec = LoopPhaseSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as err:
+        await _report_invalid(api, obj, err, now)
+        return INVALID_RETRY
+    try:
+        status = LoopPhaseStatus.model_validate(status_io.raw_status(obj))
+    except ValidationError as err:
+        # Never "start over" from an unreadable status (it holds windows and the phase index).
+        message = f"status unreadable, not acting: {status_io.validation_message(err)}"
+        log.error("%s/%s: %s", namespace, name, message)
+        _post(body, True, "InvalidStatus", message)
+        return spec.timing.signal_interval
+    owner = _owner(obj)
+    runtime = ctx.runtime(owner, spec)
+    git = GitSource(ctx.git_registry(), spec.repo.url, spec.repo.branch,
+                    await git_env(api, namespace, spec))
+    prompts = await role_prompts(api, namespace, spec)
+    result = await run_tick(
+        spec, status, runtime, git, now,
+        role_prompt=lambda role: prompts.get(role, ""),
+        generation=meta.get("generation"),
+        default_tz=spec.time_zone or "UTC",
+    )
+    for action, ok, detail in result.results:
+        record = event_for(action, ok, detail)
+        _post(body, record.warning, record.kind, record.message)
+    await status_io.write_status(api, obj, result.status)
+    return spec.timing.signal_interval
+
+
+def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    resource = (API_GROUP, API_VERSION, PLURAL)
+
+    @kopf.on.login(registry=registry)
+    def login_handler(**kwargs: Any) -> Any:
+        info = login(**kwargs)
+        if info is None:
+            return None
+
+        async def relogin() -> Any:
+            return login(**kwargs)
+
+        ctx.api = KubeApi(info, timeout=ctx.api_timeout, relogin=relogin)
+        return info
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup_handler(**_: Any) -> None:
+        if ctx.api is not None:
+            await ctx.api.close()
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, field="spec", registry=registry)
+    async def validate_handler(
+        body: kopf.Body, namespace: str, name: str, **_: Any
+    ) -> None:
+        try:
+            LoopPhaseSpec.model_validate(dict(body.get("spec") or {}))
+        except ValidationError as err:
+            message = status_io.validation_message(err)
+            log.warning("%s/%s: invalid spec: %s", namespace, name, message)
+            _post(body, True, "InvalidSpec", message)
+            api = ctx.require_api()
+            obj = await status_io.read_object(api, namespace, name)
+            if obj is not None:
+                await _report_invalid(api, obj, err, datetime.now(UTC))
+
+    @kopf.daemon(*resource, id="loop", registry=registry, cancellation_timeout=60.0)
+    async def loop_daemon(
+        stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str, **_: Any
+    ) -> None:
+        while not stopped:
+            try:
+                delay = await tick(ctx, namespace, name, body)
+            except (KubeApiError, TimeoutError, OSError) as err:
+                log.warning("%s/%s: tick failed: %s; retrying in %ss",
+                            namespace, name, err, ERROR_RETRY)
+                delay = ERROR_RETRY
+            await stopped.wait(delay)
+
+    @kopf.on.delete(*resource, registry=registry, optional=True)
+    async def delete_handler(body: kopf.Body, uid: str, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        owner = ko.Owner(name=meta["name"], namespace=meta["namespace"], uid=uid)
+        try:
+            spec = LoopPhaseSpec.model_validate(dict(body.get("spec") or {}))
+        except ValidationError:
+            spec = None
+        runtime = ctx.runtimes.get(uid)
+        if runtime is None and spec is not None:
+            runtime = ctx.runtime(owner, spec)
+        if runtime is None:
+            # An invalid spec never created pods; whatever exists goes by garbage collection.
+            return
+        failures = []
+        for role in ROLES:
+            result = await runtime.stop(role)
+            if not result.ok:
+                failures.append(result.detail)
+        if failures:
+            raise kopf.TemporaryError("; ".join(failures), delay=5)
+        ctx.forget(uid)
+
+    return registry

@@ -1,0 +1,83 @@
+"""``loopphase operator``: run the LoopPhase operator (kopf) cluster-wide or for namespaces."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import kopf
+
+from loopphase.operator.context import OperatorContext
+from loopphase.operator.handlers import build_registry
+from loopphase.operator.settings import PEERING_NAME, configure
+from loopphase.runtime.k8s_objects import PodSettings
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="loopphase operator", description=__doc__)
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[],
+                       help="watch this namespace (repeatable; globs allowed)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true",
+                       help="watch every namespace (the default when no --namespace is given)")
+    parser.add_argument("--standalone", action="store_true",
+                        help="no peering: for tests and single-replica dev runs only")
+    parser.add_argument("--peering", default=PEERING_NAME, help="kopf peering object name")
+    parser.add_argument("--liveness", default=None,
+                        help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--agent-image", default=env("LOOPPHASE_AGENT_IMAGE", "loopphase-agent:dev"))
+    parser.add_argument("--image-pull-policy", default=env("LOOPPHASE_IMAGE_PULL_POLICY", "IfNotPresent"))
+    parser.add_argument("--shim-port", type=int, default=int(env("LOOPPHASE_SHIM_PORT", "8790")))
+    parser.add_argument("--storage-size", default=env("LOOPPHASE_STORAGE_SIZE", "10Gi"))
+    parser.add_argument("--storage-class", default=env("LOOPPHASE_STORAGE_CLASS") or None)
+    parser.add_argument("--git-cache-dir", default=env("LOOPPHASE_GIT_CACHE",
+                                                       str(Path(tempfile.gettempdir()) / "loopphase-git")))
+    parser.add_argument("--api-timeout", type=float, default=10.0)
+    parser.add_argument("--shim-timeout", type=float, default=5.0)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def make_context(args: argparse.Namespace) -> OperatorContext:
+    return OperatorContext(
+        pod_settings=PodSettings(
+            agent_image=args.agent_image,
+            image_pull_policy=args.image_pull_policy,
+            shim_port=args.shim_port,
+            storage_size=args.storage_size,
+            storage_class=args.storage_class,
+        ),
+        git_cache=Path(args.git_cache_dir),
+        api_timeout=args.api_timeout,
+        shim_timeout=args.shim_timeout,
+    )
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx = make_context(args)
+    registry = build_registry(ctx)
+    settings = configure(kopf.OperatorSettings(), standalone=args.standalone,
+                         peering_name=args.peering, api_timeout=max(30.0, args.api_timeout))
+    namespaces = list(args.namespace)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            settings=settings,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=args.standalone,
+            peering_name=args.peering if not args.standalone else None,
+            liveness_endpoint=args.liveness,
+        )
+    )
+    return 0

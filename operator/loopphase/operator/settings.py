@@ -1,0 +1,44 @@
+"""kopf settings for the LoopPhase operator.
+
+kopf's bookkeeping (handler progress and the last-handled spec) lives in annotations under the
+``loopphase.dev/`` prefix, never in ``.status``: the CRD's structural schema would prune
+undeclared status fields, and the status is the controller's own record. (The generated CRD
+also declares ``status.kopf`` with preserved unknown fields, belt and braces.)
+"""
+
+from __future__ import annotations
+
+import kopf
+
+PREFIX = "loopphase.dev"
+FINALIZER = f"{PREFIX}/finalizer"
+PEERING_NAME = "loopphase"
+
+
+def configure(
+    settings: kopf.OperatorSettings,
+    *,
+    standalone: bool,
+    peering_name: str = PEERING_NAME,
+    api_timeout: float = 30.0,
+) -> kopf.OperatorSettings:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = FINALIZER
+    # Peering: a second replica stays paused while the first is alive (kopf.dev peering CRDs,
+    # installed by manifests/). Mandatory unless --standalone, so a missing peering object is
+    # an error rather than two replicas acting at once.
+    settings.peering.name = peering_name
+    settings.peering.standalone = standalone
+    settings.peering.mandatory = not standalone
+    settings.posting.enabled = True
+    settings.posting.reporting_component = "loopphase-operator"
+    # Every API call kopf makes has a timeout; watches reconnect rather than hang.
+    settings.networking.request_timeout = api_timeout
+    settings.networking.connect_timeout = min(10.0, api_timeout)
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    return settings
