@@ -102,3 +102,13 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
         st.phase, st.message = "Running", f"phase {st.current.id if st.current else '?'}"
     else:
         st.phase, st.message = "Pending", "starting agents"
+
+
+def mark_phase_missing(st: LoopPhaseStatus, now: datetime) -> None:
+    """The current phase vanished from the spec: nothing acts until the user decides."""
+    message = (
+        f"current phase {st.current.id if st.current else '?'!r} is no longer in spec.phases: "
+        "put it back, or set spec.startAt to the phase to continue with"
+    )
+    set_condition(st, "Degraded", True, "PhaseNotInSpec", message, now)
+    st.phase, st.message = "Degraded", message

@@ -6,7 +6,8 @@
 2. Inside the window nothing happens; the caller suppresses every kill/restart/stall path.
 3. Window over and banner still there: ONE probe, unless the probe text already sits in the
    input area. The window then re-arms (flat) until the next banner tells otherwise.
-4. Active, or banner gone: lifted.
+4. Active: lifted at once. Banner gone: lifted once the window is over (not before: only
+   visible work proves the limit lifted early).
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def step_limit(
         note = LimitNote("limit-armed", banner.rule, f"{how}; no restarts inside the window")
         return LimitStep(armed, limited=True, probe=False, notes=(note,))
 
+    if banner is None and not active and now < window.until:
+        # A vanished banner alone is not proof: stay quiet until the window ends (lesson 3).
+        return LimitStep(window, limited=True, probe=False)
     if active or banner is None:
         why = "agent active again" if active else "banner gone"
         note = LimitNote("limit-lifted", "limit.lifted", f"{why} after {window.nudges} probe(s)")

@@ -60,7 +60,8 @@ def reconcile(
         st.observed_generation = generation
     tz = ZoneInfo(spec.time_zone or default_tz)
 
-    if _ensure_phase(spec, d):
+    phase_ok = _ensure_phase(spec, d)
+    if phase_ok:
         if st.completed_at is None and spec.suspend:
             _suspend(spec, observations, d)
         elif st.completed_at is None:
@@ -77,6 +78,8 @@ def reconcile(
             _deliver_pings(spec, d)
             _wake_orchestrator(spec, d)
     conditions.finalize(spec, st, now)
+    if not phase_ok:
+        conditions.mark_phase_missing(st, now)
     return d.actions, st
 
 
@@ -102,11 +105,7 @@ def _ensure_phase(spec: LoopPhaseSpec, d: Decision) -> bool:
         return True
     index = spec.phase_index(st.current.id)
     if index is None:
-        st.message = (
-            f"current phase {st.current.id!r} is no longer in spec.phases: put it back, or set "
-            "spec.startAt to the phase to continue with"
-        )
-        return False
+        return False  # reported by conditions.mark_phase_missing
     st.current.index = index
     return True
 
@@ -136,7 +135,8 @@ def _process_git(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
             f"of {git.head}; re-baselined there (commits in between were not relayed)",
             warning=True,
         )
-    elif handoff.last_seen_sha is not None:
+    elif handoff.last_seen_sha is not None and git.head != handoff.last_seen_sha:
+        # Commits are relative to the cursor; a replay at the same head was already relayed.
         for ping in scan_commits(spec, handoff, git.commits, d.now):
             queue_ping(handoff, ping)
     handoff.last_seen_sha = git.head or handoff.last_seen_sha
@@ -219,7 +219,7 @@ def _converge_role(
             d.note("limit-lifted", role, "limit.expired-no-host", "limit window over; host restarts")
             a.limit = None
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
-            _set_state(a, "Starting", now, "waiting for the host to appear")
+            _set_state(a, "Starting", now, f"{a.spawn_mode} start requested")
             return
         resumable = a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
         mode: Literal["warm", "cold"] = "warm" if resumable else "cold"
@@ -272,6 +272,7 @@ def _converge_role(
 
     if reading.active is not None:
         a.idle_since = None
+        a.start_requested_at = None  # seen working: the start grace is over
         a.waiting_until = a.waiting_declared = None
         if a.heal.circuit_open:
             d.note("resume", role, "heal.circuit-closed", "agent working again; healing re-enabled")
@@ -288,6 +289,9 @@ def _converge_role(
 
     if a.idle_since is None:
         a.idle_since = now
+    if role == "orchestrator":
+        _set_state(a, "Idle", now, "between supervision passes")  # idle by design
+        return
     last_activity = max(t for t in (a.idle_since, obs.last_change_at, a.heal.last_action_at) if t)
     if reading.waiting_until is not None:
         if a.waiting_declared != reading.waiting_until:

@@ -1,0 +1,129 @@
+"""Property tests of the core's invariants over random observation sequences (hypothesis).
+
+Each example drives reconcile through a random run of screens, host states, pushes and clock
+steps, carrying the status forward as a shell would, and checks after every tick:
+- no kill/restart/recreate of an agent while its limit window is open (REFERENCE lesson 3);
+- every typed text classifies as nothing (lesson 1);
+- at most one start/restart/recreate per role per tick (lesson 6);
+- the phase index never skips or goes backwards without an explicit spec change;
+- a circuit-open agent gets no heal actions;
+- reconcile is idempotent: the same observations again yield no new side effects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from loopphase.core.actions import RecreateHost, RestartAgent, SendText, StartAgent, StopAgent
+from loopphase.core.observations import AgentObservation, Observations
+from loopphase.core.reconcile import reconcile
+from loopphase.core.screen import classify
+
+from tests.core.reconcile_helpers import (
+    PANE_ACTIVE,
+    PANE_FATAL,
+    PANE_IDLE,
+    T0,
+    World,
+    banner,
+    git,
+    waiting,
+)
+
+SCREENS = ["active", "idle", "banner", "stale-banner", "fatal", "wait", "dead", "absent", "unreachable"]
+HEAL_TYPES = (RestartAgent, RecreateHost)
+
+
+def screen(kind: str, now, phase: int, role: str) -> AgentObservation:
+    base = {"role": role, "present": True, "alive": True, "phase_index": phase, "started_at": T0}
+    panes = {
+        "active": PANE_ACTIVE,
+        "idle": PANE_IDLE,
+        "banner": banner((now + timedelta(minutes=20)).strftime("%-I:%M%p").lower()),
+        "stale-banner": banner("9:00am"),
+        "fatal": PANE_FATAL,
+        "wait": waiting(now + timedelta(minutes=10)),
+    }
+    if kind == "dead":
+        return AgentObservation(**{**base, "alive": False})
+    if kind == "absent":
+        return AgentObservation(role=role, present=False)
+    if kind == "unreachable":
+        return AgentObservation(**{**base, "alive": False, "error": "connection refused"})
+    return AgentObservation(**base, pane=panes[kind])
+
+
+step = st.fixed_dictionaries({
+    "builder": st.sampled_from(SCREENS),
+    "adversary": st.sampled_from(SCREENS),
+    "advance": st.sampled_from([1, 5, 30, 61, 300, 900, 3600]),
+    "push": st.sampled_from([None, None, None, "claim(g): x", "review(g): PASS", "done", "inbox"]),
+    "stale_phase": st.booleans(),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, min_size=3, max_size=25))
+def test_invariants_hold_over_random_runs(steps):
+    world = World()
+    utc = ZoneInfo("UTC")
+    head = 0
+    for item in steps:
+        world.now += timedelta(seconds=item["advance"])
+        before = world.status
+        index = before.current.index if before.current else 0
+        phase = max(index - 1, 0) if item["stale_phase"] else index
+        agents = {r: screen(item[r], world.now, phase, r) for r in ("builder", "adversary")}
+        files = {}
+        subjects = ()
+        if item["push"] is not None:
+            head += 1
+            if item["push"] == "done":
+                status_file = world.spec.phases[min(index, 2)].status_file
+                files = {f"machine-docs/{status_file}": "## DONE\n"}
+            elif item["push"] == "inbox":
+                files = {"machine-docs/ADVERSARY-INBOX.md": f"note {head}"}
+            else:
+                subjects = (item["push"],)
+        obs = Observations(agents, git(f"h{head}", *subjects, files=files))
+        actions, after = reconcile(world.spec, before, obs, world.now)
+
+        open_windows = {
+            r for r, a in before.agents.items() if a.limit is not None and world.now < a.limit.until
+        }
+        for action in actions:
+            if action.role in open_windows:
+                assert not isinstance(action, HEAL_TYPES), action
+                assert not (isinstance(action, StopAgent) and action.rule == "phase.transition"), action
+                assert not (isinstance(action, SendText) and action.purpose == "nudge"), action
+            if isinstance(action, SendText):
+                reading = classify(action.text + "\n> ", world.now, utc)
+                assert reading.limit is reading.fatal is reading.active is None, action.text
+                assert reading.waiting_until is None, action.text
+            if action.role is not None and before.agents.get(action.role) is not None:
+                if before.agents[action.role].heal.circuit_open:
+                    assert not isinstance(action, HEAL_TYPES), action
+        per_role = [a.role for a in actions if isinstance(a, StartAgent | RestartAgent | RecreateHost)]
+        assert len(per_role) == len(set(per_role)), actions
+        if before.current is not None and after.current is not None:
+            assert after.current.index in (before.current.index, before.current.index + 1)
+
+        again, after_again = reconcile(world.spec, after, obs, world.now)
+        side_effects = [a for a in again if type(a).__name__ != "EmitEvent"]
+        assert side_effects == [], side_effects
+        world.status = after
+
+
+def test_property_harness_can_fail():
+    """Guard the guard: a status with an open window plus a restart is caught by the check."""
+    world = World()
+    world.tick({"builder": screen("absent", world.now, 0, "builder"),
+                "adversary": screen("absent", world.now, 0, "adversary")})
+    world.tick({"builder": screen("banner", world.now, 0, "builder"),
+                "adversary": screen("active", world.now, 0, "adversary")}, advance=120)
+    window = world.status.agents["builder"].limit
+    assert window is not None and world.now < window.until
+    assert window.until.tzinfo is not None and window.until > T0.astimezone(UTC)

@@ -1,0 +1,523 @@
+"""Rule tables for reconcile: one test per mechanism of REFERENCE.md §1-§2."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from loopphase.api.status import LoopPhaseStatus
+from loopphase.core.actions import RecreateHost, RestartAgent, SendText, StartAgent, StopAgent
+from loopphase.core.observations import Observations
+from loopphase.core.reconcile import reconcile, settle
+
+from tests.core.reconcile_helpers import (
+    PANE_ACTIVE,
+    PANE_FATAL,
+    PANE_IDLE,
+    T0,
+    World,
+    absent,
+    agent,
+    banner,
+    both,
+    git,
+    kinds,
+    make_spec,
+    of_type,
+    waiting,
+)
+
+# -- start, idempotence, startAt ----------------------------------------------------------------
+
+
+def test_first_tick_starts_both_roles_cold_and_repeating_it_does_nothing():
+    world = World()
+    first = world.tick({"builder": absent("builder"), "adversary": absent("adversary")})
+    starts = of_type(first, "StartAgent")
+    assert [(a.role, a.mode, a.phase_index) for a in starts] == [
+        ("builder", "cold", 0), ("adversary", "cold", 0)]
+    again, status_again = reconcile(world.spec, world.status, Observations(
+        {"builder": absent("builder"), "adversary": absent("adversary")}), world.now)
+    assert again == []
+    assert status_again == world.status
+
+
+def test_unchanged_world_yields_no_actions_and_identical_status():
+    world = World()
+    world.started()
+    obs = Observations(both(PANE_IDLE, changed=world.now), git("base0"))
+    actions1, status1 = reconcile(world.spec, world.status, obs, world.now + timedelta(seconds=5))
+    actions2, status2 = reconcile(world.spec, status1, obs, world.now + timedelta(seconds=5))
+    assert actions2 == []
+    assert status2 == status1
+
+
+def test_start_at_is_honoured_once_and_a_change_is_an_explicit_jump():
+    world = World(spec=make_spec(startAt="p2"))
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")})
+    assert world.status.current.id == "p2"
+    world.tick(both(PANE_ACTIVE, phase=1), advance=1)
+    assert world.status.current.id == "p2"
+    world.spec = make_spec(startAt="p3")
+    world.tick(both(PANE_ACTIVE, phase=1), advance=1)
+    assert world.status.current.id == "p3"
+    assert any(h.rule == "spec.startAt" for h in world.status.history)
+
+
+def test_a_status_without_start_at_never_resets_to_the_first_phase():
+    world = World()
+    world.status = LoopPhaseStatus.model_validate(
+        {"current": {"index": 2, "id": "p3"}, "handoff": {"lastSeenSha": "x"}})
+    world.tick(both(PANE_ACTIVE, phase=2))
+    assert world.status.current.index == 2
+
+
+# -- limit windows ------------------------------------------------------------------------------
+
+
+def test_banner_arms_a_window_until_reset_plus_slack():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", banner("12:30pm")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
+    window = world.status.agents["builder"].limit
+    assert window is not None and window.parsed
+    assert window.until == T0.replace(hour=12, minute=30) + timedelta(seconds=45)
+    assert world.status.agents["builder"].state == "Limited"
+    assert world.status.phase == "Limited"
+
+
+def test_nothing_happens_inside_a_window_however_long_idle():
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", banner("12:30pm"), changed=T0), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(obs, advance=5)
+    for _ in range(10):
+        actions = world.tick(obs, advance=600)  # 100 minutes idle inside the window
+        assert of_type(actions, "RestartAgent") == of_type(actions, "RecreateHost") == []
+        assert of_type(actions, "SendText", "builder") == []
+
+
+def test_one_probe_when_the_window_ends_then_quiet_again():
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(obs, advance=1)
+    probes = of_type(world.tick(obs, advance=6 * 60), "SendText", "builder")
+    assert len(probes) == 1 and probes[0].purpose == "probe"
+    # Same screen again at the same moment and a little later: no second probe.
+    assert of_type(world.tick(obs), "SendText", "builder") == []
+    assert of_type(world.tick(obs, advance=30), "SendText", "builder") == []
+    assert world.status.agents["builder"].limit.nudges == 1
+
+
+def test_no_probe_while_the_probe_text_sits_in_the_input_area():
+    world = World()
+    world.started()
+    probe = " ".join(world.spec.texts.limit_probe.split())
+    typed = banner("10:05am").rstrip("> ") + "> " + probe
+    world.tick({"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    actions = world.tick({"builder": agent("builder", typed), "adversary": agent("adversary", PANE_ACTIVE)}, advance=600)
+    assert of_type(actions, "SendText", "builder") == []
+
+
+def test_probe_in_scrollback_does_not_block_the_next_probe():
+    world = World()
+    world.started()
+    probe = " ".join(world.spec.texts.limit_probe.split())
+    scrolled = probe + "\n" + "\n".join(f"line {i}" for i in range(20)) + "\n" + banner("10:05am")
+    world.tick({"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    actions = world.tick({"builder": agent("builder", scrolled), "adversary": agent("adversary", PANE_ACTIVE)}, advance=600)
+    assert len(of_type(actions, "SendText", "builder")) == 1
+
+
+def test_window_lifts_when_active_again():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    world.tick(both(PANE_ACTIVE), advance=400)
+    assert world.status.agents["builder"].limit is None
+    assert any(h.kind == "limit-lifted" for h in world.status.history)
+
+
+def test_stale_time_only_banner_falls_back_to_flat_probing():
+    world = World()
+    world.started()
+    # 9:55am already passed: the next 9:55am is ~24h away, beyond the 6h horizon.
+    world.tick({"builder": agent("builder", banner("9:55am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    window = world.status.agents["builder"].limit
+    assert not window.parsed
+    assert window.until == world.now + timedelta(seconds=300)
+
+
+def test_warning_after_three_probes_and_still_never_restarted():
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", banner("10:05am"), changed=T0), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(obs, advance=1)
+    all_actions = []
+    for _ in range(5):
+        all_actions += world.tick(obs, advance=400)
+    assert world.status.agents["builder"].limit.nudges == 5
+    assert any(h.rule == "limit.probe-warn" for h in world.status.history)
+    assert not [a for a in all_actions if isinstance(a, RestartAgent | RecreateHost | StopAgent)]
+
+
+def test_soft_warning_is_not_a_window():
+    world = World()
+    world.started()
+    soft = "Approaching usage limit · resets at 2pm\n⠋ Working… (esc to interrupt)\n> "
+    world.tick(both(soft), advance=5)
+    assert world.status.agents["builder"].limit is None
+    assert world.status.agents["builder"].state == "Active"
+
+
+def test_pings_are_held_while_the_role_is_limited_and_delivered_after():
+    world = World()
+    world.started()
+    limited = {"builder": agent("builder", PANE_ACTIVE), "adversary": agent("adversary", banner("10:05am"))}
+    actions = world.tick(limited, git("h1", "claim(gate-1): widgets"), advance=1)
+    assert of_type(actions, "SendText", "adversary") == []
+    assert len(world.status.handoff.pending_pings) == 1
+    actions = world.tick(both(PANE_ACTIVE), git("h1"), advance=600)
+    pings = of_type(actions, "SendText", "adversary")
+    assert [p.purpose for p in pings] == ["ping"]
+
+
+# -- stalls and the heal ladder -----------------------------------------------------------------
+
+
+def test_idle_below_threshold_is_just_idle():
+    world = World()
+    world.started()
+    actions = world.tick(both(PANE_IDLE, changed=world.now), advance=299)
+    assert [a for a in actions if type(a).__name__ != "EmitEvent"] == []
+    assert world.status.agents["builder"].state == "Idle"
+
+
+def test_stall_ladder_nudge_warm_cold_recreate_then_circuit_open():
+    world = World()
+    world.started()
+    stuck = both(PANE_IDLE, changed=world.now)
+    world.tick(stuck, advance=1)  # idle clock starts
+    seen = []
+    for _ in range(12):
+        actions = world.tick(stuck, advance=400)
+        seen += [(type(a).__name__, getattr(a, "mode", getattr(a, "purpose", None)))
+                 for a in actions if a.role == "builder" and type(a).__name__ != "EmitEvent"]
+    assert seen[:4] == [("SendText", "nudge"), ("RestartAgent", "warm"),
+                        ("RestartAgent", "cold"), ("RecreateHost", "warm")]
+    assert seen[4:] == [("RecreateHost", "warm"), ("RecreateHost", "warm")]
+    assert world.status.agents["builder"].heal.circuit_open
+    assert world.status.condition("Degraded").status == "True"
+
+
+def test_heal_waits_out_the_post_heal_quiet():
+    world = World()
+    world.started()
+    stuck = both(PANE_IDLE, changed=world.now)
+    world.tick(stuck, advance=1)
+    world.tick(stuck, advance=300)  # nudge
+    actions = world.tick(stuck, advance=30)  # within quiet (60 s)
+    assert of_type(actions, "RestartAgent") == []
+
+
+def test_activity_resets_the_ladder():
+    world = World()
+    world.started()
+    stuck = both(PANE_IDLE, changed=world.now)
+    world.tick(stuck, advance=1)
+    world.tick(stuck, advance=400)
+    assert world.status.agents["builder"].heal.tier == 1
+    world.tick(both(PANE_ACTIVE), advance=10)
+    assert world.status.agents["builder"].heal.tier == 0
+
+
+def test_dead_agent_skips_the_nudge():
+    world = World()
+    world.started()
+    actions = world.tick({"builder": agent("builder", "", alive=False), "adversary": agent("adversary", PANE_ACTIVE)}, advance=120)
+    restarts = of_type(actions, "RestartAgent", "builder")
+    assert [(r.mode) for r in restarts] == ["warm"]
+    assert of_type(actions, "SendText", "builder") == []
+
+
+def test_fatal_goes_straight_to_a_cold_restart_and_is_never_resumed():
+    world = World()
+    world.started()
+    actions = world.tick({"builder": agent("builder", PANE_FATAL), "adversary": agent("adversary", PANE_ACTIVE)}, advance=120)
+    restarts = of_type(actions, "RestartAgent", "builder")
+    assert [r.mode for r in restarts] == ["cold"]
+    assert world.status.agents["builder"].session_id is None
+
+
+def test_unreachable_host_beyond_grace_is_recreated():
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", None, error="connection refused"), "adversary": agent("adversary", PANE_ACTIVE)}
+    actions = world.tick(obs, advance=120)
+    assert len(of_type(actions, "RecreateHost", "builder")) == 1
+
+
+def test_opencode_uses_its_longer_idle_threshold():
+    world = World(spec=make_spec(agents={"builder": {"backend": "opencode", "opencodeServer": "http://oc:4096"}}))
+    world.started()
+    stuck = both(PANE_IDLE, changed=world.now)
+    world.tick(stuck, advance=1)
+    assert of_type(world.tick(stuck, advance=400), "SendText", "builder") == []
+    assert len(of_type(world.tick(stuck, advance=500), "SendText", "builder")) == 1
+
+
+# -- declared waits -----------------------------------------------------------------------------
+
+
+def test_declared_wait_is_honoured_until_its_time_plus_grace():
+    world = World()
+    world.started()
+    until = world.now + timedelta(minutes=20)
+    obs = both(waiting(until), changed=world.now)
+    world.tick(obs, advance=1)
+    assert world.status.agents["builder"].state == "Waiting"
+    for _ in range(4):
+        acts = world.tick(obs, advance=300)
+        assert of_type(acts, "SendText") == of_type(acts, "RestartAgent") == []
+    acts = world.tick(obs, advance=200)  # 20m + 181s past the marker
+    assert len(of_type(acts, "SendText", "builder")) == 1
+
+
+def test_absurd_far_future_wait_is_capped():
+    world = World()
+    world.started()
+    obs = both(waiting(world.now + timedelta(days=30)), changed=world.now)
+    world.tick(obs, advance=1)
+    assert world.status.agents["builder"].waiting_until == world.now + timedelta(hours=6)
+
+
+# -- handoffs -----------------------------------------------------------------------------------
+
+
+def test_claim_pings_adversary_and_review_pings_builder_exactly_once():
+    world = World()
+    world.started()
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1", "claim(gate-1): x"), advance=1)
+    assert [(a.role, a.rule) for a in of_type(acts, "SendText")] == [("adversary", "handoff.claim")]
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1"), advance=1)
+    assert of_type(acts, "SendText") == []
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h2", "review(gate-1): PASS"), advance=1)
+    assert [(a.role, a.rule) for a in of_type(acts, "SendText")] == [("builder", "handoff.review")]
+
+
+def test_several_claims_coalesce_into_one_ping():
+    world = World()
+    world.started()
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1", "claim(g1): a", "claim(g2): b"), advance=1)
+    assert len(of_type(acts, "SendText", "adversary")) == 1
+
+
+def test_first_observation_baselines_without_pinging_old_commits():
+    world = World()
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")},
+               git("h0", "claim(old): before we started"))
+    assert world.status.handoff.pending_pings == []
+    assert world.status.handoff.last_seen_sha == "h0"
+
+
+def test_inbox_change_pings_reader_once_and_deletion_is_forgotten():
+    world = World()
+    world.started()
+    files = {"machine-docs/ADVERSARY-INBOX.md": "please look at X"}
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1", files=files), advance=1)
+    assert [(a.role, a.rule) for a in of_type(acts, "SendText")] == [("adversary", "handoff.inbox")]
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1", files=files), advance=1)
+    assert of_type(acts, "SendText") == []
+    world.tick(both(PANE_IDLE, changed=world.now), git("h2", files={}), advance=1)
+    assert "adversary" not in world.status.handoff.inbox_hashes
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h3", files=files), advance=1)
+    assert len(of_type(acts, "SendText", "adversary")) == 1
+
+
+def test_force_push_is_reported_and_rebaselined_without_pings():
+    world = World()
+    world.started()
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("rewritten", force=True), advance=1)
+    assert of_type(acts, "SendText") == []
+    assert any(h.kind == "force-push" for h in world.status.history)
+    assert world.status.handoff.last_seen_sha == "rewritten"
+
+
+def test_unreachable_remote_degrades_and_changes_no_phase():
+    world = World()
+    world.started()
+    from loopphase.core.observations import GitObservation
+    world.tick(both(PANE_ACTIVE), GitObservation(reachable=False, error="timeout"), advance=1)
+    assert world.status.condition("Degraded").status == "True"
+    assert world.status.current.index == 0
+
+
+def test_failed_ping_is_requeued_by_settle():
+    world = World()
+    world.started()
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1", "claim(g): x"), advance=1)
+    ping = of_type(acts, "SendText", "adversary")[0]
+    status = settle(world.spec, world.status, [(ping, False, "busy")], world.now)
+    assert [(p.role, p.kind, p.attempts) for p in status.handoff.pending_pings] == [("adversary", "claim", 1)]
+
+
+# -- DONE and phases ----------------------------------------------------------------------------
+
+DONE_FILE = {"machine-docs/STATUS-p1.md": "# status\n\n## DONE\n"}
+
+
+@pytest.mark.parametrize(
+    ("content", "advances"),
+    [
+        ("## DONE\n", True),
+        ("## DONE   \n", True),
+        ("notes\n## DONE criteria\n", False),
+        ("### DONE\n", False),
+        ("all is ## DONE\n", False),
+    ],
+)
+def test_done_marker_is_a_line_exactly_equal_to_the_marker(content, advances):
+    world = World()
+    world.started()
+    world.tick(both(PANE_ACTIVE), git("h1", files={"machine-docs/STATUS-p1.md": content}), advance=1)
+    assert (world.status.current.index == 1) is advances
+
+
+def test_done_in_root_status_file_when_state_dir_lacks_it():
+    world = World()
+    world.started()
+    world.tick(both(PANE_ACTIVE), git("h1", files={"STATUS-p1.md": "## DONE\n"}), advance=1)
+    assert world.status.current.index == 1
+
+
+def test_advance_stops_old_agents_first_then_starts_new_phase_cold():
+    world = World()
+    world.started()
+    acts = world.tick(both(PANE_ACTIVE), git("h1", files=DONE_FILE), advance=1)
+    assert world.status.current.id == "p2"
+    assert kinds(of_type(acts, "StopAgent")) == [("StopAgent", "builder"), ("StopAgent", "adversary")]
+    assert of_type(acts, "StartAgent") == []
+    assert world.status.phase == "Advancing"
+    # Old hosts still reported: no second stop yet, and still no start.
+    acts = world.tick(both(PANE_ACTIVE, phase=0), git("h1"), advance=1)
+    assert of_type(acts, "StopAgent") == of_type(acts, "StartAgent") == []
+    acts = world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, git("h1"), advance=1)
+    starts = of_type(acts, "StartAgent")
+    assert [(s.role, s.mode, s.phase_index) for s in starts] == [("builder", "cold", 1), ("adversary", "cold", 1)]
+    assert sum(1 for h in world.status.history if h.kind == "advance") == 1
+
+
+def test_require_review_blocks_done_until_a_pass_review_follows_the_last_claim():
+    world = World(spec=make_spec(done={"requireReview": True}))
+    world.started()
+    world.tick(both(PANE_ACTIVE), git("h1", "claim(g1): x", files=DONE_FILE), advance=1)
+    assert world.status.current.index == 0
+    assert any(h.rule == "done.precondition" for h in world.status.history)
+    world.tick(both(PANE_ACTIVE), git("h2", "review(g1): FAIL missing test", files=DONE_FILE), advance=1)
+    assert world.status.current.index == 0
+    world.tick(both(PANE_ACTIVE), git("h3", "review(g1): PASS", files=DONE_FILE), advance=1)
+    assert world.status.current.index == 1
+
+
+def test_last_phase_done_completes_and_stops_everything():
+    world = World(spec=make_spec(startAt="p3"))
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")})
+    world.tick(both(PANE_ACTIVE, phase=2), git("h0"), advance=1)
+    acts = world.tick(both(PANE_ACTIVE, phase=2), git("h1", files={"machine-docs/STATUS-p3.md": "## DONE"}), advance=1)
+    assert world.status.phase == "Complete"
+    assert world.status.progress == "3/3"
+    assert {a.role for a in of_type(acts, "StopAgent")} == {"builder", "adversary"}
+
+
+def test_limited_agent_of_the_previous_phase_is_not_killed_until_its_window_ends():
+    world = World()
+    world.started()
+    limited = {"builder": agent("builder", banner("10:30am")), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(limited, advance=1)
+    acts = world.tick(limited, git("h1", files=DONE_FILE), advance=1)
+    acts += world.tick(limited, git("h1"), advance=1)
+    assert of_type(acts, "StopAgent", "builder") == []
+    assert len(of_type(acts, "StopAgent", "adversary")) == 1
+    acts = world.tick(limited, git("h1"), advance=40 * 60)
+    assert len(of_type(acts, "StopAgent", "builder")) == 1
+
+
+def test_host_lost_inside_a_window_is_restarted_warm_only_after_it():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", banner("10:30am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    gone = {"builder": absent("builder"), "adversary": agent("adversary", PANE_ACTIVE)}
+    assert of_type(world.tick(gone, advance=60), "StartAgent") == []
+    starts = of_type(world.tick(gone, advance=40 * 60), "StartAgent", "builder")
+    assert [(s.mode) for s in starts] == ["warm"]
+
+
+def test_phase_removed_from_spec_is_reported_and_nothing_happens():
+    world = World()
+    world.started()
+    world.spec = make_spec(phases=[{"id": "other", "plan": "o.md", "statusFile": "S.md"}])
+    acts = world.tick(both(PANE_ACTIVE), advance=1)
+    assert of_type(acts, "StartAgent") == of_type(acts, "StopAgent") == []
+    assert "no longer in spec.phases" in world.status.message
+
+
+# -- suspend / resume ---------------------------------------------------------------------------
+
+
+def test_suspend_stops_and_resume_restarts_warm_with_state_kept():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", banner("10:30am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    window = world.status.agents["builder"].limit
+    world.spec = make_spec(suspend=True)
+    acts = world.tick(both(PANE_ACTIVE), advance=1)
+    assert {a.role for a in of_type(acts, "StopAgent")} == {"builder", "adversary"}
+    assert world.status.phase == "Suspended"
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, advance=1)
+    assert world.status.agents["builder"].limit == window
+    world.spec = make_spec()
+    acts = world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, advance=1)
+    assert [(s.role, s.mode) for s in of_type(acts, "StartAgent")] == [("adversary", "warm")]
+    assert world.status.agents["builder"].state == "Limited"
+
+
+# -- orchestrator -------------------------------------------------------------------------------
+
+
+def test_orchestrator_woken_hourly_only_when_idle_and_retried_until_delivered():
+    world = World(spec=make_spec(agents={"orchestrator": {"backend": "sim"}}))
+    obs = {**both(PANE_ACTIVE), "orchestrator": agent("orchestrator", PANE_IDLE)}
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary"), "orchestrator": absent("orchestrator")})
+    world.tick(obs, advance=120)
+    assert of_type(world.tick(obs, advance=1800), "SendText", "orchestrator") == []
+    busy = {**obs, "orchestrator": agent("orchestrator", PANE_ACTIVE)}
+    assert of_type(world.tick(busy, advance=1900), "SendText", "orchestrator") == []
+    wakes = of_type(world.tick(obs, advance=30), "SendText", "orchestrator")
+    assert [w.purpose for w in wakes] == ["wake"]
+    assert of_type(world.tick(obs, advance=30), "SendText", "orchestrator") == []
+
+
+# -- conditions ---------------------------------------------------------------------------------
+
+
+def test_condition_transition_time_moves_only_when_the_status_flips():
+    world = World()
+    world.started()
+    world.tick(both(PANE_ACTIVE), advance=1)
+    ready = world.status.condition("Ready")
+    assert ready.status == "True"
+    stamp = ready.last_transition_time
+    world.tick(both(PANE_ACTIVE), advance=50)
+    assert world.status.condition("Ready").last_transition_time == stamp
+
+
+def test_every_action_is_recorded_with_rule_and_reason():
+    world = World()
+    world.started()
+    acts = world.tick(both(PANE_IDLE, changed=world.now), git("h1", "claim(g): x"), advance=1)
+    entry = world.status.history[-1]
+    assert entry.kind == "ping" and entry.rule == "handoff.claim" and "claim commit" in entry.reason
+    assert isinstance(acts[-1], SendText)
+    assert all(isinstance(a, SendText | StartAgent | StopAgent | RestartAgent | RecreateHost)
+               or type(a).__name__ == "EmitEvent" for a in acts)
