@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import psutil
 import pytest
-
 from loopphase.shim.client import ShimClient
 
 T = TypeVar("T")

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import psutil
 import pytest
-
 from loopphase.core.patterns import ACTIVE_RE, FATAL_RE, LIMIT_RE, WAIT_RE
 from loopphase.shim.client import ShimClient, ShimError, to_observation
 from loopphase.shim.protocol import ShimState
+
 from tests.shim.conftest import agent_processes, tmux_server_pid, until
 
 pytestmark = pytest.mark.timeout(60)
