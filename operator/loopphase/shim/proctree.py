@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import psutil
 
@@ -28,6 +29,16 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return living
 
 
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Poll until every process exited (zombies count as gone: only a reap is missing)."""
+    deadline = time.monotonic() + timeout
+    alive = _alive(procs)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = _alive(alive)
+    return alive
+
+
 def kill_tree(pid: int, term_timeout: float = 3.0, kill_timeout: float = 3.0) -> list[int]:
     """SIGTERM the tree of ``pid``, wait, SIGKILL survivors, wait; return pids still alive.
 
@@ -42,8 +53,7 @@ def kill_tree(pid: int, term_timeout: float = 3.0, kill_timeout: float = 3.0) ->
             proc.terminate()
         except psutil.NoSuchProcess:
             continue
-    _gone, alive = psutil.wait_procs(procs, timeout=term_timeout)
-    alive = _alive(alive)
+    alive = wait_gone(procs, term_timeout)
     if alive:
         log.warning("%d processes ignored SIGTERM; SIGKILL %s", len(alive), [p.pid for p in alive])
         for proc in alive:
@@ -51,8 +61,7 @@ def kill_tree(pid: int, term_timeout: float = 3.0, kill_timeout: float = 3.0) ->
                 proc.kill()
             except psutil.NoSuchProcess:
                 continue
-        _gone, alive = psutil.wait_procs(alive, timeout=kill_timeout)
-        alive = _alive(alive)
+        alive = wait_gone(alive, kill_timeout)
     if alive:
         log.error("processes survived SIGKILL: %s", [p.pid for p in alive])
     return [p.pid for p in alive]
