@@ -1,0 +1,94 @@
+"""Pure parts of the shim: adapters' argv, the input-area check, hooks, seeding, transcript."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from loopphase.shim.adapters import AgentConfig, LaunchError, build_launch, claude_argv
+from loopphase.shim.claude_setup import HOOK_EVENTS, seed_claude_config
+from loopphase.shim.inputarea import text_pending
+from loopphase.shim.transcript import TranscriptTail, clean_line
+
+
+def cfg(tmp_path: Path, backend: str, **kw: object) -> AgentConfig:
+    return AgentConfig(role="builder", backend=backend, workdir=str(tmp_path),
+                       state_dir=tmp_path / "state", **kw)  # type: ignore[arg-type]
+
+
+def test_claude_argv_cold_warm_and_root() -> None:
+    assert claude_argv("cold", "go; rm -rf /", "opus", None, root=False) == [
+        "claude", "--model", "opus", "--dangerously-skip-permissions", "go; rm -rf /"]
+    assert claude_argv("warm", "carry on", None, None, root=True) == [
+        "claude", "--continue", "carry on"]
+    assert claude_argv("warm", "carry on", None, "abc-123", root=True) == [
+        "claude", "--resume", "abc-123", "carry on"]
+
+
+def test_warm_start_needs_a_continuation(tmp_path: Path) -> None:
+    with pytest.raises(LaunchError, match="continuation"):
+        build_launch(cfg(tmp_path, "sim", scenario="s.yaml"), "warm", " ", 0, "p", None)
+
+
+def test_sim_and_opencode_launch(tmp_path: Path) -> None:
+    launch = build_launch(cfg(tmp_path, "sim", scenario="s.yaml", env={"A": "1"}),
+                          "warm", "go on", 2, "gate-1", None)
+    assert launch.argv[:3] == [sys.executable, "-m", "loopphase.sim.agent"]
+    assert launch.argv[-2:] == ["--continue", "go on"] and "gate-1" in launch.argv
+    assert launch.env == {"A": "1", "LOOPPHASE_ROLE": "builder", "LOOPPHASE_PHASE": "gate-1",
+                          "LOOPPHASE_PHASE_INDEX": "2"}
+    oc = build_launch(cfg(tmp_path, "opencode", opencode_server="http://o:4096",
+                          bootstrap_text="read KICKOFF.md and start", model="x/y"),
+                      "cold", "long\nkickoff", 0, "p", None)
+    assert oc.argv == ["opencode", "attach", "http://o:4096", "--dir", str(tmp_path)]
+    assert oc.after_start_line == "read KICKOFF.md and start" and oc.submit_key == "C-m"
+    with pytest.raises(LaunchError, match="opencode-server"):
+        build_launch(cfg(tmp_path, "opencode"), "cold", "x", 0, "p", None)
+
+
+@pytest.mark.parametrize(
+    ("pane", "pending"),
+    [
+        ("old > ping the adversary now\n⠋ Working…\n> ", False),
+        ("> ping the adversary now\n\n> ping the adversary now", True),
+        ("╭────╮\n│ > ping the adversary now   │\n╰────╯\n  ? for shortcuts", True),
+        ("╭────╮\n│ >                          │\n╰────╯", False),
+        ("ping the adversary now\n" + "x\n" * 10, False),  # scrollback does not count
+        ("no prompt marker here\nping the adversary now", True),
+    ],
+)
+def test_text_pending_looks_only_at_the_input_area(pane: str, pending: bool) -> None:
+    assert text_pending(pane, "ping the adversary now") is pending
+
+
+def test_hook_command_appends_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "hook-events.jsonl"
+    for payload in ('{"hook_event_name": "SessionStart", "session_id": "s-1"}', "not json"):
+        subprocess.run([sys.executable, "-m", "loopphase.shim.hook", str(events)],
+                       input=payload, text=True, timeout=20, check=True)
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert lines[0]["session_id"] == "s-1" and "receivedAt" in lines[0]
+    assert lines[1]["hook_event_name"] == "Unparsable"
+
+
+def test_seed_claude_config_merges(tmp_path: Path) -> None:
+    (tmp_path / ".claude.json").write_text('{"keep": 1}')
+    seed_claude_config(tmp_path, str(tmp_path / "w"), tmp_path / "ev.jsonl")
+    config = json.loads((tmp_path / ".claude.json").read_text())
+    assert config["keep"] == 1 and config["hasCompletedOnboarding"]
+    assert config["projects"][str((tmp_path / "w").resolve())]["hasTrustDialogAccepted"]
+    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    for event in HOOK_EVENTS:
+        command = settings["hooks"][event][0]["hooks"][0]["command"]
+        assert "loopphase.shim.hook" in command and "ev.jsonl" in command
+
+
+def test_transcript_cleaning(tmp_path: Path) -> None:
+    assert clean_line("\x1b[2K\r⠋ Working…\r\x1b[1Adone\x1b[0m") == "done"
+    raw = tmp_path / "t.log"
+    raw.write_bytes("a\r\n⠋ Working\r\n⠙ Working\r\n> \r\nb\r\npart".encode())
+    tail = TranscriptTail(raw)
+    assert tail.read_new() == ["a", "⠋ Working", "b"]
