@@ -53,7 +53,9 @@ class AgentConfig:
 
     @property
     def sim_input_log(self) -> Path:
-        return self.state_dir / "sim-input.jsonl"
+        """--env LOOPPHASE_SIM_INPUT_LOG=... wins; else <state-dir>/sim-input.jsonl."""
+        given = self.env.get("LOOPPHASE_SIM_INPUT_LOG")
+        return Path(given) if given else self.state_dir / "sim-input.jsonl"
 
 
 @dataclass(frozen=True)
