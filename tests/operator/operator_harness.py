@@ -1,0 +1,141 @@
+"""Run the real kopf operator (our registry) in-process against kmock, plus small helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+from loopphase.operator.context import OperatorContext
+from loopphase.operator.handlers import build_registry
+from loopphase.operator.settings import configure
+from loopphase.runtime import k8s_objects as ko
+from loopphase.shim.protocol import ShimState
+
+LP_RESOURCE = "loopphase.dev/v1alpha1/loopphases"
+
+
+def declare_resources(kmock: Any) -> None:
+    kmock.resources[LP_RESOURCE] = kmock.ResourceInfo(
+        kind="LoopPhase", singular="loopphase", namespaced=True, shortnames={"lp"},
+        subresources={"status"}, verbs={"list", "watch", "get", "patch", "create", "delete"},
+    )
+    for plural, kind in [("pods", "Pod"), ("events", "Event"), ("secrets", "Secret"),
+                         ("configmaps", "ConfigMap"),
+                         ("persistentvolumeclaims", "PersistentVolumeClaim")]:
+        kmock.resources[f"v1/{plural}"] = kmock.ResourceInfo(
+            kind=kind, namespaced=True, verbs={"list", "watch", "get", "create", "patch", "delete"})
+    # kopf's namespace & CRD observers wait for these two resources to be discoverable.
+    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(
+        kind="Namespace", namespaced=False, verbs={"list", "watch", "get"})
+    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
+        kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch", "get"})
+
+
+class FakeShims:
+    """Shim clients answering from a per-URL table (the 'agents' of the stand-in pods)."""
+
+    def __init__(self) -> None:
+        self.panes: dict[str, str] = {}
+        self.sent: list[tuple[str, str]] = []
+
+    def __call__(self, url: str, token: str, timeout: float) -> FakeShims.Client:
+        return FakeShims.Client(self, url)
+
+    class Client:
+        def __init__(self, owner: FakeShims, url: str) -> None:
+            self.owner, self.url = owner, url
+
+        async def state(self) -> ShimState:
+            pane = self.owner.panes.get(self.url, "⠋ Working… (esc to interrupt)")
+            return ShimState(version="test", role="builder", backend="sim", alive=True, pid=42,
+                             started_at=datetime(2026, 1, 1, tzinfo=UTC), pane=pane)
+
+        async def send(self, text: str) -> dict[str, Any]:
+            self.owner.sent.append((self.url, text))
+            return {"ok": True}
+
+        async def restart(self, *args: Any) -> dict[str, Any]:
+            return {"mode": args[0]}
+
+        async def stop(self) -> None:
+            return None
+
+
+def make_context(api: Any, shims: FakeShims, tmp: Path) -> OperatorContext:
+    ctx = OperatorContext(pod_settings=ko.PodSettings(shim_port=8790), git_cache=tmp / "git-cache",
+                          shim_factory=shims, delete_timeout=5.0)
+    return ctx
+
+
+@contextlib.asynccontextmanager
+async def running_operator(kmock: Any, ctx: OperatorContext) -> AsyncIterator[None]:
+    server = str(kmock.url).rstrip("/")
+    registry = build_registry(ctx, login=lambda **_: kopf.ConnectionInfo(server=server))
+    settings = configure(kopf.OperatorSettings(), standalone=True)
+    settings.posting.level = 0
+    # kmock 0.8 answers 500 to GET /api/v1/namespaces (a cluster-scoped list whose plural is
+    # "namespaces" trips its URL parser), so kopf must not scan namespaces: with scanning
+    # disabled it takes the listed namespace names as given.
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 5
+    settings.watching.client_timeout = 10
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(kopf.operator(
+        registry=registry, settings=settings, standalone=True, namespaces=["team-a"],
+        stop_flag=stop, ready_flag=ready,
+    ))
+    await asyncio.wait_for(ready.wait(), timeout=10)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float = 15.0) -> Any:
+    """Wait until ``check()`` returns a truthy value (re-checked as the world changes)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          timeout=30).stdout
+
+
+def bare_repo(tmp: Path) -> tuple[Path, Path]:
+    origin, work = tmp / "origin.git", tmp / "seed"
+    git("init", "-q", "--bare", "-b", "main", str(origin))
+    git("init", "-q", "-b", "main", str(work))
+    git("config", "user.email", "t@t", cwd=work)
+    git("config", "user.name", "t", cwd=work)
+    (work / "PLAN-1.md").write_text("plan 1\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "init", cwd=work)
+    git("push", "-q", str(origin), "main", cwd=work)
+    return origin, work
+
+
+def push_file(work: Path, origin: Path, path: str, text: str, subject: str) -> None:
+    target = work / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", subject, cwd=work)
+    git("push", "-q", str(origin), "main", cwd=work)

@@ -1,0 +1,184 @@
+"""The operator under kopf against the kmock emulator, with fake shims standing in for agents.
+
+kmock limits (see conftest): no resourceVersion (status patches carry one anyway and kmock
+merges it), no status-subresource isolation, no garbage collection (PVC/ConfigMap/Secret stay
+after the owner is deleted here; a real API server removes them through ownerReferences).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopphase.operator.kubeapi import KubeApi, custom_path
+from operator_harness import (
+    FakeShims,
+    bare_repo,
+    declare_resources,
+    eventually,
+    make_context,
+    push_file,
+    running_operator,
+)
+
+NS = "team-a"
+
+
+def lp_body(url: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "loopphase.dev/v1alpha1", "kind": "LoopPhase",
+        "metadata": {"name": "demo", "namespace": NS, "uid": "uid-demo", "generation": 1,
+                     # kopf 1.45 patches with a JSON-patch "test" on it; kmock never bumps it
+                     "resourceVersion": "1"},
+        "spec": {
+            "repo": {"url": url, "branch": "main"},
+            "phases": [{"id": "p1", "plan": "PLAN-1.md", "statusFile": "STATUS-1.md"},
+                       {"id": "p2", "plan": "PLAN-2.md", "statusFile": "STATUS-2.md"}],
+            "agents": {"builder": {"backend": "sim"}},
+            "timing": {"signalInterval": 0.2, "startGrace": 1},
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def obj(kmock: Any, resource: str, name: str) -> dict[str, Any] | None:
+    try:
+        found = kmock.objects[resource, NS, name]
+    except KeyError:
+        return None
+    return None if found.deleted else dict(found.raw)
+
+
+def events(kmock: Any) -> list[dict[str, Any]]:
+    """Events as POSTed. (kmock ignores generateName, so it stores only the first of kopf's
+    events under the name None and answers 409 to the rest; the requests show them all.)"""
+    return [dict(r.data) for r in list(kmock) if r.method == "POST" and r.resource is not None
+            and r.resource.plural == "events"]
+
+
+def pod_creations(kmock: Any) -> int:
+    return sum(1 for r in list(kmock) if r.method == "POST" and r.resource is not None
+               and r.resource.plural == "pods")
+
+
+@pytest.fixture()
+def shims() -> FakeShims:
+    return FakeShims()
+
+
+@pytest.fixture()
+def setup(kmock: Any, kube: KubeApi) -> Any:
+    declare_resources(kmock)
+    return kmock
+
+
+async def create_lp(kube: KubeApi, body: dict[str, Any]) -> None:
+    await kube.create(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases"), body)
+
+
+async def test_invalid_spec_is_reported_and_nothing_is_created(
+    setup: Any, kube: KubeApi, shims: FakeShims, tmp_path: Path
+) -> None:
+    kmock = setup
+    body = lp_body("https://example.invalid/r.git")
+    body["spec"]["phases"][0]["id"] = "Not A Label"
+    ctx = make_context(kube, shims, tmp_path)
+    async with running_operator(kmock, ctx):
+        await create_lp(kube, body)
+        lp = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
+                              and (o.get("status") or {}).get("phase") == "Invalid" and o)
+        degraded = [c for c in lp["status"]["conditions"] if c["type"] == "Degraded"][0]
+        assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
+        assert "spec.phases.0.id" in degraded["message"]
+        await eventually(lambda: any(e.get("reason") == "InvalidSpec" and e.get("type") == "Warning"
+                                     for e in events(kmock)))
+    assert pod_creations(kmock) == 0
+    assert obj(kmock, "v1/secrets", "demo-shim-token") is None
+    assert obj(kmock, "v1/configmaps", "demo-prompts") is None
+    # kopf's bookkeeping lives in annotations, not in .status (nothing for the schema to prune)
+    assert "kopf" not in lp["status"]
+    assert any(k.startswith("loopphase.dev/") for k in lp["metadata"].get("annotations", {}))
+
+
+async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
+    setup: Any, kube: KubeApi, shims: FakeShims, tmp_path: Path, kubelet: Any
+) -> None:
+    kmock = setup
+    origin, work = bare_repo(tmp_path)
+    ctx = make_context(kube, shims, tmp_path)
+    async with running_operator(kmock, ctx):
+        await create_lp(kube, lp_body(str(origin)))
+        builder = await eventually(lambda: obj(kmock, "v1/pods", "demo-builder"))
+        adversary = await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"))
+        for pod, role in ((builder, "builder"), (adversary, "adversary")):
+            assert pod["metadata"]["labels"]["loopphase.dev/role"] == role
+            assert pod["metadata"]["labels"]["loopphase.dev/phase"] == "p1"
+            assert pod["metadata"]["ownerReferences"][0]["uid"] == "uid-demo"
+            assert pod["spec"]["automountServiceAccountToken"] is False
+            assert obj(kmock, "v1/persistentvolumeclaims", f"demo-{role}-work")
+        cm = obj(kmock, "v1/configmaps", "demo-prompts")
+        assert cm and "kickoff-builder-p1.md" in cm["data"] and "p1" in cm["data"]["kickoff-builder-p1.md"]
+        assert obj(kmock, "v1/secrets", "demo-shim-token")
+        await eventually(lambda: any(e.get("reason") == "Start" for e in events(kmock)))
+
+        # Play the kubelet: pods get loopback IPs; the (fake) shims answer "active".
+        kubelet.run(NS, "demo-builder", "127.0.0.2")
+        kubelet.run(NS, "demo-adversary", "127.0.0.3")
+        lp = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
+                              and (o.get("status") or {}).get("builder") == "Active"
+                              and o["status"].get("adversary") == "Active" and o)
+        assert lp["status"]["ready"] == "2/2"
+        assert lp["status"]["current"]["id"] == "p1"
+
+        # A claim commit pings the adversary through its shim (by pod IP).
+        push_file(work, origin, "src.txt", "x\n", "claim: gate 1")
+        await eventually(lambda: any(url == "http://127.0.0.3:8790" for url, _ in shims.sent))
+
+        # DONE on the pushed branch advances: old pods gone before the new phase's exist.
+        push_file(work, origin, "STATUS-1.md", "## DONE\n", "status: phase 1 done")
+        await eventually(lambda: (p := obj(kmock, "v1/pods", "demo-builder"))
+                         and p["metadata"]["annotations"]["loopphase.dev/phase-index"] == "1")
+        versions = list(kmock.objects["v1/pods", NS, "demo-builder"].history)
+        deleted_at = versions.index(None)
+        assert all(v["metadata"]["annotations"]["loopphase.dev/phase-index"] == "0"
+                   for v in versions[:deleted_at])
+        assert all(v["metadata"]["annotations"]["loopphase.dev/phase-index"] == "1"
+                   for v in versions[deleted_at + 1:] if v is not None)
+        kubelet.run(NS, "demo-builder", "127.0.0.4")
+        kubelet.run(NS, "demo-adversary", "127.0.0.5")
+        await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
+                         and o["status"]["current"]["id"] == "p2"
+                         and o["status"].get("builder") == "Active")
+
+    created = pod_creations(kmock)
+    # Operator restart: a fresh context (no memory), same world: adopt, no duplicate pod, the
+    # phase and counters come from status.
+    ctx2 = make_context(kube, shims, tmp_path)
+    async with running_operator(kmock, ctx2):
+        await eventually(lambda: "uid-demo" in ctx2.runtimes)
+        await eventually(lambda: ctx2.runtimes["uid-demo"]._token is not None)
+        lp = obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo")
+        assert lp is not None and lp["status"]["current"]["id"] == "p2"
+    assert pod_creations(kmock) == created
+
+
+async def test_delete_stops_pods_verified_before_the_finalizer_goes(
+    setup: Any, kube: KubeApi, shims: FakeShims, tmp_path: Path
+) -> None:
+    kmock = setup
+    origin, _ = bare_repo(tmp_path)
+    ctx = make_context(kube, shims, tmp_path)
+    async with running_operator(kmock, ctx):
+        await create_lp(kube, lp_body(str(origin)))
+        await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"))
+        # kmock 0.8 never answers a DELETE of an object that has finalizers (it hangs), so mark
+        # the deletion as the API server would: set deletionTimestamp via a patch (a watch
+        # event); kmock drops the object once kopf removes its finalizer.
+        await kube.merge_patch(
+            custom_path("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
+            {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}})
+        await eventually(lambda: obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo") is None)
+        assert obj(kmock, "v1/pods", "demo-builder") is None
+        assert obj(kmock, "v1/pods", "demo-adversary") is None
