@@ -1,0 +1,38 @@
+# LoopPhase on kind: make kind-up images deploy example; make e2e; make kind-down
+CLUSTER ?= loopphase
+PY ?= .venv/bin/python
+OPERATOR_IMAGE ?= loopphase-operator:dev
+AGENT_IMAGE ?= loopphase-agent:dev
+DOCKER ?= docker
+KUBECTL ?= kubectl
+
+.PHONY: kind-up images deploy example e2e kind-down crd-sync test-operator
+
+kind-up:
+	kind create cluster --name $(CLUSTER) --config kind-config.yaml
+
+images:
+	$(DOCKER) build -f images/operator/Dockerfile -t $(OPERATOR_IMAGE) .
+	$(DOCKER) build -f images/agent/Dockerfile -t $(AGENT_IMAGE) .
+	kind load docker-image --name $(CLUSTER) $(OPERATOR_IMAGE) $(AGENT_IMAGE)
+
+crd-sync:
+	$(PY) -m loopphase.cli crd -o crds/loopphase.yaml
+	cp crds/loopphase.yaml manifests/base/crd.yaml
+
+deploy: crd-sync
+	$(KUBECTL) apply -k manifests/
+	$(KUBECTL) -n loopphase-system rollout status deployment/loopphase-operator --timeout=180s
+
+example:
+	$(KUBECTL) apply -k manifests/examples/
+	$(KUBECTL) get loopphases
+
+test-operator:
+	$(PY) -m pytest tests/operator -q
+
+e2e:
+	$(PY) -m pytest -m kind tests/e2e -v
+
+kind-down:
+	kind delete cluster --name $(CLUSTER)
