@@ -1,0 +1,142 @@
+"""`loopphase demo`: the whole loop on simulated agents, against a throwaway git repository.
+
+Three phases show every mechanism: handoff pings both ways, an inbox note, a usage-limit
+window (armed, quiet, probed, lifted, zero kills), a declared wait, a stall healed gently, a
+fatal wedge restarted cold, DONE -> phase advance, and sequence complete. It ends with a
+summary and exit code 0 when every mechanism was seen and nothing was killed in a window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loopphase.demo.scenarios import ADVERSARY, BUILDER
+from loopphase.demo.summary import Summary, summarise
+from loopphase.runner.loop import Runner, TickReport
+from loopphase.runner.specfile import load_spec
+
+PHASES = ["p1-handoff", "p2-limits", "p3-healing"]
+GIT_TIMEOUT = 60
+
+
+def _git(*argv: str, cwd: Path | None = None) -> None:
+    subprocess.run(["git", *argv], cwd=cwd, check=True, capture_output=True, timeout=GIT_TIMEOUT)
+
+
+def build_repo(root: Path) -> Path:
+    """A bare 'remote' with plan files, seeded from a scratch clone."""
+    bare = root / "origin.git"
+    _git("init", "--quiet", "--bare", "--initial-branch=main", str(bare))
+    seed = root / "seed"
+    _git("clone", "--quiet", str(bare), str(seed))
+    (seed / "plans").mkdir()
+    (seed / "machine-docs").mkdir()
+    for phase in PHASES:
+        (seed / "plans" / f"{phase}.md").write_text(f"# Plan {phase}\n\n## Definition of Done\n- it works\n")
+        (seed / "machine-docs" / f"STATUS-{phase}.md").write_text(f"# Status {phase}\n")
+    (seed / "README.md").write_text("demo project supervised by LoopPhase\n")
+    _git("-c", "user.name=demo", "-c", "user.email=demo@loopphase.local", "add", "-A", cwd=seed)
+    _git("-c", "user.name=demo", "-c", "user.email=demo@loopphase.local", "commit", "--quiet",
+         "-m", "plans", cwd=seed)
+    _git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
+    return bare
+
+
+def demo_manifest(bare: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "loopphase.dev/v1alpha1",
+        "kind": "LoopPhase",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "repo": {"url": str(bare), "branch": "main"},
+            "phases": [
+                {"id": p, "plan": f"plans/{p}.md", "statusFile": f"STATUS-{p}.md"} for p in PHASES
+            ],
+            "agents": {
+                "builder": {"backend": "sim", "simScenario": BUILDER,
+                            "prompt": {"inline": "You are the Builder."}},
+                "adversary": {"backend": "sim", "simScenario": ADVERSARY,
+                              "prompt": {"inline": "You are the Adversary."}},
+            },
+            "timing": {
+                "signalInterval": "1s", "heavyInterval": "10s", "stallIdle": "20s",
+                "waitGrace": "5s", "limitResetSlack": "3s", "probeFallback": "15s",
+                "startGrace": "8s",
+            },
+            "heal": {"tierCooldown": "3s", "postHealQuiet": "6s"},
+            "timeZone": "UTC",
+        },
+    }
+
+
+class Printer:
+    """Prints one line per notable action as the loop runs."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.states_seen: set[tuple[str, str]] = set()
+
+    def __call__(self, report: TickReport) -> None:
+        for role, agent in report.result.status.agents.items():
+            self.states_seen.add((role, agent.state))
+        outcome = {id(a): ok for a, ok, _ in report.result.results}
+        for action in report.result.actions:
+            name = type(action).__name__
+            label = getattr(action, "kind", "") or getattr(action, "purpose", "") or name
+            if name in {"StartAgent", "RestartAgent", "RecreateHost"}:
+                label = f"{name} {getattr(action, 'mode', '')}".strip()
+            ok = "" if outcome.get(id(action), True) else "  [FAILED]"
+            role = action.role or "loop"
+            elapsed = time.monotonic() - self.started
+            print(f"  {elapsed:6.1f}s  {role:<9} {label:<18} {action.reason[:90]}{ok}", flush=True)
+
+
+async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
+    bare = build_repo(workdir)
+    spec_path = workdir / "loopphase-demo.yaml"
+    spec_path.write_text(yaml.safe_dump(demo_manifest(bare), sort_keys=False))
+    printer = Printer()
+    runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
+    try:
+        status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
+    except TimeoutError:
+        status = runner.store.load()
+        print(f"demo: timed out after {timeout:.0f}s in phase {status.current.id if status.current else '?'}")
+    finally:
+        await runner.stop_everything()
+    return summarise(status, runner.store.read_actions(), printer.states_seen), runner
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="loopphase demo", description=__doc__)
+    parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for tool in ("tmux", "git"):
+        if shutil.which(tool) is None:
+            print(f"loopphase demo: {tool} is required (python3 dev.py demo installs it)", file=sys.stderr)
+            return 2
+    workdir = args.dir or Path(tempfile.mkdtemp(prefix="loopphase-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"LoopPhase demo: 3 phases, simulated builder + adversary, repo in {workdir}")
+    started = time.monotonic()
+    try:
+        summary, _ = asyncio.run(run_demo(workdir, args.timeout))
+    finally:
+        if args.dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(summary.render(time.monotonic() - started))
+    return 0 if summary.ok else 1

@@ -1,0 +1,58 @@
+"""The demo's simulated agents: three phases that show every mechanism once.
+
+p1 handoff:  builder claims -> adversary pinged, reviews PASS -> builder pinged, writes DONE.
+p2 limits:   the builder hits a usage limit (reset ~20-80 s ahead) while the adversary
+             declares a wait; the builder drops an inbox note; window armed, quiet, probed,
+             lifted, zero kills; then the normal claim/review handshake and DONE.
+p3 healing:  the adversary wedges on a fatal API error (-> cold restart), the builder goes
+             silent (-> nudge, then a warm restart); both recover and finish the sequence.
+"""
+
+from __future__ import annotations
+
+BUILDER = """
+phases:
+  p1-handoff:
+    - work: {seconds: 3}
+    - git: {commit: "claim(p1-gate): widget implemented", files: {"src/widget.txt": "widget v1\\n"}, push: true}
+    - wait_input: {match: "verdict|review", timeout: 120}
+    - work: {seconds: 2}
+    - append_done: {commit: "done(p1): all DoD items verified", push: true}
+  p2-limits:
+    - work: {seconds: 2}
+    - banner: {style: five_hour, reset_in: 20}
+    - work: {seconds: 2}
+    - write_file: {path: machine-docs/ADVERSARY-INBOX.md, content: "Please also check the limits doc.\\n", commit: "inbox: note for the adversary", push: true}
+    - work: {seconds: 2}
+    - git: {commit: "claim(p2-gate): resumed after the limit", files: {"src/limits.txt": "ok\\n"}, push: true}
+    - wait_input: {match: "verdict|review", timeout: 180}
+    - append_done: {commit: "done(p2)", push: true}
+  p3-healing:
+    - work: {seconds: 2}
+    - idle: {seconds: 3600}
+    - work: {seconds: 2}
+    - git: {commit: "claim(p3-gate): healed and done", files: {"src/heal.txt": "ok\\n"}, push: true}
+    - wait_input: {match: "verdict|review", timeout: 180}
+    - append_done: {commit: "done(p3)", push: true}
+"""
+
+ADVERSARY = """
+phases:
+  p1-handoff:
+    - wait_input: {match: "CLAIM", timeout: 120}
+    - work: {seconds: 2}
+    - git: {commit: "review(p1-gate): PASS", files: {"machine-docs/REVIEW-p1-handoff.md": "PASS\\n"}, push: true}
+  p2-limits:
+    - wait_until: {seconds: 8}
+    - wait_input: {match: "INBOX", timeout: 240}
+    - work: {seconds: 1}
+    - delete_file: {path: machine-docs/ADVERSARY-INBOX.md, commit: "inbox: consumed", push: true}
+    - wait_input: {match: "CLAIM", timeout: 240}
+    - git: {commit: "review(p2-gate): PASS", files: {"machine-docs/REVIEW-p2-limits.md": "PASS\\n"}, push: true}
+  p3-healing:
+    - work: {seconds: 1}
+    - fatal: {}
+    - wait_input: {match: "CLAIM", timeout: 240}
+    - work: {seconds: 1}
+    - git: {commit: "review(p3-gate): PASS", files: {"machine-docs/REVIEW-p3-healing.md": "PASS\\n"}, push: true}
+"""
