@@ -1,0 +1,1 @@
+"""``loopphase bench``: reproducible figures for reaction times, footprint and throughput."""
