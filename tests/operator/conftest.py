@@ -61,3 +61,22 @@ class Kubelet:
 @pytest.fixture()
 def kubelet(kmock: Any) -> Kubelet:
     return Kubelet(kmock)
+
+
+@pytest.fixture()
+async def fake_kubelet(kmock: Any, tmp_path: Any) -> AsyncIterator[Any]:
+    """A FakeKubelet (tests/operator/fake_kubelet.py) running REAL shims for kmock's pods.
+
+    Teardown stops every shim and verifies it is gone; anything forced fails the test."""
+    from fake_kubelet import FakeKubelet, loopback_usable
+
+    if not loopback_usable("127.0.0.2"):
+        pytest.skip("127.0.0.2 cannot be bound here (127.0.0.0/8 is not all loopback)")
+    kubelet = FakeKubelet(kmock, tmp_path / "kubelet")
+    kubelet.start()
+    try:
+        yield kubelet
+    finally:
+        await kubelet.close()
+        assert all(s.proc.poll() is not None for s in kubelet.started), "a shim is still running"
+        assert not kubelet.errors, kubelet.errors
