@@ -70,7 +70,7 @@ def lp_status(kmock: Any) -> dict[str, Any]:
         stored = kmock.objects[LP, NS, "demo"]
     except KeyError:
         return {}
-    return {} if stored.deleted else dict((stored.raw.get("status") or {}))
+    return {} if stored.deleted else dict(stored.raw.get("status") or {})
 
 
 def pod(kmock: Any, name: str) -> dict[str, Any] | None:
