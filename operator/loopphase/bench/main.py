@@ -1,0 +1,158 @@
+"""``loopphase bench [--smoke|--full] [--only NAME ...] [--output PATH]``.
+
+Runs the benchmarks, prints a table and writes JSON (default ``bench/results.json``,
+``bench/results.smoke.json`` for ``--smoke``). See ``bench/README.md`` for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loopphase import __version__
+
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "core": {"seconds": 1.0, "min_calls": 20},
+        "footprint": {"seconds": 3.0, "interval": 0.5},
+        "latency": {"phases": 2, "rounds": 2, "fast_interval": 1.0, "reference_interval": 5.0,
+                    "timeout": 240.0},
+    },
+    "full": {
+        "core": {"seconds": 5.0, "min_calls": 200},
+        "footprint": {"seconds": 30.0, "interval": 1.0},
+        "latency": {"phases": 3, "rounds": 7, "fast_interval": 1.0, "reference_interval": 30.0,
+                    "timeout": 3600.0},
+    },
+}
+NAMES = ("core", "footprint", "latency")
+
+
+def _run_core(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import core
+
+    return core.run(**params)
+
+
+def _run_footprint(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import footprint
+
+    return footprint.run(**params)
+
+
+def _run_latency(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import latency
+
+    return latency.run(**params)
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "core": _run_core, "footprint": _run_footprint, "latency": _run_latency,
+}
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}{unit}" if abs(value) < 100 else f"{value:,.0f}{unit}"
+    return f"{value}{unit}"
+
+
+def table(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+    core = results.get("core")
+    if core and "error" not in core:
+        for name in ("changing", "idempotent"):
+            r = core[name]
+            rows.append((f"core reconcile ({name})", f"{r['calls_per_s']:,.0f} calls/s  {r['us_per_call']:.0f} µs/call",
+                         "-"))
+    fp = results.get("footprint")
+    if fp and "error" not in fp:
+        rows.append(("idle shim RSS (shim alone)", f"{fp['shim']['rss_mib']} MiB (USS {fp['shim']['uss_mib']})",
+                     "< 40 MiB " + ("OK" if fp["shim_within_target"] else "MISSED")))
+        rows.append(("idle shim+tmux+agent RSS", f"{fp['total']['rss_mib']} MiB", "-"))
+        rows.append(("idle shim CPU (shim / total)", f"{fp['shim']['cpu_pct']}% / {fp['total']['cpu_pct']}%", "-"))
+    lat = results.get("latency")
+    if lat and "error" not in lat:
+        for metric, target in (("handoff", 2.0), ("phase_advance", 5.0)):
+            fast, ref = lat["fast"][metric], lat["reference"][metric]
+            rows.append((
+                f"{metric} p50/p95 fast ({lat['fast']['signal_interval']}s)",
+                f"{_fmt(fast['p50'], 's')} / {_fmt(fast['p95'], 's')}  (n={fast['n']})",
+                f"p95 <= {target}s " + ("OK" if fast["p95"] is not None and fast["p95"] <= target else "MISSED"),
+            ))
+            rows.append((
+                f"{metric} p50/p95 reference ({lat['reference']['signal_interval']}s)",
+                f"{_fmt(ref['p50'], 's')} / {_fmt(ref['p95'], 's')}  (n={ref['n']})",
+                f"ratio p50 {_fmt(lat['ratios'][metric]['p50'], 'x')} p95 {_fmt(lat['ratios'][metric]['p95'], 'x')}",
+            ))
+        rows.append(("kills/restarts during the runs",
+                     f"{lat['fast']['restarts']} / {lat['reference']['restarts']}", "0"))
+    for name in NAMES:
+        if name in results and "error" in results[name]:
+            rows.append((name, "ERROR: " + results[name]["error"][:80], "-"))
+    width = max((len(r[0]) for r in rows), default=10)
+    vwidth = max((len(r[1]) for r in rows), default=10)
+    lines = [f"{'benchmark':<{width}}  {'result':<{vwidth}}  target / note", "-" * (width + vwidth + 20)]
+    lines += [f"{a:<{width}}  {b:<{vwidth}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="loopphase bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--smoke", action="store_true", help="small, fast sizes (CI)")
+    size.add_argument("--full", action="store_true", help="full sizes (default)")
+    parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
+                        help=f"run only these ({', '.join(NAMES)})")
+    parser.add_argument("--output", type=Path, help="JSON output path")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    size_name = "smoke" if args.smoke else "full"
+    output = args.output or Path("bench") / ("results.smoke.json" if args.smoke else "results.json")
+    selected = list(args.only or NAMES)
+    if any(n in selected for n in ("footprint", "latency")):
+        for tool in ("tmux", "git"):
+            if shutil.which(tool) is None:
+                print(f"loopphase bench: {tool} is required for {selected}", file=sys.stderr)
+                return 2
+    results: dict[str, Any] = {
+        "meta": {"size": size_name, "version": __version__, "python": platform.python_version(),
+                 "machine": platform.machine(), "cpus": _cpus(),
+                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "params": {n: SIZES[size_name][n] for n in selected}},
+    }
+    failed = False
+    for name in selected:
+        print(f"running {name} ({size_name}) ...", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        try:
+            results[name] = RUNNERS[name](dict(SIZES[size_name][name]))
+        except Exception as exc:
+            logging.getLogger("loopphase.bench").exception("%s failed", name)
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            failed = True
+        results[name]["wall_s"] = round(time.monotonic() - t0, 1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(table(results))
+    print(f"\nresults written to {output}")
+    return 1 if failed else 0
+
+
+def _cpus() -> int | None:
+    import os
+
+    return os.cpu_count()
