@@ -12,6 +12,7 @@ from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_path, merge
 
 log = logging.getLogger(__name__)
 KOPF_KEY = "kopf"  # declared in the CRD; never touched by the controller
+CONFLICT_RETRIES = 2
 
 
 def object_path(namespace: str, name: str, subresource: str | None = None) -> str:
@@ -47,15 +48,29 @@ async def write_status(
     if meta.get("resourceVersion"):
         body["metadata"] = {"resourceVersion": meta["resourceVersion"]}
     path = object_path(meta["namespace"], meta["name"], "status")
-    try:
-        await api.merge_patch(path, body)
-    except KubeApiError as err:
-        if err.status == 409:
-            log.info("status of %s/%s changed meanwhile (409); re-reading next tick",
+    for _ in range(CONFLICT_RETRIES + 1):
+        try:
+            await api.merge_patch(path, body)
+            return True
+        except KubeApiError as err:
+            if err.status != 409:
+                raise
+        # 409: the object changed since we read it. This tick's actions already happened, so
+        # its record must not be dropped just because kopf (or anyone) touched metadata or spec
+        # meanwhile: re-read, and if the STATUS we based the diff on is unchanged, send the same
+        # diff against the fresh resourceVersion. If the status itself changed, another writer
+        # won: drop ours and let the next tick re-decide from the re-read state.
+        fresh = await read_object(api, meta["namespace"], meta["name"])
+        if fresh is None or raw_status(fresh) != old:
+            log.info("status of %s/%s changed meanwhile (409); re-deciding next tick",
                      meta["namespace"], meta["name"])
             return False
-        raise
-    return True
+        version = (fresh.get("metadata") or {}).get("resourceVersion")
+        if version:
+            body["metadata"] = {"resourceVersion": version}
+    log.warning("status of %s/%s: %d conflicts in a row; re-deciding next tick",
+                meta["namespace"], meta["name"], CONFLICT_RETRIES + 1)
+    return False
 
 
 def invalid_status(
