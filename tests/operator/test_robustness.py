@@ -156,7 +156,8 @@ async def test_suspend_stops_pods_and_resume_restarts_them_warm_with_state_intac
 
 
 def conflict_once(kmock: Any, monkeypatch: pytest.MonkeyPatch,
-                  matches: Callable[[Any], bool]) -> list[Any]:
+                  matches: Callable[[Any], bool],
+                  other_writer: Callable[[], None] | None = None) -> list[Any]:
     """Answer the first request that ``matches`` with 409 Conflict, storing nothing.
 
     (kmock's emulator is a slotted attrs class: the wrapper goes on the class, for this
@@ -168,6 +169,8 @@ def conflict_once(kmock: Any, monkeypatch: pytest.MonkeyPatch,
     async def handle(self: Any, request: Any) -> aiohttp.web.StreamResponse:
         if self is kmock and not hits and matches(request):
             hits.append(request)
+            if other_writer is not None:
+                other_writer()  # the write that made ours stale
             return aiohttp.web.json_response(
                 {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
                  "code": 409, "message": "the object has been modified; please apply your "
@@ -228,3 +231,36 @@ async def test_status_patch_409_is_retried_next_tick_nothing_lost_or_duplicated(
     for entry in wanted:
         assert entry in stored, (entry, stored)
     assert lp_status(kmock).get("agents") and LP
+
+
+async def test_status_409_after_another_writer_is_dropped_and_redecided_without_duplicates(
+    kmock: Any, kube: KubeApi, tmp_path: Path, kubelet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changed .status between our read and our patch: the 409 is not retried
+    blindly (that would overwrite their write with a diff against a stale base); the next tick
+    re-reads and re-decides. Still one pod per role, and history seq numbers stay unique."""
+    declare_resources(kmock)
+    origin, _ = bare_repo(tmp_path)
+
+    def other_writer() -> None:
+        kmock.objects[LP, NS, "demo"].patch({"status": {"message": "another writer was here"}})
+
+    hits = conflict_once(kmock, monkeypatch, is_status_patch, other_writer)
+    ctx = make_context(kube, FakeShims(), tmp_path)
+    async with running_operator(kmock, ctx):
+        await create_lp(kube, lp_body(str(origin), WORKING, WORKING))
+        await eventually(lambda: hits)
+        await eventually(lambda: pod(kmock, "demo-builder") and pod(kmock, "demo-adversary"))
+        kubelet.run(NS, "demo-builder", "127.0.0.2")
+        kubelet.run(NS, "demo-adversary", "127.0.0.3")
+        st = await eventually(lambda: (s := lp_status(kmock)).get("builder") == "Active"
+                              and s.get("adversary") == "Active" and s)
+    status_patches = requests_of(kmock, "PATCH", "loopphases")
+    after_conflict = [r for r in status_patches if r.id > hits[0].id
+                      and r.subresource == "status"]
+    assert after_conflict, "the status was never written after the conflict"
+    for name in ("demo-builder", "demo-adversary"):
+        assert None not in list(kmock.objects["v1/pods", NS, name].history)
+    assert st["message"] != "another writer was here"  # re-decided from the re-read state
+    seqs = history_is_sound(st)
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
