@@ -59,6 +59,7 @@ class HealState(ApiModel):
     last_action_at: Timestamp | None = None
     consecutive_hard_failures: int = 0
     circuit_open: bool = False
+    problem: str = Field("", description="the problem the last heal addressed")
     reason: str = ""
 
 

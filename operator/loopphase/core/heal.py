@@ -50,8 +50,10 @@ def step_heal(heal: HealState, problem: Problem, now: datetime, spec: HealSpec, 
         quiet = timedelta(seconds=max(spec.post_heal_quiet, spec.tier_cooldown))
         if now < heal.last_action_at + quiet:
             return HealStep(heal, tier=None, waiting=True)
-    tier = MIN_TIER[problem] if heal.tier == 0 else max(heal.tier + 1, MIN_TIER[problem])
-    failures = heal.consecutive_hard_failures
+    fresh = heal.tier == 0 or (heal.problem and heal.problem != problem)
+    # A different problem means the last heal fixed its own: this one starts its own ladder.
+    tier = MIN_TIER[problem] if fresh else max(heal.tier + 1, MIN_TIER[problem])
+    failures = 0 if fresh else heal.consecutive_hard_failures
     if tier > RECREATE:
         failures += 1
         if failures >= spec.circuit_breaker:
@@ -69,6 +71,7 @@ def step_heal(heal: HealState, problem: Problem, now: datetime, spec: HealSpec, 
             "tier": tier,
             "last_action_at": now,
             "consecutive_hard_failures": failures,
+            "problem": problem,
             "reason": reason,
         }
     )

@@ -249,6 +249,8 @@ def _converge_role(
         _heal(spec, role, a, d, problem, obs.error or "agent process is not running", obs.pane)
         return
 
+    if not starting:
+        a.start_requested_at = None  # the start completed: the host runs the agent
     a.started_at = obs.started_at or a.started_at
     a.session_id = obs.session_id or a.session_id
     if obs.last_change_at is not None:
@@ -317,6 +319,7 @@ def _converge_role(
 
 def _request_stop(d: Decision, role: Role, a: AgentStatus, reason: str) -> None:
     _set_state(a, "Stopped", d.now, reason)
+    a.start_requested_at = None
     if a.stop_requested_at is not None and d.now - a.stop_requested_at < STOP_RETRY:
         return
     a.stop_requested_at = d.now
@@ -460,6 +463,7 @@ def _request_stop_for(d: Decision, role: Role, a: AgentStatus, rule: str, reason
     if a.stop_requested_at is not None and d.now - a.stop_requested_at < STOP_RETRY:
         return
     a.stop_requested_at = d.now
+    a.start_requested_at = None
     _set_state(a, "Stopped", d.now, reason)
     d.act(StopAgent(role=role, rule=rule, reason=reason), "stop")
 

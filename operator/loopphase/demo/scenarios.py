@@ -1,7 +1,7 @@
 """The demo's simulated agents: three phases that show every mechanism once.
 
 p1 handoff:  builder claims -> adversary pinged, reviews PASS -> builder pinged, writes DONE.
-p2 limits:   the builder hits a usage limit (reset ~20-80 s ahead) while the adversary
+p2 limits:   the builder hits a usage limit (exact epoch reset 20 s ahead) while the adversary
              declares a wait; the builder drops an inbox note; window armed, quiet, probed,
              lifted, zero kills; then the normal claim/review handshake and DONE.
 p3 healing:  the adversary wedges on a fatal API error (-> cold restart), the builder goes
@@ -20,7 +20,7 @@ phases:
     - append_done: {commit: "done(p1): all DoD items verified", push: true}
   p2-limits:
     - work: {seconds: 2}
-    - banner: {style: five_hour, reset_in: 20}
+    - banner: {style: epoch, reset_in: 20}
     - work: {seconds: 2}
     - write_file: {path: machine-docs/ADVERSARY-INBOX.md, content: "Please also check the limits doc.\\n", commit: "inbox: note for the adversary", push: true}
     - work: {seconds: 2}
@@ -43,7 +43,7 @@ phases:
     - work: {seconds: 2}
     - git: {commit: "review(p1-gate): PASS", files: {"machine-docs/REVIEW-p1-handoff.md": "PASS\\n"}, push: true}
   p2-limits:
-    - wait_until: {seconds: 8}
+    - wait_until: {seconds: 35}
     - wait_input: {match: "INBOX", timeout: 240}
     - work: {seconds: 1}
     - delete_file: {path: machine-docs/ADVERSARY-INBOX.md, commit: "inbox: consumed", push: true}
@@ -52,6 +52,8 @@ phases:
   p3-healing:
     - work: {seconds: 1}
     - fatal: {}
+    - work: {seconds: 2}
+    - wait_until: {seconds: 40}
     - wait_input: {match: "CLAIM", timeout: 240}
     - work: {seconds: 1}
     - git: {commit: "review(p3-gate): PASS", files: {"machine-docs/REVIEW-p3-healing.md": "PASS\\n"}, push: true}

@@ -146,6 +146,8 @@ class SimAgent:
         p = step.params
         kind = step.kind
         log.info("step %s %s", kind, p)
+        if kind in {"git", "write_file", "delete_file", "append_done"}:
+            gitops.pull(self.workdir)
         if kind == "work":
             self.spin(float(p.get("seconds", 3)))
         elif kind == "say":
@@ -212,7 +214,7 @@ class SimAgent:
         style = str(p.get("style", "five_hour"))
         tz = str(p.get("tz", "UTC"))
         now = datetime.now(UTC)
-        reset_at = banners.reset_time(now, float(p.get("reset_in", 60)))
+        reset_at = banners.reset_time(now, float(p.get("reset_in", 60)), style)
         lines = banners.render_banner(style, reset_at, tz)
         # lift_after (seconds): when the limit really lifts; default the banner's reset time.
         # Real reset times are hints (banners persist past them); tests use it to stay fast.
@@ -230,6 +232,8 @@ class SimAgent:
             received, _text = got
             if received >= lifts_at:
                 log.info("limit lifted: input after %s", lifts_at.isoformat())
+                # Like the real CLI, the resumed turn's output scrolls the banner away.
+                self.screen.print("● Resuming where I stopped.", *RESUME_TRANSCRIPT)
                 return
             self.screen.print(*lines)
 
@@ -254,6 +258,19 @@ class SimAgent:
         self.screen.set_status("")
         while True:
             self.next_line(None)
+
+
+RESUME_TRANSCRIPT = tuple(
+    f"  ⎿  {line}"
+    for line in (
+        "git pull --rebase: up to date", "Read machine-docs/STATUS.md (42 lines)",
+        "Read plan (118 lines)", "Read REVIEW notes (12 lines)", "Searching for open items",
+        "Found 3 matches", "Read src/widget.txt", "Checking the gate's DoD items",
+        "item 1: verified", "item 2: verified", "item 3: in progress", "Running the tests",
+        "12 passed", "Updating the journal", "Plan for the next step recorded",
+        "Continuing with item 3", "",
+    )
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,9 +39,10 @@ def round_up_minute(moment: datetime) -> datetime:
     return datetime.fromtimestamp(math.ceil(seconds / 60.0) * 60.0, tz=UTC)
 
 
-def reset_time(now: datetime, reset_in: float) -> datetime:
-    """now + reset_in, rounded up to the minute (UTC-aware)."""
-    return round_up_minute(now + timedelta(seconds=reset_in))
+def reset_time(now: datetime, reset_in: float, style: str = "five_hour") -> datetime:
+    """now + reset_in; rounded up to the minute except for the epoch form, which is exact."""
+    at = now + timedelta(seconds=reset_in)
+    return at.replace(microsecond=0) + timedelta(seconds=1) if style == "epoch" else round_up_minute(at)
 
 
 def clock(moment: datetime) -> str:

@@ -88,6 +88,11 @@ def current_branch(workdir: Path) -> str:
     return git(workdir, "rev-parse", "--abbrev-ref", "HEAD").strip()
 
 
+def pull(workdir: Path) -> None:
+    """Bring the clone up to date before touching files, as a real agent pulls first."""
+    git(workdir, "pull", "--rebase", "--quiet", "origin", current_branch(workdir))
+
+
 def push(workdir: Path) -> None:
     """pull --rebase, push; on rejection pull --rebase again and retry once."""
     branch = current_branch(workdir)
