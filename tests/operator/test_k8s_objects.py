@@ -197,3 +197,13 @@ def test_opencode_gets_server_and_bootstrap_pointing_at_the_kickoff_file() -> No
     assert "/etc/loopphase/prompts/kickoff-builder-p2.md" in args[args.index("--bootstrap-text") + 1]
     claude = ko.agent_pod(OWNER, make_spec(), launch(), SETTINGS)["spec"]["containers"][0]["args"]
     assert "--opencode-server" not in claude and "--bootstrap-text" not in claude
+
+
+def test_pod_env_carries_phase_facts_like_the_local_runtime() -> None:
+    spec = make_spec()
+    plan = launch()
+    container = ko.agent_pod(OWNER, spec, plan, SETTINGS)["spec"]["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["LOOPPHASE_PHASE"] == plan.phase_id
+    assert env["LOOPPHASE_STATUS_FILE"] == spec.phases[plan.phase_index].status_file
+    assert env["LOOPPHASE_STATE_DIR"] == spec.repo.state_dir

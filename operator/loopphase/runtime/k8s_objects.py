@@ -295,6 +295,10 @@ def agent_pod(
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": HOME_DIR},
         {"name": "LOOPPHASE_ROLE", "value": role},
+        # The same facts the local runtime passes, so the sim backend behaves alike in pods.
+        {"name": "LOOPPHASE_PHASE", "value": launch.phase_id},
+        {"name": "LOOPPHASE_STATUS_FILE", "value": spec.phases[launch.phase_index].status_file},
+        {"name": "LOOPPHASE_STATE_DIR", "value": spec.repo.state_dir},
     ]
     env += [
         {
