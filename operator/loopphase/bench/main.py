@@ -26,15 +26,19 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "footprint": {"seconds": 3.0, "interval": 0.5},
         "latency": {"phases": 2, "rounds": 2, "fast_interval": 1.0, "reference_interval": 5.0,
                     "timeout": 240.0},
+        "limits": {"windows": 2, "reset_in": 3.0, "fast_interval": 1.0, "reference_interval": 5.0,
+                   "timeout": 180.0},
     },
     "full": {
         "core": {"seconds": 5.0, "min_calls": 200},
         "footprint": {"seconds": 30.0, "interval": 1.0},
         "latency": {"phases": 3, "rounds": 7, "fast_interval": 1.0, "reference_interval": 30.0,
                     "timeout": 3600.0},
+        "limits": {"windows": 4, "reset_in": 5.0, "fast_interval": 1.0, "reference_interval": 30.0,
+                   "timeout": 1800.0},
     },
 }
-NAMES = ("core", "footprint", "latency")
+NAMES = ("core", "footprint", "latency", "limits")
 
 
 def _run_core(params: dict[str, Any]) -> dict[str, Any]:
@@ -55,8 +59,14 @@ def _run_latency(params: dict[str, Any]) -> dict[str, Any]:
     return latency.run(**params)
 
 
+def _run_limits(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import limits
+
+    return limits.run(**params)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "core": _run_core, "footprint": _run_footprint, "latency": _run_latency,
+    "core": _run_core, "footprint": _run_footprint, "latency": _run_latency, "limits": _run_limits,
 }
 
 
@@ -98,6 +108,26 @@ def table(results: dict[str, Any]) -> str:
             ))
         rows.append(("kills/restarts during the runs",
                      f"{lat['fast']['restarts']} / {lat['reference']['restarts']}", "0"))
+    lim = results.get("limits")
+    if lim and "error" not in lim:
+        slack = lim["workload"]["limit_reset_slack_s"]
+        for run in ("fast", "reference"):
+            r = lim[run]
+            rows.append((
+                f"limit: first probe - reset, {run} ({r['signal_interval']}s)",
+                f"{_fmt(r['first_probe_after_reset']['p50'], 's')} / {_fmt(r['first_probe_after_reset']['p95'], 's')}"
+                f"  (n={r['first_probe_after_reset']['n']})",
+                f"p95 <= slack+1 = {slack + 1:g}s "
+                + ("OK" if (r["beyond_slack"]["p95"] is not None and r["beyond_slack"]["p95"] <= 1.0) else "MISSED"),
+            ))
+            rows.append((
+                f"limit: lifted seen - reset, {run}",
+                f"{_fmt(r['lifted_after_reset']['p50'], 's')} / {_fmt(r['lifted_after_reset']['p95'], 's')}",
+                f"kills in windows {r['kills_in_windows']} (target 0)",
+            ))
+        rows.append(("limit: first probe ratio ref/fast",
+                     f"p50 {_fmt(lim['ratios']['first_probe_after_reset']['p50'], 'x')} "
+                     f"p95 {_fmt(lim['ratios']['first_probe_after_reset']['p95'], 'x')}", "-"))
     for name in NAMES:
         if name in results and "error" in results[name]:
             rows.append((name, "ERROR: " + results[name]["error"][:80], "-"))
@@ -123,7 +153,7 @@ def main(argv: list[str]) -> int:
     size_name = "smoke" if args.smoke else "full"
     output = args.output or Path("bench") / ("results.smoke.json" if args.smoke else "results.json")
     selected = list(args.only or NAMES)
-    if any(n in selected for n in ("footprint", "latency")):
+    if any(n in selected for n in ("footprint", "latency", "limits")):
         for tool in ("tmux", "git"):
             if shutil.which(tool) is None:
                 print(f"loopphase bench: {tool} is required for {selected}", file=sys.stderr)
