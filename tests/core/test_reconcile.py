@@ -521,3 +521,35 @@ def test_every_action_is_recorded_with_rule_and_reason():
     assert isinstance(acts[-1], SendText)
     assert all(isinstance(a, SendText | StartAgent | StopAgent | RestartAgent | RecreateHost)
                or type(a).__name__ == "EmitEvent" for a in acts)
+
+
+def test_previous_phase_agent_working_again_lifts_its_window_before_the_stop():
+    world = World()
+    world.started()
+    limited = {"builder": agent("builder", banner("10:30am")), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(limited, advance=1)
+    world.tick(limited, git("h1", files=DONE_FILE), advance=1)
+    acts = world.tick(both(PANE_ACTIVE, phase=0), git("h1"), advance=1)
+    kinds_in_order = [getattr(a, "kind", type(a).__name__) for a in acts if a.role == "builder"]
+    assert kinds_in_order == ["limit-lifted", "StopAgent"]
+
+
+def test_a_different_problem_starts_its_own_ladder():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", PANE_FATAL), "adversary": agent("adversary", PANE_ACTIVE)}, advance=120)
+    assert world.status.agents["builder"].heal.tier == 3
+    stuck = {"builder": agent("builder", PANE_IDLE, changed=world.now), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(stuck, advance=90)  # past the start grace: the idle clock starts
+    acts = world.tick(stuck, advance=400)
+    assert [a.purpose for a in of_type(acts, "SendText", "builder")] == ["nudge"]
+
+
+def test_a_phase_stop_clears_the_start_guard_so_the_next_phase_starts_at_once():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", "", alive=False), "adversary": agent("adversary", PANE_ACTIVE)}, advance=120)
+    assert world.status.agents["builder"].start_requested_at is not None  # warm restart issued
+    world.tick(both(PANE_IDLE), git("h1", files=DONE_FILE), advance=1)
+    acts = world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, git("h1"), advance=1)
+    assert {s.role for s in of_type(acts, "StartAgent")} == {"builder", "adversary"}

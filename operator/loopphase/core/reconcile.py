@@ -204,9 +204,14 @@ def _converge_role(
     window_open = a.limit is not None and now < a.limit.until
 
     if obs.present and role != "orchestrator" and obs.phase_index not in (None, target):
-        if window_open:
-            _set_state(a, "Limited", now, "previous phase's agent is in a limit window; stop deferred")
-            return
+        if a.limit is not None:
+            working = obs.alive and classify(obs.pane, now, tz).active is not None
+            if window_open and not working:
+                _set_state(a, "Limited", now, "previous phase's agent is in a limit window; stop deferred")
+                return
+            why = "agent active again" if working else "window over"
+            d.note("limit-lifted", role, "limit.phase-ended", f"{why}; the previous phase's agent can stop")
+            a.limit = None
         _request_stop(d, role, a, f"running phase index {obs.phase_index}, current is {target}")
         return
 

@@ -90,17 +90,17 @@ def current_branch(workdir: Path) -> str:
 
 def pull(workdir: Path) -> None:
     """Bring the clone up to date before touching files, as a real agent pulls first."""
-    git(workdir, "pull", "--rebase", "--quiet", "origin", current_branch(workdir))
+    git(workdir, "pull", "--rebase", "--autostash", "--quiet", "origin", current_branch(workdir))
 
 
 def push(workdir: Path) -> None:
     """pull --rebase, push; on rejection pull --rebase again and retry once."""
     branch = current_branch(workdir)
-    git(workdir, "pull", "--rebase", "origin", branch)
+    git(workdir, "pull", "--rebase", "--autostash", "origin", branch)
     try:
         git(workdir, "push", "origin", f"HEAD:{branch}")
     except GitError as exc:
         log.warning("git: push rejected (%s); pulling and retrying once", exc)
-        git(workdir, "pull", "--rebase", "origin", branch)
+        git(workdir, "pull", "--rebase", "--autostash", "origin", branch)
         git(workdir, "push", "origin", f"HEAD:{branch}")
     log.info("git: pushed %s", branch)
