@@ -1,0 +1,93 @@
+"""`loopphase status FILE.yaml | --state-dir DIR [--watch]`: where a local run stands, and why."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loopphase.api.status import LoopPhaseStatus
+from loopphase.runner.loop import default_state_dir
+from loopphase.runner.specfile import SpecFileError, load_spec
+from loopphase.runner.store import StateStore
+
+
+def _age(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "-"
+    secs = int((now - ts).total_seconds())
+    if secs < 120:
+        return f"{secs}s"
+    if secs < 7200:
+        return f"{secs // 60}m"
+    return f"{secs // 3600}h"
+
+
+def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) -> str:
+    started = status.history[0].time if status.history else None
+    header = ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "AGE", "CURRENT", "MESSAGE"]
+    row = [name, status.phase, status.progress or "-", status.builder or "-", status.adversary or "-",
+           status.ready or "-", _age(started, now), status.current.id if status.current else "-",
+           status.message or ""]
+    widths = [max(len(h), len(v)) for h, v in zip(header, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
+             "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), ""]
+    for role, agent in status.agents.items():
+        lines.append(f"{role}: {agent.state} for {_age(agent.since, now)}"
+                     f"{' - ' + agent.reason if agent.reason else ''}")
+        if agent.limit is not None:
+            lines.append(f"  limit window until {agent.limit.until.isoformat()} "
+                         f"({'from banner' if agent.limit.parsed else 'flat probe'}), probes {agent.limit.nudges}: "
+                         f"{agent.limit.excerpt[:80]}")
+        if agent.waiting_until is not None:
+            lines.append(f"  declared wait until {agent.waiting_until.isoformat()}")
+        heal = agent.heal
+        lines.append(f"  heal tier {heal.tier}{' CIRCUIT OPEN' if heal.circuit_open else ''}, "
+                     f"restarts {agent.restarts}, last spawn {agent.spawn_mode or '-'}")
+    pending = status.handoff.pending_pings
+    if pending:
+        lines.append("pending pings: " + ", ".join(f"{p.kind}->{p.role}" for p in pending))
+    conditions = [c for c in status.conditions if c.status == "True"]
+    if conditions:
+        lines.append("conditions: " + ", ".join(f"{c.type}({c.reason})" for c in conditions))
+    if status.history:
+        lines += ["", "recent:"]
+        for entry in status.history[-history:]:
+            lines.append(f"  #{entry.seq:<4} {entry.time.strftime('%H:%M:%S')} {entry.kind:<13} "
+                         f"{entry.role or '':<10} {entry.rule}: {entry.reason[:90]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="loopphase status", description=__doc__)
+    parser.add_argument("file", nargs="?", type=Path, help="the LoopPhase YAML given to `loopphase run`")
+    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+    args = parser.parse_args(argv)
+    if args.state_dir is None and args.file is None:
+        parser.error("give the spec FILE or --state-dir")
+    name = "loopphase"
+    state_dir = args.state_dir
+    if state_dir is None:
+        try:
+            loaded = load_spec(args.file)
+        except SpecFileError as err:
+            print(f"loopphase status: {err}", file=sys.stderr)
+            return 2
+        name, state_dir = loaded.name, default_state_dir(loaded)
+    store = StateStore(state_dir)
+    if not store.status_path.exists():
+        print(f"loopphase status: no run state in {state_dir} (start one with `loopphase run`)", file=sys.stderr)
+        return 1
+    while True:
+        text = render(name, store.load(), datetime.now(UTC))
+        if not args.watch:
+            print(text)
+            return 0
+        print("\033[2J\033[H" + text, flush=True)
+        try:
+            time.sleep(2)  # a display refresh interval, not synchronisation
+        except KeyboardInterrupt:
+            return 0

@@ -1,0 +1,36 @@
+"""`loopphase status` rendering and `loopphase validate` errors (no processes involved)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loopphase.api.validate_cli import main as validate_main
+from loopphase.runner.status_cli import render
+from tests.core.reconcile_helpers import PANE_ACTIVE, World, agent, banner
+
+
+def test_status_shows_table_agents_window_and_history():
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", banner("12:30pm")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
+    text = render("demo", world.status, world.now)
+    header, row = text.splitlines()[:2]
+    assert header.split()[:7] == ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "AGE"]
+    assert row.split()[:6] == ["demo", "Limited", "0/3", "Limited", "Active", "2/2"]
+    assert "limit window until 2026-11-22T12:30:45+00:00 (from banner)" in text
+    assert "limit-armed" in text
+
+
+def test_validate_names_the_field_and_the_fix(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: loopphase.dev/v1alpha1\nkind: LoopPhase\nmetadata: {name: bad}\nspec:\n"
+        "  repo: {url: x}\n  phases: [{id: p1, plan: p.md, statusFile: S.md}]\n"
+        "  texts: {limitProbe: 'your usage limit has reset, resume'}\n"
+    )
+    assert validate_main([str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "texts.limitProbe" in err and "limit detector" in err
+    good = tmp_path / "good.yaml"
+    good.write_text("repo: {url: x}\nphases: [{id: p1, plan: p.md, statusFile: S.md}]\n")
+    assert validate_main([str(good)]) == 0
