@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
-
 from loopphase.api.crd import crd_manifest
 from loopphase.api.spec import LoopPhaseSpec
+from pydantic import ValidationError
 
 BASE: dict[str, Any] = {"repo": {"url": "https://example.invalid/r.git"},
                         "phases": [{"id": "p1", "plan": "p1.md", "statusFile": "S1.md"}]}
