@@ -6,6 +6,7 @@ from pathlib import Path
 
 from loopphase.api.validate_cli import main as validate_main
 from loopphase.runner.status_cli import render
+
 from tests.core.reconcile_helpers import PANE_ACTIVE, World, agent, banner
 
 
