@@ -190,15 +190,28 @@ def analyse(workdir: Path, bare: Path, phases: int) -> dict[str, Any]:
     }
 
 
-async def _run_loop(workdir: Path, spec_path: Path, timeout: float) -> tuple[bool, str]:
-    runner = Runner(load_spec(spec_path), workdir / "state")
+async def _run_loop(runner: Runner, timeout: float) -> tuple[bool, str]:
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
         return status.completed_at is not None, status.phase
     except TimeoutError:
         return False, "timed out"
+
+
+def drive(workdir: Path, spec_path: Path, timeout: float) -> tuple[bool, str, float]:
+    """Run the local runner to completion (or timeout); always stop every shim it started,
+    also on KeyboardInterrupt (the shims are detached processes and would outlive us)."""
+    runner = Runner(load_spec(spec_path), workdir / "state")
+    loop = asyncio.new_event_loop()
+    try:
+        t0 = loop.time()
+        completed, phase = loop.run_until_complete(_run_loop(runner, timeout))
+        return completed, phase, loop.time() - t0
     finally:
-        await runner.stop_everything()
+        try:
+            loop.run_until_complete(runner.stop_everything())
+        finally:
+            loop.close()
 
 
 def run_one(phases: int, rounds: int, timing: dict[str, str], timeout: float) -> dict[str, Any]:
@@ -207,13 +220,7 @@ def run_one(phases: int, rounds: int, timing: dict[str, str], timeout: float) ->
         bare = build_repo(workdir, phases)
         spec_path = workdir / "bench.yaml"
         spec_path.write_text(yaml.safe_dump(manifest(bare, phases, rounds, timing), sort_keys=False))
-        loop = asyncio.new_event_loop()
-        try:
-            t0 = loop.time()
-            completed, phase = loop.run_until_complete(_run_loop(workdir, spec_path, timeout))
-            wall = loop.time() - t0
-        finally:
-            loop.close()
+        completed, phase, wall = drive(workdir, spec_path, timeout)
         out = analyse(workdir, bare, phases)
     out.update({"completed": completed, "final_phase": phase, "wall_s": round(wall, 1), "timing": timing})
     return out

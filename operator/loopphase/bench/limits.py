@@ -3,7 +3,8 @@
 Workload (one phase, local runner, sim agents): the builder works 1 s, then ``windows`` times
 shows an exact-time usage-limit banner (``Claude AI usage limit reached|<epoch>``, reset
 ``reset_in`` s ahead, to the second) and, once a line is typed after the reset, resumes and
-works 3 s; finally it appends ``## DONE``. The adversary works 1 s and idles. Run twice: fast
+works 3 s; finally it appends ``## DONE``. ``reset_in`` must exceed the reference tick: a
+banner first seen after its reset time is treated as unparsable (flat probe after probeFallback). The adversary works 1 s and idles. Run twice: fast
 (signalInterval 1 s) and reference cadence (signalInterval 30 s, limitResetSlack 45 s at full
 size; smoke scales both by 5/30). Both runs use the same limitResetSlack as their cadence says.
 
@@ -20,7 +21,6 @@ size; smoke scales both by 5/30). Both runs use the same limitResetSlack as thei
 
 from __future__ import annotations
 
-import asyncio
 import re
 import tempfile
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from loopphase.bench.latency import _jsonl, _run_loop, _seconds, _ts, build_repo, phase_ids
+from loopphase.bench.latency import _jsonl, _seconds, _ts, build_repo, drive, phase_ids
 from loopphase.bench.stats import ratio, summary
 
 RESET_RE = re.compile(r"banner says reset (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)")
@@ -107,13 +107,7 @@ def run_one(windows: int, reset_in: float, timing: dict[str, str], slack: float,
         bare = build_repo(workdir, 1)
         spec_path = workdir / "bench.yaml"
         spec_path.write_text(yaml.safe_dump(manifest(bare, windows, reset_in, timing), sort_keys=False))
-        loop = asyncio.new_event_loop()
-        try:
-            t0 = loop.time()
-            completed, phase = loop.run_until_complete(_run_loop(workdir, spec_path, timeout))
-            wall = loop.time() - t0
-        finally:
-            loop.close()
+        completed, phase, wall = drive(workdir, spec_path, timeout)
         out = analyse(workdir / "state", slack)
     out.update({"completed": completed, "final_phase": phase, "wall_s": round(wall, 1), "timing": timing})
     return out
