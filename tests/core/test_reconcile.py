@@ -553,3 +553,19 @@ def test_a_phase_stop_clears_the_start_guard_so_the_next_phase_starts_at_once():
     world.tick(both(PANE_IDLE), git("h1", files=DONE_FILE), advance=1)
     acts = world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, git("h1"), advance=1)
     assert {s.role for s in of_type(acts, "StartAgent")} == {"builder", "adversary"}
+
+
+def test_done_waits_for_the_heavy_tick_when_done_on_push_is_off():
+    world = World(spec=make_spec(timing={"doneOnPush": False, "heavyInterval": "300s"}))
+    world.started()  # the first git observation is a heavy check
+    world.tick(both(PANE_ACTIVE), git("h1", files=DONE_FILE), advance=10)
+    assert world.status.current.index == 0  # pushed, but the heavy tick is not due
+    world.tick(both(PANE_ACTIVE), git("h1", files=DONE_FILE), advance=290)
+    assert world.status.current.index == 1
+
+
+def test_done_is_seen_at_once_by_default():
+    world = World()
+    world.started()
+    world.tick(both(PANE_ACTIVE), git("h1", files=DONE_FILE), advance=1)
+    assert world.status.current.index == 1

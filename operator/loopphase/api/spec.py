@@ -198,7 +198,14 @@ class AgentsSpec(ApiModel):
 
 class TimingSpec(ApiModel):
     signal_interval: Duration = Field(30, ge=0.2, le=HOUR)
-    heavy_interval: Duration = Field(300, ge=1, le=DAY)
+    heavy_interval: Duration = Field(
+        300, ge=1, le=DAY, description="period of the DONE check when doneOnPush is false"
+    )
+    done_on_push: bool = Field(
+        True,
+        description="check DONE the moment the pushed head moves (false: only every "
+        "heavyInterval, like the reference launcher)",
+    )
     stall_idle: Duration = Field(300, ge=1, le=DAY)
     opencode_idle: Duration = Field(900, ge=1, le=DAY)
     wait_grace: Duration = Field(180, ge=0, le=DAY)

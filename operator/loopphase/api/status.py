@@ -148,6 +148,9 @@ class LoopPhaseStatus(ApiModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     history_seq: int = 0
     conditions: list[Condition] = Field(default_factory=list)
+    last_heavy_check_at: Timestamp | None = Field(
+        None, description="the last DONE check when timing.doneOnPush is false"
+    )
     completed_at: Timestamp | None = None
     suspended_at: Timestamp | None = None
     message: str = ""

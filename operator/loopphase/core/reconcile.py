@@ -142,7 +142,17 @@ def _process_git(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
     handoff.last_seen_sha = git.head or handoff.last_seen_sha
     for ping in scan_inboxes(spec, handoff, git.files, d.now):
         queue_ping(handoff, ping)
-    _check_done(spec, git, d)
+    if spec.timing.done_on_push or _heavy_tick_due(spec, d):
+        _check_done(spec, git, d)
+
+
+def _heavy_tick_due(spec: LoopPhaseSpec, d: Decision) -> bool:
+    """With doneOnPush false, DONE is only looked at every heavyInterval (reference cadence)."""
+    last = d.status.last_heavy_check_at
+    if last is not None and d.now - last < timedelta(seconds=spec.timing.heavy_interval):
+        return False
+    d.status.last_heavy_check_at = d.now
+    return True
 
 
 def _check_done(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
