@@ -569,3 +569,42 @@ def test_done_is_seen_at_once_by_default():
     world.started()
     world.tick(both(PANE_ACTIVE), git("h1", files=DONE_FILE), advance=1)
     assert world.status.current.index == 1
+
+
+def _with_hooks(pane, *events):
+    from dataclasses import replace
+    return replace(agent("builder", pane), hook_events=tuple(events))
+
+
+def test_stop_failure_hook_with_a_limit_error_arms_a_flat_window():
+    from loopphase.core.observations import HookEvent
+    world = World()
+    world.started()
+    event = HookEvent("StopFailure", time=world.now + timedelta(seconds=2), error_type="rate_limit")
+    acts = world.tick({"builder": _with_hooks(PANE_IDLE, event), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
+    window = world.status.agents["builder"].limit
+    assert window is not None and not window.parsed and window.rule == "hook.stop-failure"
+    assert any(getattr(a, "kind", "") == "limit-armed" for a in acts)
+
+
+@pytest.mark.parametrize("error_type", ["server_error", "overloaded", None])
+def test_stop_failure_hook_without_a_limit_error_is_not_a_window(error_type):
+    from loopphase.core.observations import HookEvent
+    world = World()
+    world.started()
+    event = HookEvent("StopFailure", time=world.now + timedelta(seconds=2), error_type=error_type)
+    world.tick({"builder": _with_hooks(PANE_IDLE, event), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
+    assert world.status.agents["builder"].limit is None
+
+
+def test_stop_failure_older_than_visible_work_or_followed_by_a_clean_stop_is_ignored():
+    from loopphase.core.observations import HookEvent
+    world = World()
+    world.started()  # builder seen active at T0+1s
+    old = HookEvent("StopFailure", time=T0, error_type="rate_limit")
+    world.tick({"builder": _with_hooks(PANE_IDLE, old), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
+    assert world.status.agents["builder"].limit is None
+    fresh = HookEvent("StopFailure", time=world.now, error_type="rate_limit")
+    clean = HookEvent("Stop", time=world.now + timedelta(seconds=1))
+    world.tick({"builder": _with_hooks(PANE_IDLE, fresh, clean), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
+    assert world.status.agents["builder"].limit is None

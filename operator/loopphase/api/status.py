@@ -80,6 +80,7 @@ class AgentStatus(ApiModel):
     stop_requested_at: Timestamp | None = None
     waiting_declared: Timestamp | None = Field(None, description="the raw WAITING-UNTIL value")
     last_pane_change_at: Timestamp | None = None
+    last_active_at: Timestamp | None = None
     reason: str = ""
 
 

@@ -70,3 +70,8 @@ def injected_text_violations(text: str) -> list[tuple[str, str]]:
         if match:
             hits.append((detector.rule, match.group(0)))
     return hits
+
+
+# Claude Code's StopFailure hook reports an error type; these mean "cannot work until a reset".
+# Overload (529) and server errors are transient and deliberately not in this list.
+LIMIT_ERROR_TYPE_RE = re.compile(r"rate.?limit|usage.?limit|quota|spend|billing|credit", re.IGNORECASE)

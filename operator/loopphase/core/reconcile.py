@@ -8,6 +8,7 @@ heal last action, pending pings consumed, probe timestamps).
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -35,8 +36,9 @@ from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
 from loopphase.core.limits import step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
+from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
-from loopphase.core.screen import already_typed, classify
+from loopphase.core.screen import Match, already_typed, classify
 
 LOOP_ROLES: tuple[LoopRole, ...] = ("builder", "adversary")
 DELIVERABLE = {"Active", "Idle", "Waiting"}
@@ -271,6 +273,10 @@ def _converge_role(
     if obs.last_change_at is not None:
         a.last_pane_change_at = obs.last_change_at
     reading = classify(obs.pane, now, tz)
+    if reading.limit is None and reading.active is None:
+        hook = hook_limit(obs, a.last_active_at)
+        if hook is not None:
+            reading = dataclasses.replace(reading, limit=hook)
     probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
     step = step_limit(
         a.limit, reading, now, spec.timing,
@@ -288,6 +294,7 @@ def _converge_role(
         return
 
     if reading.active is not None:
+        a.last_active_at = now
         a.idle_since = None
         a.start_requested_at = None  # seen working: the start grace is over
         a.waiting_until = a.waiting_declared = None
@@ -330,6 +337,25 @@ def _converge_role(
         _heal(spec, role, a, d, "stalled", f"idle {int(idle_for)}s (threshold {int(threshold)}s)", obs.pane)
         return
     _set_state(a, "Idle", now, "")
+
+
+def hook_limit(obs: AgentObservation, last_active_at: datetime | None) -> Match | None:
+    """A StopFailure hook event with a limit-type error, newer than the last visible work.
+
+    The structured signal behind a banner the classifier may not know yet; a later clean
+    Stop or a new session supersedes it.
+    """
+    for event in reversed(obs.hook_events):
+        if event.name in {"Stop", "SessionStart"}:
+            return None
+        if event.name != "StopFailure":
+            continue
+        if not event.error_type or not LIMIT_ERROR_TYPE_RE.search(event.error_type):
+            return None
+        if event.time is not None and last_active_at is not None and event.time <= last_active_at:
+            return None
+        return Match("hook.stop-failure", f"StopFailure error_type={event.error_type}")
+    return None
 
 
 def _request_stop(d: Decision, role: Role, a: AgentStatus, reason: str) -> None:
