@@ -3,7 +3,7 @@
 Workload (one phase, local runner, sim agents): the builder works 1 s, then ``windows`` times
 shows an exact-time usage-limit banner (``Claude AI usage limit reached|<epoch>``, reset
 ``reset_in`` s ahead, to the second) and, once a line is typed after the reset, resumes and
-works 3 s; finally it appends ``## DONE``. ``reset_in`` must exceed the reference tick: a
+works (reference tick + 2 s, so both cadences can see it working again); finally it appends ``## DONE``. ``reset_in`` must exceed the reference tick: a
 banner first seen after its reset time is treated as unparsable (flat probe after probeFallback). The adversary works 1 s and idles. Run twice: fast
 (signalInterval 1 s) and reference cadence (signalInterval 30 s, limitResetSlack 45 s at full
 size; smoke scales both by 5/30). Both runs use the same limitResetSlack as their cadence says.
@@ -16,7 +16,7 @@ size; smoke scales both by 5/30). Both runs use the same limitResetSlack as thei
 * ``lifted_after_reset`` = the runner's ``limit-lifted`` event - reset (the supervisor saw the
   agent active again);
 * ``kills_in_windows`` = Restart/Recreate/Stop actions for the builder between a window's
-  arming and its lift (target 0).
+  arming and its lift or the next arming (orderly ``phase.*`` stops excluded; target 0).
 """
 
 from __future__ import annotations
@@ -32,23 +32,27 @@ import yaml
 from loopphase.bench.latency import _jsonl, _seconds, _ts, build_repo, drive, phase_ids
 from loopphase.bench.stats import ratio, summary
 
-RESET_RE = re.compile(r"banner says reset (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)")
+STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)"
+RESET_RE = re.compile(r"banner says reset " + STAMP)
+REARMED_RE = re.compile(r"re-armed from fresh banner until " + STAMP)
 PROBE_RE = re.compile(r"loopphase probe", re.IGNORECASE)
 KILLS = {"RestartAgent", "RecreateHost", "StopAgent"}
+ORDERLY_STOPS = ("phase.",)  # stops for a phase transition / sequence completion are not kills
 
 
-def scenarios(windows: int, reset_in: float) -> tuple[str, str]:
+def scenarios(windows: int, reset_in: float, resume_work: float) -> tuple[str, str]:
     pid = phase_ids(1)[0]
     b: list[dict[str, Any]] = [{"work": {"seconds": 1.0}}]
     for _ in range(windows):
-        b += [{"banner": {"style": "epoch", "reset_in": reset_in}}, {"work": {"seconds": 3.0}}]
+        b += [{"banner": {"style": "epoch", "reset_in": reset_in}}, {"work": {"seconds": resume_work}}]
     b += [{"append_done": {"commit": f"done({pid})", "push": True}}]
     a: list[dict[str, Any]] = [{"work": {"seconds": 1.0}}, {"idle": {"seconds": 86400}}]
     return yaml.safe_dump({"phases": {pid: b}}), yaml.safe_dump({"phases": {pid: a}})
 
 
-def manifest(bare: Path, windows: int, reset_in: float, timing: dict[str, str]) -> dict[str, Any]:
-    builder, adversary = scenarios(windows, reset_in)
+def manifest(bare: Path, windows: int, reset_in: float, timing: dict[str, str],
+             resume_work: float = 3.0) -> dict[str, Any]:
+    builder, adversary = scenarios(windows, reset_in, resume_work)
     pid = phase_ids(1)[0]
     return {
         "apiVersion": "loopphase.dev/v1alpha1", "kind": "LoopPhase", "metadata": {"name": "bench-limits"},
@@ -72,12 +76,17 @@ def analyse(state: Path, slack: float) -> dict[str, Any]:
     armed_at: list[float] = []
     for a in actions:
         if a.get("action") == "EmitEvent" and a.get("kind") == "limit-armed" and a.get("role") == "builder":
-            m = RESET_RE.search(str(a.get("reason", "")))
+            reason = str(a.get("reason", ""))
+            m = RESET_RE.search(reason)
+            rearmed = REARMED_RE.search(reason)
+            reset = None
             if m:
-                reset = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-                if reset not in resets:
-                    resets.append(reset)
-                    armed_at.append(_ts(a["time"]))
+                reset = _stamp(m.group(1))
+            elif rearmed:  # a fresh banner while the window was still armed: until = reset + slack
+                reset = _stamp(rearmed.group(1)) - slack
+            if reset is not None and reset not in resets:
+                resets.append(reset)
+                armed_at.append(_ts(a["time"]))
     lifts = [_ts(a["time"]) for a in actions
              if a.get("action") == "EmitEvent" and a.get("kind") == "limit-lifted" and a.get("role") == "builder"]
     first_probe: list[float] = []
@@ -88,10 +97,12 @@ def analyse(state: Path, slack: float) -> dict[str, Any]:
         if after:
             first_probe.append(min(after) - reset)
         lift = [t for t in lifts if t >= reset]
-        if lift:
+        later = [t for t in armed_at if t > armed]
+        if lift and (not later or min(lift) < min(later)):
             lifted.append(min(lift) - reset)
-        end = min(lift) if lift else float("inf")
+        end = min([*lift, *later, float("inf")])
         kills += sum(1 for a in actions if a.get("action") in KILLS and a.get("role") == "builder"
+                     and not str(a.get("rule", "")).startswith(ORDERLY_STOPS)
                      and armed <= _ts(a["time"]) <= end)
     return {
         "windows_seen": len(resets), "first_probe_after_reset": summary(first_probe),
@@ -101,12 +112,17 @@ def analyse(state: Path, slack: float) -> dict[str, Any]:
     }
 
 
-def run_one(windows: int, reset_in: float, timing: dict[str, str], slack: float, timeout: float) -> dict[str, Any]:
+def _stamp(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def run_one(windows: int, reset_in: float, timing: dict[str, str], slack: float, timeout: float,
+            resume_work: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="loopphase-bench-lim-") as tmp:
         workdir = Path(tmp)
         bare = build_repo(workdir, 1)
         spec_path = workdir / "bench.yaml"
-        spec_path.write_text(yaml.safe_dump(manifest(bare, windows, reset_in, timing), sort_keys=False))
+        spec_path.write_text(yaml.safe_dump(manifest(bare, windows, reset_in, timing, resume_work), sort_keys=False))
         completed, phase, wall = drive(workdir, spec_path, timeout)
         out = analyse(workdir / "state", slack)
     out.update({"completed": completed, "final_phase": phase, "wall_s": round(wall, 1), "timing": timing})
@@ -118,12 +134,17 @@ def run(windows: int = 4, reset_in: float = 5.0, fast_interval: float = 1.0,
     scale = reference_interval / 30.0
     slack = 45.0 * scale
     common = {"startGrace": "2s", "limitResetSlack": _seconds(slack)}
-    fast = run_one(windows, reset_in, {"signalInterval": _seconds(fast_interval), **common}, slack, timeout)
+    # Resumed work lasts longer than the slow tick so both cadences can see the agent working
+    # again (a shorter burst is invisible at 30 s and the next banner reads as a re-arm).
+    resume_work = reference_interval + 2.0
+    fast = run_one(windows, reset_in, {"signalInterval": _seconds(fast_interval), **common}, slack, timeout,
+                   resume_work)
     fast["signal_interval"] = fast_interval
     reference = run_one(windows, reset_in, {"signalInterval": _seconds(reference_interval), **common},
-                        slack, timeout)
+                        slack, timeout, resume_work)
     reference["signal_interval"] = reference_interval
     ratios = {m: {q: ratio(reference[m][q], fast[m][q]) for q in ("p50", "p95")}
               for m in ("first_probe_after_reset", "beyond_slack", "lifted_after_reset")}
-    return {"workload": {"windows": windows, "reset_in_s": reset_in, "limit_reset_slack_s": slack},
+    return {"workload": {"windows": windows, "reset_in_s": reset_in, "limit_reset_slack_s": slack,
+                         "resume_work_s": resume_work},
             "fast": fast, "reference": reference, "ratios": ratios}

@@ -34,7 +34,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "footprint": {"seconds": 30.0, "interval": 1.0},
         "latency": {"phases": 3, "rounds": 7, "fast_interval": 1.0, "reference_interval": 30.0,
                     "timeout": 3600.0},
-        "limits": {"windows": 3, "reset_in": 40.0, "fast_interval": 1.0, "reference_interval": 30.0,
+        "limits": {"windows": 3, "reset_in": 35.0, "fast_interval": 1.0, "reference_interval": 30.0,
                    "timeout": 1800.0},
     },
 }
