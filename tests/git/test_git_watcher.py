@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from gitwatch_helpers import FakeClock, Remote, count_git_calls, git
+from loopphase.core.files import candidates as status_file_candidates
+from loopphase.core.files import resolve as resolve_status_file
 from loopphase.core.observations import Commit
-from loopphase.git import GitRemoteError, RemoteWatcher, resolve_status_file
+from loopphase.git import GitRemoteError, RemoteWatcher
 
 STATUS = "machine-docs/STATUS-1.md"
 INBOX = "machine-docs/ADVERSARY-INBOX.md"
@@ -95,7 +97,6 @@ def test_files_read_at_pushed_ref_only(remote: Remote, tmp_path: Path) -> None:
 
 
 def test_status_file_state_dir_then_root(remote: Remote, tmp_path: Path) -> None:
-    from loopphase.git import status_file_candidates
 
     paths = status_file_candidates("machine-docs", "STATUS-1.md")
     assert paths == ["machine-docs/STATUS-1.md", "STATUS-1.md"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 
 from loopphase.api.spec import LoopPhaseSpec, LoopRole
@@ -9,10 +10,29 @@ from loopphase.api.spec import LoopPhaseSpec, LoopRole
 INBOX_OF: dict[LoopRole, str] = {"adversary": "adversary_inbox", "builder": "builder_inbox"}
 
 
+def normalize_repo_path(path: str) -> str | None:
+    """A clean repository-relative POSIX path, or None if it escapes the root or is empty."""
+    if not path or "\n" in path or "\x00" in path:
+        return None
+    clean = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
+    if clean in ("", ".") or clean == ".." or clean.startswith("../"):
+        return None
+    return clean
+
+
 def candidates(state_dir: str, name: str) -> list[str]:
     """The state dir first, then the repository root (like the reference launcher)."""
-    inside = f"{state_dir.rstrip('/')}/{name}" if state_dir else name
-    return [inside, name] if inside != name else [name]
+    base = normalize_repo_path(name)
+    if base is None:
+        return []
+    out: list[str] = []
+    if state_dir and normalize_repo_path(state_dir) is not None:
+        joined = normalize_repo_path(posixpath.join(state_dir, base))
+        if joined is not None:
+            out.append(joined)
+    if base not in out:
+        out.append(base)
+    return out
 
 
 def resolve(files: Mapping[str, str | None], state_dir: str, name: str) -> tuple[str | None, str | None]:

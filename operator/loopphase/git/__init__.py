@@ -1,7 +1,6 @@
 """Remote git watching shared by the local runner and the Kubernetes operator."""
 
 from loopphase.git.errors import GitRemoteError, GitTimeoutError
-from loopphase.git.paths import resolve_status_file, status_file_candidates
 from loopphase.git.redact import redact, redact_url
 from loopphase.git.registry import WatcherRegistry, observe_async
 from loopphase.git.runner import config_env
@@ -17,6 +16,4 @@ __all__ = [
     "observe_async",
     "redact",
     "redact_url",
-    "resolve_status_file",
-    "status_file_candidates",
 ]

@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from loopphase.core.files import normalize_repo_path
 from loopphase.core.observations import Commit
 from loopphase.git.errors import GitRemoteError
-from loopphase.git.paths import normalize_repo_path
 from loopphase.git.redact import redact_url
 from loopphase.git.runner import GitRunner
 

@@ -1,8 +1,9 @@
-"""Status-file lookup: state dir first, then root (pure)."""
+"""Where loop-state files are looked for: state dir first, then root (pure)."""
 
 from __future__ import annotations
 
-from loopphase.git import resolve_status_file, status_file_candidates
+from loopphase.core.files import candidates as status_file_candidates
+from loopphase.core.files import resolve as resolve_status_file
 
 
 def test_candidates() -> None:
