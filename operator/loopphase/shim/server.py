@@ -15,21 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from loopphase import __version__
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
 from loopphase.shim.host import AgentHost, Busy, StopFailed
+from loopphase.shim.http import ApiServer, HttpError, LoopBridge, Request, Routes
 from loopphase.shim.protocol import (
     API_PREFIX,
     DEFAULT_STATE_LINES,
@@ -41,57 +38,32 @@ from loopphase.shim.transcript import TranscriptTail
 
 log = logging.getLogger("loopphase.shim")
 
-HOST_KEY = web.AppKey("host", AgentHost)
-TOKEN_KEY = web.AppKey("token", str)
 SUBMIT_KEYS = ("Enter", "C-m")
 MAX_PROMPT_CHARS = 200_000
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class BadRequest(ValueError):
-    pass
+class BadRequest(HttpError):
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
 
 
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def map_error(exc: Exception) -> HttpError | None:
+    """The agent host's failures as HTTP answers (None: an unexpected error, a logged 500)."""
+    if isinstance(exc, LaunchError):
+        return HttpError(400, str(exc))
+    if isinstance(exc, Busy):
+        return HttpError(409, str(exc))
+    if isinstance(exc, StopFailed):
+        log.error("%s", exc)
+        return HttpError(500, str(exc))
+    if isinstance(exc, (TmuxError, TimeoutError)):
+        log.error("tmux: %s", exc)
+        return HttpError(503, f"tmux: {exc}")
+    return None
 
 
-@web.middleware
-async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path != f"{API_PREFIX}/health":
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        expected = request.app[TOKEN_KEY]
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), expected.encode()
-        ):
-            log.warning("refused %s %s: missing or wrong bearer token", request.method, request.path)
-            return error(401, "missing or wrong bearer token")
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error(exc.status, exc.reason)
-    except BadRequest as exc:
-        return error(400, str(exc))
-    except LaunchError as exc:
-        return error(400, str(exc))
-    except Busy as exc:
-        return error(409, str(exc))
-    except StopFailed as exc:
-        log.error("%s %s: %s", request.method, request.path, exc)
-        return error(500, str(exc))
-    except (TmuxError, TimeoutError) as exc:
-        log.error("%s %s: %s", request.method, request.path, exc)
-        return error(503, f"tmux: {exc}")
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+def json_body(request: Request) -> dict[str, Any]:
+    body = request.json()
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body
@@ -108,74 +80,90 @@ def opt_str(body: dict[str, Any], key: str, limit: int = MAX_PROMPT_CHARS) -> st
     return value
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+class Api:
+    """The routes; each runs in an HTTP thread and hands agent work to the loop."""
+
+    def __init__(self, host: AgentHost, bridge: LoopBridge) -> None:
+        self.host = host
+        self.bridge = bridge
+
+    def routes(self) -> Routes:
+        return {
+            f"{API_PREFIX}/health": {"GET": self.health},
+            f"{API_PREFIX}/state": {"GET": self.state},
+            f"{API_PREFIX}/send": {"POST": self.send},
+            f"{API_PREFIX}/restart": {"POST": self.restart},
+            f"{API_PREFIX}/stop": {"POST": self.stop},
+        }
+
+    def health(self, request: Request) -> dict[str, Any]:
+        return {"ok": True}
+
+    def state(self, request: Request) -> dict[str, Any]:
+        raw = request.arg("lines", str(DEFAULT_STATE_LINES))
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_STATE_LINES:
+            raise BadRequest(f"lines must be an integer from 1 to {MAX_STATE_LINES}")
+        return self.bridge.call(self.host.state(int(raw))).wire()
+
+    def send(self, request: Request) -> dict[str, Any]:
+        body = json_body(request)
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("text must be a non-empty string")
+        if "\n" in text or "\r" in text:
+            raise BadRequest("text must be a single line")
+        if len(text) > MAX_SEND_CHARS:
+            raise BadRequest(f"text is longer than {MAX_SEND_CHARS} characters")
+        if any(ord(ch) < 32 and ch != "\t" for ch in text):
+            raise BadRequest("text must not contain control characters")
+        submit = body.get("submit")
+        if submit is not None and submit not in SUBMIT_KEYS:
+            raise BadRequest(f"submit must be one of {', '.join(SUBMIT_KEYS)}")
+        return self.bridge.call(self.host.send(text, submit)).wire()
+
+    def restart(self, request: Request) -> dict[str, Any]:
+        body = json_body(request)
+        mode = body.get("mode")
+        if mode not in ("warm", "cold"):
+            raise BadRequest("mode must be 'warm' or 'cold'")
+        phase_index = body.get("phaseIndex")
+        if phase_index is not None and (
+            not isinstance(phase_index, int) or isinstance(phase_index, bool) or phase_index < 0
+        ):
+            raise BadRequest("phaseIndex must be a non-negative integer")
+        phase_id = opt_str(body, "phaseId", 63)
+        if phase_id is not None and (not phase_id or not phase_id.replace("-", "").isalnum()):
+            raise BadRequest("phaseId must be a DNS label")
+        kickoff = opt_str(body, "kickoff")
+        continuation = opt_str(body, "continuation")
+        result = self.bridge.call(
+            self.host.restart(
+                mode,
+                kickoff=kickoff,
+                continuation=continuation,
+                phase_index=phase_index,
+                phase_id=phase_id,
+            )
+        )
+        return result.wire()
+
+    def stop(self, request: Request) -> dict[str, Any]:
+        self.bridge.call(self.host.stop())
+        return {"stopped": True}
 
 
-async def state(request: web.Request) -> web.Response:
-    raw = request.query.get("lines", str(DEFAULT_STATE_LINES))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_STATE_LINES:
-        raise BadRequest(f"lines must be an integer from 1 to {MAX_STATE_LINES}")
-    result = await request.app[HOST_KEY].state(int(raw))
-    return web.json_response(result.wire())
-
-
-async def send(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest("text must be a non-empty string")
-    if "\n" in text or "\r" in text:
-        raise BadRequest("text must be a single line")
-    if len(text) > MAX_SEND_CHARS:
-        raise BadRequest(f"text is longer than {MAX_SEND_CHARS} characters")
-    if any(ord(ch) < 32 and ch != "\t" for ch in text):
-        raise BadRequest("text must not contain control characters")
-    submit = body.get("submit")
-    if submit is not None and submit not in SUBMIT_KEYS:
-        raise BadRequest(f"submit must be one of {', '.join(SUBMIT_KEYS)}")
-    result = await request.app[HOST_KEY].send(text, submit)
-    return web.json_response(result.wire())
-
-
-async def restart(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    mode = body.get("mode")
-    if mode not in ("warm", "cold"):
-        raise BadRequest("mode must be 'warm' or 'cold'")
-    phase_index = body.get("phaseIndex")
-    if phase_index is not None and (
-        not isinstance(phase_index, int) or isinstance(phase_index, bool) or phase_index < 0
-    ):
-        raise BadRequest("phaseIndex must be a non-negative integer")
-    phase_id = opt_str(body, "phaseId", 63)
-    if phase_id is not None and (not phase_id or not phase_id.replace("-", "").isalnum()):
-        raise BadRequest("phaseId must be a DNS label")
-    result = await request.app[HOST_KEY].restart(
-        mode,
-        kickoff=opt_str(body, "kickoff"),
-        continuation=opt_str(body, "continuation"),
-        phase_index=phase_index,
-        phase_id=phase_id,
+def build_server(
+    host: AgentHost, token: str, address: tuple[str, int], loop: asyncio.AbstractEventLoop
+) -> ApiServer:
+    api = Api(host, LoopBridge(loop))
+    return ApiServer(
+        address,
+        api.routes(),
+        token,
+        public=frozenset({f"{API_PREFIX}/health"}),
+        map_error=map_error,
+        server_version=f"loopphase-shim/{__version__}",
     )
-    return web.json_response(result.wire())
-
-
-async def stop(request: web.Request) -> web.Response:
-    await request.app[HOST_KEY].stop()
-    return web.json_response({"stopped": True})
-
-
-def build_app(host: AgentHost, token: str) -> web.Application:
-    app = web.Application(middlewares=[errors_and_auth], client_max_size=1024 * 1024)
-    app[HOST_KEY] = host
-    app[TOKEN_KEY] = token
-    app.router.add_get(f"{API_PREFIX}/health", health)
-    app.router.add_get(f"{API_PREFIX}/state", state)
-    app.router.add_post(f"{API_PREFIX}/send", send)
-    app.router.add_post(f"{API_PREFIX}/restart", restart)
-    app.router.add_post(f"{API_PREFIX}/stop", stop)
-    return app
 
 
 def env_pair(value: str) -> tuple[str, str]:
@@ -250,10 +238,8 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_event.set)
 
-    runner = web.AppRunner(build_app(host, token), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
+    server = build_server(host, token, (args.host, args.port), loop)
+    server.serve_in_thread()
     log.info("shim %s listening on %s:%d (tmux socket %s)", __version__, args.host, args.port,
              socket_name)
     tasks = [
@@ -273,8 +259,8 @@ async def serve(args: argparse.Namespace, token: str) -> int:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(server.close)
         await host.shutdown()
-        await runner.cleanup()
     return 0
 
 

@@ -1,0 +1,284 @@
+"""The shim's HTTP plumbing on the standard library (no aiohttp: every agent pod carries a shim).
+
+``ApiServer`` is a ``ThreadingHTTPServer`` (one daemon thread per connection, HTTP/1.1
+keep-alive, a socket timeout so an idle or slow client cannot pin a thread for long). Requests
+are authenticated (bearer token, constant-time compare) before routing, so an unauthenticated
+caller learns nothing about which routes exist. Route functions run in the connection's
+thread; anything touching the agent is handed to the asyncio loop with ``LoopBridge.call``,
+so the agent host stays single-threaded. Every error is JSON ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger("loopphase.shim")
+
+T = TypeVar("T")
+
+MAX_BODY = 1024 * 1024
+CONNECTION_TIMEOUT = 30.0  # per socket read/write; above aiohttp's 15 s client keep-alive
+REQUEST_TIMEOUT = 90.0  # one request's work in the loop (a restart's kill budget is 15 s)
+
+
+class HttpError(Exception):
+    """Answer the request with ``status`` and ``{"error": message}``."""
+
+    def __init__(
+        self, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    read_body: Callable[[], bytes]
+
+    def arg(self, name: str, default: str) -> str:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.read_body().decode("utf-8"))
+        except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
+            raise HttpError(400, f"body is not valid JSON: {exc}") from exc
+
+
+Route = Callable[[Request], Any]  # returns the JSON payload of a 200 answer
+Routes = Mapping[str, Mapping[str, Route]]  # path -> method -> route
+ErrorMapper = Callable[[Exception], HttpError | None]
+
+
+class LoopBridge:
+    """Run coroutines on the shim's asyncio loop from HTTP threads, with a deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float = REQUEST_TIMEOUT) -> None:
+        self.loop = loop
+        self.timeout = timeout
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError as exc:  # the loop is closed: the shim is going down
+            coro.close()
+            raise HttpError(503, "shim is shutting down") from exc
+        done, _ = concurrent.futures.wait([future], timeout=self.timeout)
+        if not done:
+            future.cancel()
+            raise HttpError(503, f"request did not finish within {self.timeout:.0f}s")
+        return future.result()
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: Routes,
+        token: str,
+        public: frozenset[str],
+        map_error: ErrorMapper,
+        server_version: str = "loopphase-shim",
+        connection_timeout: float = CONNECTION_TIMEOUT,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.routes = routes
+        self.token = token
+        self.public = public
+        self.map_error = map_error
+        self.max_body = max_body
+        self.closing = threading.Event()
+        handler = type(
+            "ShimRequestHandler",
+            (RequestHandler,),
+            {"timeout": connection_timeout, "server_version": server_version},
+        )
+        super().__init__(address, handler)
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="shim-http", daemon=True)
+        thread.start()
+        return thread
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection failed outside a route (client went away, ...): log it, go on."""
+        log.warning("http connection from %s failed", client_address, exc_info=True)
+
+    def close(self) -> None:
+        """Stop accepting, refuse further requests on open connections, close the socket."""
+        self.closing.set()
+        self.shutdown()
+        self.server_close()
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sys_version = ""
+    server: ApiServer
+
+    # ---- answers -------------------------------------------------------------------------
+    def answer(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own errors (bad request line, headers too large, ...) as JSON too."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        self.answer(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s: " + format, self.address_string(), *args)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.info("http %s: " + format, self.address_string(), *args)
+
+    # ---- body ----------------------------------------------------------------------------
+    def read_body(self) -> bytes:
+        self._body_read = True
+        limit = self.server.max_body
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(limit)
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        if not raw.strip().isdigit():
+            self.close_connection = True
+            raise HttpError(400, "Content-Length is not a number")
+        size = int(raw)
+        if size > limit:
+            self.close_connection = True
+            raise HttpError(413, f"body is larger than {limit} bytes")
+        try:
+            data = self.rfile.read(size)
+        except TimeoutError as exc:
+            self.close_connection = True
+            raise HttpError(408, "timed out reading the body") from exc
+        if len(data) != size:
+            self.close_connection = True
+            raise HttpError(400, "body is shorter than its Content-Length")
+        return data
+
+    def _read_chunked(self, limit: int) -> bytes:
+        try:
+            return self._read_chunks(limit)
+        except TimeoutError as exc:
+            self.close_connection = True
+            raise HttpError(408, "timed out reading the body") from exc
+
+    def _read_chunks(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError as exc:
+                self.close_connection = True
+                raise HttpError(400, "malformed chunked body") from exc
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers: ignored
+                return b"".join(parts)
+            total += size
+            if total > limit:
+                self.close_connection = True
+                raise HttpError(413, f"body is larger than {limit} bytes")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _has_body(self) -> bool:
+        return bool(
+            "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+            or self.headers.get("Content-Length", "0").strip() not in ("", "0")
+        )
+
+    # ---- dispatch ------------------------------------------------------------------------
+    def authorized(self) -> bool:
+        scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.server.token.encode()
+        )
+
+    def dispatch(self) -> None:
+        self._body_read = False
+        if self.server.closing.is_set():
+            self.close_connection = True
+            self.answer(503, {"error": "shim is shutting down"})
+            return
+        split = urlsplit(self.path)
+        path = unquote(split.path)
+        try:
+            payload = self.route(path, split.query)
+        except HttpError as exc:
+            status, message, headers = exc.status, exc.message, exc.headers
+        else:
+            status, message, headers = 200, "", {}
+        if not self._body_read and self._has_body():
+            self.close_connection = True  # the unread body would be taken for the next request
+        if status == 200:
+            self.answer(200, payload)
+        else:
+            self.answer(status, {"error": message}, headers)
+
+    def route(self, path: str, query: str) -> Any:
+        if path not in self.server.public and not self.authorized():
+            log.warning("refused %s %s: missing or wrong bearer token", self.command, path)
+            raise HttpError(401, "missing or wrong bearer token")
+        methods = self.server.routes.get(path)
+        if methods is None:
+            raise HttpError(404, "Not Found")
+        method = "GET" if self.command == "HEAD" and "GET" in methods else self.command
+        fn = methods.get(method)
+        if fn is None:
+            allowed = sorted({*methods, *(["HEAD"] if "GET" in methods else [])})
+            raise HttpError(405, "Method Not Allowed", {"Allow": ", ".join(allowed)})
+        request = Request(
+            method=method,
+            path=path,
+            query=parse_qs(query, keep_blank_values=True),
+            read_body=self.read_body,
+        )
+        try:
+            return fn(request)
+        except HttpError:
+            raise
+        except Exception as exc:
+            mapped = self.server.map_error(exc)
+            if mapped is not None:
+                raise mapped from exc
+            log.exception("%s %s failed", self.command, path)
+            raise HttpError(500, f"internal error: {type(exc).__name__}") from exc
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = dispatch
