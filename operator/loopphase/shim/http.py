@@ -28,6 +28,7 @@ log = logging.getLogger("loopphase.shim")
 T = TypeVar("T")
 
 MAX_BODY = 1024 * 1024
+DRAIN_CAP = 4 * 1024 * 1024  # an oversized body up to this is read and dropped before the 413
 CONNECTION_TIMEOUT = 30.0  # per socket read/write; above aiohttp's 15 s client keep-alive
 REQUEST_TIMEOUT = 90.0  # one request's work in the loop (a restart's kill budget is 15 s)
 
@@ -135,6 +136,7 @@ class ApiServer(ThreadingHTTPServer):
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # so even a garbled request line gets a status line
     sys_version = ""
     server: ApiServer
 
@@ -177,10 +179,12 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise HttpError(400, "Content-Length is not a number")
         size = int(raw)
-        if size > limit:
-            self.close_connection = True
-            raise HttpError(413, f"body is larger than {limit} bytes")
         try:
+            if size > limit:
+                self.close_connection = True
+                if size <= DRAIN_CAP:  # read it, so the client is not cut off mid-send
+                    self._discard(size)
+                raise HttpError(413, f"body is larger than {limit} bytes")
             data = self.rfile.read(size)
         except TimeoutError as exc:
             self.close_connection = True
@@ -210,13 +214,27 @@ class RequestHandler(BaseHTTPRequestHandler):
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers: ignored
+                if total > limit:
+                    self.close_connection = True
+                    raise HttpError(413, f"body is larger than {limit} bytes")
                 return b"".join(parts)
             total += size
-            if total > limit:
+            if total > DRAIN_CAP:
                 self.close_connection = True
                 raise HttpError(413, f"body is larger than {limit} bytes")
-            parts.append(self.rfile.read(size))
+            if total > limit:
+                self._discard(size)
+                parts = []
+            else:
+                parts.append(self.rfile.read(size))
             self.rfile.readline(1024)
+
+    def _discard(self, size: int) -> None:
+        while size > 0:
+            block = self.rfile.read(min(size, 65536))
+            if not block:
+                return
+            size -= len(block)
 
     def _has_body(self) -> bool:
         return bool(
