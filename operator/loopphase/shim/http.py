@@ -16,6 +16,8 @@ import hmac
 import json
 import logging
 import socket
+import socketserver
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -85,7 +87,10 @@ class LoopBridge:
         if not done:
             future.cancel()
             raise HttpError(503, f"request did not finish within {self.timeout:.0f}s")
-        return future.result()
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError as exc:  # the loop cancelled it: shutting down
+            raise HttpError(503, "shim is shutting down") from exc
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -111,6 +116,7 @@ class ApiServer(ThreadingHTTPServer):
         self.map_error = map_error
         self.max_body = max_body
         self.closing = threading.Event()
+        self._thread: threading.Thread | None = None
         handler = type(
             "ShimRequestHandler",
             (RequestHandler,),
@@ -118,19 +124,32 @@ class ApiServer(ThreadingHTTPServer):
         )
         super().__init__(address, handler)
 
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would resolve our own name (socket.getfqdn), a DNS lookup
+        # without a timeout; nothing here needs it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
     def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="shim-http", daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.serve_forever, name="shim-http", daemon=True)
+        self._thread.start()
+        return self._thread
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A connection failed outside a route (client went away, ...): log it, go on."""
-        log.warning("http connection from %s failed", client_address, exc_info=True)
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            log.info("http connection from %s dropped: %s", client_address, exc)
+        else:
+            log.warning("http connection from %s failed", client_address, exc_info=True)
 
     def close(self) -> None:
         """Stop accepting, refuse further requests on open connections, close the socket."""
         self.closing.set()
-        self.shutdown()
+        if self._thread is not None:
+            self.shutdown()  # returns once serve_forever has left its loop
         self.server_close()
 
 
