@@ -139,14 +139,32 @@ def test_window_lifts_when_active_again():
     assert any(h.kind == "limit-lifted" for h in world.status.history)
 
 
-def test_stale_time_only_banner_falls_back_to_flat_probing():
+def test_stale_time_only_banner_is_probed_after_the_slack():
     world = World()
     world.started()
     # 9:55am already passed: the next 9:55am is ~24h away, beyond the 6h horizon.
     world.tick({"builder": agent("builder", banner("9:55am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
     window = world.status.agents["builder"].limit
     assert not window.parsed
+    assert window.until == world.now + timedelta(seconds=45)
+
+
+def test_unparsable_banner_probes_at_the_flat_cadence():
+    world = World()
+    world.started()
+    pane = "work\n\nYou've hit your monthly spend limit.\n> "
+    world.tick({"builder": agent("builder", pane), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    window = world.status.agents["builder"].limit
+    assert window is not None and not window.parsed
     assert window.until == world.now + timedelta(seconds=300)
+
+
+def test_pings_reach_an_agent_that_is_up_within_its_start_grace():
+    world = World()
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, git("h0"))
+    acts = world.tick(both(PANE_IDLE), git("h1", "claim(g): x"), advance=2)
+    assert [a.role for a in of_type(acts, "SendText")] == ["adversary"]
+    assert world.status.agents["adversary"].idle_since is None  # not judged idle yet
 
 
 def test_warning_after_three_probes_and_still_never_restarted():
@@ -608,3 +626,16 @@ def test_stop_failure_older_than_visible_work_or_followed_by_a_clean_stop_is_ign
     clean = HookEvent("Stop", time=world.now + timedelta(seconds=1))
     world.tick({"builder": _with_hooks(PANE_IDLE, fresh, clean), "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
     assert world.status.agents["builder"].limit is None
+
+
+def test_next_tick_wakes_at_a_window_end_rather_than_a_tick_later():
+    from loopphase.controller.tick import next_tick_delay
+    world = World(spec=make_spec(timing={"signalInterval": "300s"}))
+    world.started()
+    assert next_tick_delay(world.spec, world.status, world.now) == 300
+    world.tick({"builder": agent("builder", banner("10:00am").replace("10:00am", "10:01am")),
+                "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    until = world.status.agents["builder"].limit.until
+    delay = next_tick_delay(world.spec, world.status, world.now)
+    assert delay == pytest.approx((until - world.now).total_seconds() + 0.05)
+    assert delay < 300

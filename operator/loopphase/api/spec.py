@@ -197,7 +197,11 @@ class AgentsSpec(ApiModel):
 
 
 class TimingSpec(ApiModel):
-    signal_interval: Duration = Field(30, ge=0.2, le=HOUR)
+    signal_interval: Duration = Field(
+        1, ge=0.2, le=HOUR,
+        description="the tick: observe, decide, act (the reference launcher used 30s); raise it "
+        "for many loops on a hosted remote, since each tick does one cheap ls-remote per remote",
+    )
     heavy_interval: Duration = Field(
         300, ge=1, le=DAY, description="period of the DONE check when doneOnPush is false"
     )

@@ -28,6 +28,17 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                     "timeout": 240.0},
         "limits": {"windows": 2, "reset_in": 8.0, "fast_interval": 1.0, "reference_interval": 5.0,
                    "timeout": 180.0},
+        "scale": {"sizes": [3], "interval": 5.0, "window": 15.0, "settle": 5.0, "timeout": 120.0},
+    },
+    # The smallest size that still drives every code path once: what CI runs so nothing rots.
+    "ci": {
+        "core": {"seconds": 0.5, "min_calls": 20},
+        "footprint": {"seconds": 1.0, "interval": 0.5},
+        "latency": {"phases": 2, "rounds": 1, "fast_interval": 1.0, "reference_interval": 2.0,
+                    "timeout": 180.0},
+        "limits": {"windows": 1, "reset_in": 5.0, "fast_interval": 1.0, "reference_interval": 2.0,
+                   "timeout": 150.0},
+        "scale": {"sizes": [2], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
     },
     "full": {
         "core": {"seconds": 5.0, "min_calls": 200},
@@ -36,9 +47,11 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                     "timeout": 3600.0},
         "limits": {"windows": 3, "reset_in": 35.0, "fast_interval": 1.0, "reference_interval": 30.0,
                    "timeout": 1800.0},
+        "scale": {"sizes": [10, 100, 300], "interval": 5.0, "window": 30.0, "settle": 10.0,
+                  "timeout": 900.0},
     },
 }
-NAMES = ("core", "footprint", "latency", "limits")
+NAMES = ("core", "footprint", "latency", "limits", "scale")
 
 
 def _run_core(params: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +78,15 @@ def _run_limits(params: dict[str, Any]) -> dict[str, Any]:
     return limits.run(**params)
 
 
+def _run_scale(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import scale
+
+    return scale.run(**params)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "core": _run_core, "footprint": _run_footprint, "latency": _run_latency, "limits": _run_limits,
+    "scale": _run_scale,
 }
 
 
@@ -128,6 +148,25 @@ def table(results: dict[str, Any]) -> str:
         rows.append(("limit: first probe ratio ref/fast",
                      f"p50 {_fmt(lim['ratios']['first_probe_after_reset']['p50'], 'x')} "
                      f"p95 {_fmt(lim['ratios']['first_probe_after_reset']['p95'], 'x')}", "-"))
+    sc = results.get("scale")
+    if sc and "error" not in sc:
+        for r in sc["runs"]:
+            label = f"scale N={r['loops']} ({r['agents']} agents)"
+            if "error" in r:
+                rows.append((label, "ERROR: " + r["error"][:80], "-"))
+                continue
+            reqs = " ".join(f"{k}={v:g}" for k, v in r["api_requests_per_tick"].items())
+            rows.append((label,
+                         f"{_fmt(r['cpu_ms_per_tick_per_agent'])} ms CPU/tick/agent  "
+                         f"{_fmt(r['cpu_core_fraction'] * 100)}% core  RSS {r['steady_rss_mib']:g} MiB"
+                         f" (peak {r['peak_rss_mib']:g})  tick p95 {_fmt(r['tick_s']['p95'], 's')}",
+                         f"API/tick: {reqs}"))
+        ex = sc.get("extrapolation") or {}
+        if ex:
+            rows.append((f"scale: {ex['agents']} agents @ {ex['interval_s']:g}s (from {ex['from_agents']})",
+                         f"{_fmt(ex['core_fraction'] * 100)}% core  {ex['rss_mib']:g} MiB",
+                         f"<= 25% core {'OK' if ex['cpu_within_target'] else 'MISSED'}, "
+                         f"<= 400 MiB {'OK' if ex['rss_within_target'] else 'MISSED'}"))
     for name in NAMES:
         if name in results and "error" in results[name]:
             rows.append((name, "ERROR: " + results[name]["error"][:80], "-"))
@@ -144,14 +183,17 @@ def main(argv: list[str]) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--smoke", action="store_true", help="small, fast sizes (CI)")
     size.add_argument("--full", action="store_true", help="full sizes (default)")
+    size.add_argument("--ci", action="store_true", help="the smallest sizes: every path once")
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
                         help=f"run only these ({', '.join(NAMES)})")
     parser.add_argument("--output", type=Path, help="JSON output path")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    size_name = "smoke" if args.smoke else "full"
-    output = args.output or Path("bench") / ("results.smoke.json" if args.smoke else "results.json")
+    size_name = "smoke" if args.smoke else "ci" if args.ci else "full"
+    output = args.output or Path("bench") / (
+        "results.json" if size_name == "full" else f"results.{size_name}.json"
+    )
     selected = list(args.only or NAMES)
     if any(n in selected for n in ("footprint", "latency", "limits")):
         for tool in ("tmux", "git"):

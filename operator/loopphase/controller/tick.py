@@ -30,6 +30,7 @@ from loopphase.core.actions import (
     StopAgent,
     describe,
 )
+from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
 from loopphase.core.reconcile import reconcile, settle
@@ -144,6 +145,18 @@ async def _execute_one(
         log.warning("%s raised %s: %s", describe(action), type(err).__name__, err)
         return HostResult(False, f"{type(err).__name__}: {err}")
     return HostResult(False, f"unknown action {type(action).__name__}")
+
+
+WAKE_MARGIN = 0.05
+
+
+def next_tick_delay(spec: LoopPhaseSpec, status: LoopPhaseStatus, now: datetime) -> float:
+    """Seconds until the next tick: the signal interval, or sooner when a window ends."""
+    delay = spec.timing.signal_interval
+    wake = next_wakeup(status, now)
+    if wake is not None:
+        delay = min(delay, max(WAKE_MARGIN, (wake - now).total_seconds() + WAKE_MARGIN))
+    return delay
 
 
 async def run_tick(

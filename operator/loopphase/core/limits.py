@@ -1,8 +1,9 @@
 """The usage-limit window state machine (REFERENCE.md §1), pure.
 
 1. A hard banner seen while not active arms a window until the banner's reset + slack. A
-   time-only reset further ahead than the horizon is a stale banner rolled to tomorrow, and an
-   unparsable or past reset means a flat probe cadence: never exponential backoff.
+   reset already passed (or a time-only one beyond the horizon: a stated time that passed,
+   rolled to tomorrow) means a probe after the slack; an unparsable one, the flat probe
+   cadence. Never exponential backoff.
 2. Inside the window nothing happens; the caller suppresses every kill/restart/stall path.
 3. Window over and banner still there: ONE probe, unless the probe text already sits in the
    input area. The window then re-arms (flat) until the next banner tells otherwise.
@@ -42,11 +43,14 @@ def next_until(reading: ScreenReading, now: datetime, timing: TimingSpec) -> tup
     """When to probe next: (time, parsed-from-banner)."""
     hint = reading.reset
     slack = timedelta(seconds=timing.limit_reset_slack)
-    fallback = now + timedelta(seconds=timing.probe_fallback)
-    if hint is None or hint.at <= now:
-        return fallback, False
+    if hint is None:
+        return now + timedelta(seconds=timing.probe_fallback), False
     if hint.kind == "time" and hint.at - now > timedelta(seconds=timing.reset_horizon):
-        return fallback, False
+        # Time-only banners come from a 5-hour window: a reset this far ahead is a stated time
+        # that already passed, rolled to tomorrow. The limit has most likely lifted: probe soon.
+        return now + slack, False
+    if hint.at <= now:
+        return now + slack, False  # a dated/epoch reset already passed: probe soon
     return hint.at + slack, True
 
 
@@ -72,7 +76,7 @@ def step_limit(
         how = (
             f"banner says reset {_fmt(reading.reset.at)}; holding until {_fmt(until)}"
             if parsed and reading.reset is not None
-            else f"reset time unparsable or implausible; flat probe at {_fmt(until)}"
+            else f"reset time unparsable or already passed; probe at {_fmt(until)}"
         )
         armed = LimitWindow(
             until=until, parsed=parsed, armed_at=now, rule=banner.rule, excerpt=banner.excerpt

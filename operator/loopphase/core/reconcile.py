@@ -308,7 +308,11 @@ def _converge_role(
         _heal(spec, role, a, d, "fatal", f"{reading.fatal.rule}: {reading.fatal.excerpt}", obs.pane)
         return
     if starting:
-        _set_state(a, "Starting", now, "within the start grace")
+        if obs.pane.strip():
+            # Up and drawn: it can take text (pings), but it is not judged idle yet.
+            _set_state(a, "Idle", now, "just started (start grace)")
+        else:
+            _set_state(a, "Starting", now, "agent starting")
         return
 
     if a.idle_since is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
-from loopphase.controller.tick import TickResult, run_tick
+from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
@@ -128,8 +128,9 @@ class Runner:
                     break
                 if max_ticks is not None and tick >= max_ticks:
                     break
+                delay = next_tick_delay(self.spec, status, datetime.now(UTC))
                 try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=self.spec.timing.signal_interval)
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 except TimeoutError:
                     pass  # the tick interval elapsed: next tick
             return status
