@@ -6,7 +6,7 @@ AGENT_IMAGE ?= loopphase-agent:dev
 DOCKER ?= docker
 KUBECTL ?= kubectl
 
-.PHONY: kind-up images deploy example e2e kind-down crd-sync test-operator
+.PHONY: kind-up images deploy example e2e kind-down crd-sync test-operator bench bench-smoke
 
 kind-up:
 	kind create cluster --name $(CLUSTER) --config kind-config.yaml
@@ -36,3 +36,10 @@ e2e:
 
 kind-down:
 	kind delete cluster --name $(CLUSTER)
+
+# Benchmarks (see bench/README.md): full sizes write bench/results.json.
+bench:
+	python3 dev.py bench --full
+
+bench-smoke:
+	python3 dev.py bench --smoke
