@@ -20,6 +20,7 @@ def test_status_shows_table_agents_window_and_history():
     assert row.split()[:6] == ["demo", "Limited", "0/3", "Limited", "Active", "2/2"]
     assert "limit window until 2026-11-22T12:30:45+00:00 (from banner)" in text
     assert "limit-armed" in text
+    assert "last action limit-armed 0s ago: limit." in text
 
 
 def test_validate_names_the_field_and_the_fix(tmp_path: Path, capsys):

@@ -46,6 +46,9 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         heal = agent.heal
         lines.append(f"  heal tier {heal.tier}{' CIRCUIT OPEN' if heal.circuit_open else ''}, "
                      f"restarts {agent.restarts}, last spawn {agent.spawn_mode or '-'}")
+        last = next((h for h in reversed(status.history) if h.role == role), None)
+        if last is not None:
+            lines.append(f"  last action {last.kind} {_age(last.time, now)} ago: {last.rule}")
     pending = status.handoff.pending_pings
     if pending:
         lines.append("pending pings: " + ", ".join(f"{p.kind}->{p.role}" for p in pending))
