@@ -86,9 +86,10 @@ async def test_operator_restart_mid_limit_window_keeps_window_and_pods(
     mark = len(list(kmock))
     ctx2 = real_context(tmp_path, port)
     async with running_operator(kmock, ctx2):
-        # The new operator has observed the shims and written status again (several ticks).
-        await eventually(lambda: len(requests_of(kmock, "GET", "loopphases", since=mark,
-                                                 name="demo")) >= 6, timeout=20)
+        # The new operator has observed the shims and written status again (several ticks:
+        # each tick reads the builder's pod; the LoopPhase itself comes from kopf's watch).
+        await eventually(lambda: len(requests_of(kmock, "GET", "pods", since=mark,
+                                                 name="demo-builder")) >= 6, timeout=20)
         await eventually(lambda: "uid-demo" in ctx2.runtimes
                          and ctx2.runtimes["uid-demo"]._token is not None)
         after = await eventually(lambda: builder_limited(kmock), timeout=10)
@@ -134,8 +135,8 @@ async def test_suspend_stops_pods_and_resume_restarts_them_warm_with_state_intac
         # A few more ticks: the builder stays down for the rest of its window (no restarts
         # inside a limit window; it starts once the window ends, ~10 minutes out here).
         mark = len(list(kmock))
-        await eventually(lambda: len(requests_of(kmock, "GET", "loopphases", since=mark,
-                                                 name="demo")) >= 5, timeout=20)
+        await eventually(lambda: len(requests_of(kmock, "GET", "pods", since=mark,
+                                                 name="demo-adversary")) >= 5, timeout=20)
         resumed = lp_status(kmock)
 
     again = fake_kubelet.started[len(first):]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,39 @@ from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.runner import config_env
 from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.status_io import LiveObjects
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.kubernetes import (
     KubernetesRuntime,
     ObservationFn,
+    SharedShimFactory,
     ShimFactory,
-    default_shim_factory,
     default_to_observation,
 )
+
+READ_CACHE_TTL = 10.0
+
+
+@dataclass
+class ReadCache:
+    """Short-lived cache of GETs of objects the operator only reads (prompt ConfigMaps,
+    credential Secrets): with hundreds of LoopPhases each tick would otherwise GET them again.
+    A change is seen within ``ttl`` seconds; a missing object (None) is cached too."""
+
+    ttl: float = READ_CACHE_TTL
+    clock: Callable[[], float] = time.monotonic
+    _items: dict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
+
+    async def get(self, api: KubeApi, path: str) -> dict[str, Any] | None:
+        now = self.clock()
+        hit = self._items.get(path)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = await api.get(path)
+        if len(self._items) > 1000:
+            self._items = {k: v for k, v in self._items.items() if now - v[0] < self.ttl}
+        self._items[path] = (now, value)
+        return value
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +64,12 @@ class OperatorContext:
     shim_timeout: float = 5.0
     delete_timeout: float = 90.0
     git_timeout: float = 20.0
-    shim_factory: ShimFactory = default_shim_factory
+    shim_factory: ShimFactory = field(default_factory=SharedShimFactory)
     to_observation: ObservationFn = default_to_observation
     runtimes: dict[str, KubernetesRuntime] = field(default_factory=dict)
     git: WatcherRegistry | None = None
+    live: LiveObjects = field(default_factory=LiveObjects)
+    reads: ReadCache = field(default_factory=ReadCache)
 
     def require_api(self) -> KubeApi:
         if self.api is None:
@@ -67,7 +95,17 @@ class OperatorContext:
         return runtime
 
     def forget(self, uid: str) -> None:
-        self.runtimes.pop(uid, None)
+        runtime = self.runtimes.pop(uid, None)
+        if runtime is not None:
+            self.live.forget(runtime.owner.namespace, runtime.owner.name)
+
+    async def close(self) -> None:
+        """Close what the context opened (the shared shim session, the API session)."""
+        closer = getattr(self.shim_factory, "aclose", None)
+        if closer is not None:
+            await closer()
+        if self.api is not None:
+            await self.api.close()
 
 
 @dataclass
@@ -83,7 +121,13 @@ class GitSource:
         return await self.registry.observe_async(self.url, self.branch, cursor, paths, self.env)
 
 
-async def git_env(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dict[str, str] | None:
+async def _get(api: KubeApi, path: str, cache: ReadCache | None) -> dict[str, Any] | None:
+    return await (cache.get(api, path) if cache is not None else api.get(path))
+
+
+async def git_env(
+    api: KubeApi, namespace: str, spec: LoopPhaseSpec, cache: ReadCache | None = None
+) -> dict[str, str] | None:
     """Credentials for the operator's own ls-remote/fetch, from spec.repo.credentialsSecret.
 
     https: username/password become an ``http.extraHeader`` passed by env (never argv).
@@ -92,7 +136,7 @@ async def git_env(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dict[str
     name = spec.repo.credentials_secret
     if not name:
         return None
-    secret = await api.get(core_path(namespace, "secrets", name))
+    secret = await _get(api, core_path(namespace, "secrets", name), cache)
     if secret is None:
         log.warning("credentials Secret %s/%s not found; git reads go unauthenticated",
                     namespace, name)
@@ -105,10 +149,12 @@ async def git_env(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dict[str
     return None
 
 
-async def role_prompts(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dict[Role, str]:
+async def role_prompts(
+    api: KubeApi, namespace: str, spec: LoopPhaseSpec, cache: ReadCache | None = None
+) -> dict[Role, str]:
     """Each role's standing prompt: inline text or a ConfigMap key (one GET per ConfigMap)."""
     out: dict[Role, str] = {}
-    cache: dict[str, dict[str, Any] | None] = {}
+    seen: dict[str, dict[str, Any] | None] = {}
     for role in spec.roles():
         source = spec.agent(role).prompt
         if source is None:
@@ -117,9 +163,10 @@ async def role_prompts(api: KubeApi, namespace: str, spec: LoopPhaseSpec) -> dic
             out[role] = source.inline
         elif source.config_map_key_ref is not None:
             ref = source.config_map_key_ref
-            if ref.name not in cache:
-                cache[ref.name] = await api.get(core_path(namespace, "configmaps", ref.name))
-            data = (cache[ref.name] or {}).get("data") or {}
+            if ref.name not in seen:
+                seen[ref.name] = await _get(api, core_path(namespace, "configmaps", ref.name),
+                                            cache)
+            data = (seen[ref.name] or {}).get("data") or {}
             if ref.key not in data:
                 log.warning("prompt ConfigMap %s/%s has no key %s", namespace, ref.name, ref.key)
             out[role] = str(data.get(ref.key, ""))

@@ -52,20 +52,21 @@ def _post(body: Any, warning: bool, reason: str, message: str) -> None:
 
 
 async def _report_invalid(
-    api: KubeApi, obj: dict[str, Any], err: ValidationError, now: datetime
+    api: KubeApi, obj: dict[str, Any], err: ValidationError, now: datetime,
+    live: status_io.LiveObjects | None = None,
 ) -> bool:
     message = status_io.validation_message(err)
     meta = obj.get("metadata") or {}
     wanted = status_io.invalid_status(
         status_io.raw_status(obj), message, meta.get("generation"), now
     )
-    return await status_io.write_status(api, obj, wanted)
+    return await status_io.write_status(api, obj, wanted, live)
 
 
 async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> float:
     """One controller tick for one LoopPhase; returns the seconds until the next one."""
     api = ctx.require_api()
-    obj = await status_io.read_object(api, namespace, name)
+    obj = await ctx.live.current(api, namespace, name, body)
     if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return INVALID_RETRY
     meta = obj["metadata"]
@@ -73,7 +74,7 @@ async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> fl
     try:
         spec = LoopPhaseSpec.model_validate(obj.get("spec") or {})
     except ValidationError as err:
-        await _report_invalid(api, obj, err, now)
+        await _report_invalid(api, obj, err, now, ctx.live)
         return INVALID_RETRY
     try:
         status = LoopPhaseStatus.model_validate(status_io.raw_status(obj))
@@ -86,8 +87,8 @@ async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> fl
     owner = _owner(obj)
     runtime = ctx.runtime(owner, spec)
     git = GitSource(ctx.git_registry(), spec.repo.url, spec.repo.branch,
-                    await git_env(api, namespace, spec))
-    prompts = await role_prompts(api, namespace, spec)
+                    await git_env(api, namespace, spec, ctx.reads))
+    prompts = await role_prompts(api, namespace, spec, ctx.reads)
     result = await run_tick(
         spec, status, runtime, git, now,
         role_prompt=lambda role: prompts.get(role, ""),
@@ -97,7 +98,7 @@ async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> fl
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
-    await status_io.write_status(api, obj, result.status)
+    await status_io.write_status(api, obj, result.status, ctx.live)
     return spec.timing.signal_interval
 
 
@@ -119,8 +120,7 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup_handler(**_: Any) -> None:
-        if ctx.api is not None:
-            await ctx.api.close()
+        await ctx.close()
 
     @kopf.on.resume(*resource, registry=registry)
     @kopf.on.create(*resource, registry=registry)
@@ -138,6 +138,7 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
             obj = await status_io.read_object(api, namespace, name)
             if obj is not None:
                 await _report_invalid(api, obj, err, datetime.now(UTC))
+                ctx.live.invalidate(obj)
 
     @kopf.daemon(*resource, id="loop", registry=registry, cancellation_timeout=60.0)
     async def loop_daemon(
@@ -149,6 +150,7 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
             except (KubeApiError, TimeoutError, OSError) as err:
                 log.warning("%s/%s: tick failed: %s; retrying in %ss",
                             namespace, name, err, ERROR_RETRY)
+                ctx.live.invalidate(body)  # whether our write landed is unknown: GET next
                 delay = ERROR_RETRY
             await stopped.wait(delay)
 

@@ -1,8 +1,18 @@
-"""Read the LoopPhase fresh, and write its status only when it changed, conflict-checked."""
+"""Read the LoopPhase, and write its status only when it changed, conflict-checked.
+
+Reading: each tick starts from kopf's live ``body`` (kept current by kopf's watch) instead of a
+GET (``LiveObjects``). Until the watch has delivered the tick's own last status write, the
+object returned by that PATCH is used instead, so a tick never decides from a status older
+than the one it wrote. After a conflict that dropped a write, a failed tick, or without a body,
+the object is read with a GET. Writes always carry the resourceVersion of the object the tick
+decided from, so a stale view can only cause a 409 (re-read, as before), never a lost update.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +38,61 @@ def raw_status(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k != KOPF_KEY}
 
 
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}/{meta.get('uid', '')}"
+
+
+@dataclass
+class LiveObjects:
+    """The LoopPhase each tick decides from: kopf's live body, or our own last write."""
+
+    _written: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    _stale: set[str] = field(default_factory=set)
+    gets: int = 0  # how many ticks had to GET (for tests and diagnosis)
+
+    async def current(
+        self, api: KubeApi, namespace: str, name: str, body: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        raw = dict(body) if body is not None else None
+        if raw is None or not raw.get("metadata"):
+            self.gets += 1
+            return await read_object(api, namespace, name)
+        key = _key(raw)
+        if key in self._stale:
+            self._stale.discard(key)
+            self._written.pop(key, None)
+            self.gets += 1
+            return await read_object(api, namespace, name)
+        memo = self._written.get(key)
+        if memo is not None:
+            based_on, response = memo
+            if raw_status(raw) == based_on:  # the watch has not delivered our write yet
+                return response
+            del self._written[key]
+        return raw
+
+    def wrote(self, obj: Mapping[str, Any], based_on: dict[str, Any], response: Any) -> None:
+        key = _key(obj)
+        if isinstance(response, dict) and isinstance(response.get("metadata"), dict) \
+                and "status" in response:
+            self._written[key] = (based_on, response)
+        else:  # the server's answer is not the object: read it next time
+            self.invalidate(obj)
+
+    def invalidate(self, obj: Mapping[str, Any]) -> None:
+        self._stale.add(_key(obj))
+
+    def forget(self, namespace: str, name: str) -> None:
+        prefix = f"{namespace}/{name}/"
+        for key in [k for k in (*self._written, *self._stale) if k.startswith(prefix)]:
+            self._written.pop(key, None)
+            self._stale.discard(key)
+
+
 async def write_status(
-    api: KubeApi, obj: dict[str, Any], new: LoopPhaseStatus | dict[str, Any]
+    api: KubeApi, obj: dict[str, Any], new: LoopPhaseStatus | dict[str, Any],
+    live: LiveObjects | None = None,
 ) -> bool:
     """Patch ``.status`` to ``new`` if it differs from what ``obj`` holds. Returns True if written.
 
@@ -50,11 +113,16 @@ async def write_status(
     path = object_path(meta["namespace"], meta["name"], "status")
     for _ in range(CONFLICT_RETRIES + 1):
         try:
-            await api.merge_patch(path, body)
-            return True
+            response = await api.merge_patch(path, body)
         except KubeApiError as err:
             if err.status != 409:
+                if live is not None:
+                    live.invalidate(obj)
                 raise
+        else:
+            if live is not None:
+                live.wrote(obj, old, response)
+            return True
         # 409: the object changed since we read it. This tick's actions already happened, so
         # its record must not be dropped just because kopf (or anyone) touched metadata or spec
         # meanwhile: re-read, and if the STATUS we based the diff on is unchanged, send the same
@@ -62,12 +130,16 @@ async def write_status(
         # won: drop ours and let the next tick re-decide from the re-read state.
         fresh = await read_object(api, meta["namespace"], meta["name"])
         if fresh is None or raw_status(fresh) != old:
+            if live is not None:
+                live.invalidate(obj)
             log.info("status of %s/%s changed meanwhile (409); re-deciding next tick",
                      meta["namespace"], meta["name"])
             return False
         version = (fresh.get("metadata") or {}).get("resourceVersion")
         if version:
             body["metadata"] = {"resourceVersion": version}
+    if live is not None:
+        live.invalidate(obj)
     log.warning("status of %s/%s: %d conflicts in a row; re-deciding next tick",
                 meta["namespace"], meta["name"], CONFLICT_RETRIES + 1)
     return False

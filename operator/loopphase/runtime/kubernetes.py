@@ -71,6 +71,39 @@ def default_shim_factory(base_url: str, token: str, timeout: float) -> ShimLike:
     return ShimClient(base_url, token, timeout)  # type: ignore[no-any-return]
 
 
+class SharedShimFactory:
+    """Shim clients that share one aiohttp session: keep-alive connections to each pod's shim
+    instead of a new session and TCP connection per call (the per-tick observe polls every
+    agent). The session is created lazily inside the running loop; ``aclose`` ends it."""
+
+    def __init__(self, limit: int = 256, keepalive: float = 75.0) -> None:
+        self.limit = limit
+        self.keepalive = keepalive
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                limit=self.limit, keepalive_timeout=self.keepalive))
+        return self._session
+
+    def __call__(self, base_url: str, token: str, timeout: float) -> ShimLike:
+        from loopphase.shim.client import ShimClient
+
+        return ShimClient(base_url, token, timeout, session=self.session())
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _stale_connection(err: BaseException) -> bool:
+    """A pooled keep-alive connection the peer had closed (e.g. a new pod on the same IP)."""
+    cause = err.__cause__ if err.__cause__ is not None else err
+    return isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError))
+
+
 def default_to_observation(role: Role, state: Any, error: str | None) -> AgentObservation:
     from loopphase.shim.client import to_observation
 
@@ -284,7 +317,12 @@ class KubernetesRuntime:
         if facts.ip is None:
             return dataclasses.replace(base, error=f"pod {facts.name} has no IP yet ({facts.phase})")
         try:
-            state = await self._shim_call(facts.ip, "state")
+            try:
+                state = await self._shim_call(facts.ip, "state")
+            except _shim_errors() as err:
+                if not _stale_connection(err):
+                    raise
+                state = await self._shim_call(facts.ip, "state")  # once, on a fresh connection
         except _shim_errors() as err:
             return dataclasses.replace(base, error=f"shim at {facts.ip}: {err}")
         observed = self.to_observation(role, state, None)
