@@ -42,3 +42,19 @@ def test_smoke_core_and_footprint_write_well_formed_results(tmp_path: Path,
     table = capsys.readouterr().out
     assert "core reconcile (idempotent)" in table
     assert "idle shim RSS" in table
+
+
+def test_smoke_scale_writes_well_formed_results(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Operator scale at smoke size (3 LoopPhases × 3 agents against kmock, ~25 s)."""
+    output = tmp_path / "results.smoke.json"
+    assert main(["--smoke", "--only", "scale", "--output", str(output)]) == 0
+    scale = json.loads(output.read_text())["scale"]
+    (run,) = scale["runs"]
+    assert "error" not in run, run
+    assert run["agents"] == 9 and run["ticks"] > 0 and run["tick_errors"] == 0
+    assert run["cpu_ms_per_tick_per_agent"] > 0 and run["steady_rss_mib"] > 0
+    assert run["api_requests_per_tick"] and run["shim_unknown_pod"] == 0
+    assert run["kubelet_errors"] == []
+    assert isinstance(scale["extrapolation"]["cpu_within_target"], bool)
+    assert "scale N=3" in capsys.readouterr().out

@@ -28,7 +28,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                     "timeout": 240.0},
         "limits": {"windows": 2, "reset_in": 8.0, "fast_interval": 1.0, "reference_interval": 5.0,
                    "timeout": 180.0},
-        "scale": {"sizes": [3], "interval": 5.0, "window": 15.0, "settle": 5.0, "timeout": 120.0},
+        "scale": {"sizes": [3], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
     },
     # The smallest size that still drives every code path once: what CI runs so nothing rots.
     "ci": {
