@@ -639,3 +639,23 @@ def test_next_tick_wakes_at_a_window_end_rather_than_a_tick_later():
     delay = next_tick_delay(world.spec, world.status, world.now)
     assert delay == pytest.approx((until - world.now).total_seconds() + 0.05)
     assert delay < 300
+
+
+def test_a_steadily_working_agent_changes_nothing_in_status():
+    """Status is patched only when something changed: ticks of steady work write nothing."""
+    world = World()
+    world.started()
+    world.tick(both(PANE_ACTIVE, changed=world.now), git("h0"), advance=5)
+    before = world.status
+    for step in range(1, 4):
+        world.tick(both(PANE_ACTIVE, changed=world.now + timedelta(seconds=step)), git("h0"), advance=5)
+        assert world.status == before
+
+
+def test_steadily_idle_agent_changes_nothing_in_status_until_it_stalls():
+    world = World()
+    world.started()
+    world.tick(both(PANE_IDLE, changed=world.now), git("h0"), advance=2)
+    before = world.status
+    world.tick(both(PANE_IDLE, changed=world.now - timedelta(seconds=2)), git("h0"), advance=60)
+    assert world.status == before

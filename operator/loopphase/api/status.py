@@ -79,8 +79,9 @@ class AgentStatus(ApiModel):
     start_requested_at: Timestamp | None = None
     stop_requested_at: Timestamp | None = None
     waiting_declared: Timestamp | None = Field(None, description="the raw WAITING-UNTIL value")
-    last_pane_change_at: Timestamp | None = None
-    last_active_at: Timestamp | None = None
+    active_since: Timestamp | None = Field(
+        None, description="when the agent last became active (set on the transition only)"
+    )
     reason: str = ""
 
 

@@ -270,11 +270,9 @@ def _converge_role(
         a.start_requested_at = None  # the start completed: the host runs the agent
     a.started_at = obs.started_at or a.started_at
     a.session_id = obs.session_id or a.session_id
-    if obs.last_change_at is not None:
-        a.last_pane_change_at = obs.last_change_at
     reading = classify(obs.pane, now, tz)
     if reading.limit is None and reading.active is None:
-        hook = hook_limit(obs, a.last_active_at)
+        hook = hook_limit(obs, a.active_since)
         if hook is not None:
             reading = dataclasses.replace(reading, limit=hook)
     probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
@@ -294,7 +292,8 @@ def _converge_role(
         return
 
     if reading.active is not None:
-        a.last_active_at = now
+        if a.state != "Active":
+            a.active_since = now  # on the transition only: no status write per working tick
         a.idle_since = None
         a.start_requested_at = None  # seen working: the start grace is over
         a.waiting_until = a.waiting_declared = None
@@ -343,7 +342,7 @@ def _converge_role(
     _set_state(a, "Idle", now, "")
 
 
-def hook_limit(obs: AgentObservation, last_active_at: datetime | None) -> Match | None:
+def hook_limit(obs: AgentObservation, active_since: datetime | None) -> Match | None:
     """A StopFailure hook event with a limit-type error, newer than the last visible work.
 
     The structured signal behind a banner the classifier may not know yet; a later clean
@@ -356,7 +355,7 @@ def hook_limit(obs: AgentObservation, last_active_at: datetime | None) -> Match 
             continue
         if not event.error_type or not LIMIT_ERROR_TYPE_RE.search(event.error_type):
             return None
-        if event.time is not None and last_active_at is not None and event.time <= last_active_at:
+        if event.time is not None and active_since is not None and event.time <= active_since:
             return None
         return Match("hook.stop-failure", f"StopFailure error_type={event.error_type}")
     return None
