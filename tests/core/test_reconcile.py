@@ -160,9 +160,11 @@ def test_unparsable_banner_probes_at_the_flat_cadence():
 
 
 def test_pings_reach_an_agent_that_is_up_within_its_start_grace():
+    from dataclasses import replace
     world = World()
     world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, git("h0"))
-    acts = world.tick(both(PANE_IDLE), git("h1", "claim(g): x"), advance=2)
+    fresh = {r: replace(o, started_at=world.now + timedelta(seconds=1)) for r, o in both(PANE_IDLE).items()}
+    acts = world.tick(fresh, git("h1", "claim(g): x"), advance=2)
     assert [a.role for a in of_type(acts, "SendText")] == ["adversary"]
     assert world.status.agents["adversary"].idle_since is None  # not judged idle yet
 
@@ -659,3 +661,13 @@ def test_steadily_idle_agent_changes_nothing_in_status_until_it_stalls():
     before = world.status
     world.tick(both(PANE_IDLE, changed=world.now - timedelta(seconds=2)), git("h0"), advance=60)
     assert world.status == before
+
+
+def test_a_stale_screen_of_the_replaced_process_does_not_count_as_started():
+    world = World()
+    world.now += timedelta(seconds=100)  # processes below started at T0, before the request
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, git("h0"))
+    # Process start times before our start request: the old process's screen.
+    acts = world.tick(both(PANE_IDLE), git("h1", "claim(g): x"), advance=2)
+    assert of_type(acts, "SendText") == []
+    assert world.status.agents["adversary"].state == "Starting"

@@ -307,7 +307,7 @@ def _converge_role(
         _heal(spec, role, a, d, "fatal", f"{reading.fatal.rule}: {reading.fatal.excerpt}", obs.pane)
         return
     if starting:
-        if obs.pane.strip():
+        if obs.pane.strip() and _started_after_request(obs, a):
             # Up and drawn: it can take text (pings), but it is not judged idle yet.
             _set_state(a, "Idle", now, "just started (start grace)")
         else:
@@ -359,6 +359,17 @@ def hook_limit(obs: AgentObservation, active_since: datetime | None) -> Match | 
             return None
         return Match("hook.stop-failure", f"StopFailure error_type={event.error_type}")
     return None
+
+
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _started_after_request(obs: AgentObservation, a: AgentStatus) -> bool:
+    """The observed process is the one we asked for, not the one it replaces (whose screen a
+    stale observation may still show). Allows for a little clock skew between host and us."""
+    if obs.started_at is None or a.start_requested_at is None:
+        return False
+    return obs.started_at >= a.start_requested_at - CLOCK_SKEW
 
 
 def _request_stop(d: Decision, role: Role, a: AgentStatus, reason: str) -> None:
