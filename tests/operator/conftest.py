@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from loopphase.operator.kubeapi import KubeApi
+from loopphase.operator.kubeapi import KubeApi, core_path
 
 
 @dataclass
@@ -47,20 +47,23 @@ async def kube(kmock: Any) -> AsyncIterator[KubeApi]:
 
 
 class Kubelet:
-    """Play the kubelet: give a pod an IP and a phase (kmock schedules nothing by itself)."""
+    """Play the kubelet: give a pod an IP and a phase (kmock schedules nothing by itself).
 
-    def __init__(self, kmock: Any) -> None:
-        self.kmock = kmock
+    Through the API (a PATCH), not kmock's object store: only API writes reach watch streams,
+    and the operator reads pods from a watch-fed index."""
 
-    def run(self, namespace: str, name: str, ip: str, phase: str = "Running") -> None:
-        self.kmock.objects["v1/pods", namespace, name].patch(
-            {"status": {"phase": phase, "podIP": ip, "containerStatuses": [{"restartCount": 0}]}}
-        )
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+
+    async def run(self, namespace: str, name: str, ip: str, phase: str = "Running") -> None:
+        await self.api.merge_patch(core_path(namespace, "pods", name), {
+            "status": {"phase": phase, "podIP": ip, "containerStatuses": [{"restartCount": 0}]}
+        })
 
 
 @pytest.fixture()
-def kubelet(kmock: Any) -> Kubelet:
-    return Kubelet(kmock)
+def kubelet(kube: KubeApi) -> Kubelet:
+    return Kubelet(kube)
 
 
 @pytest.fixture()

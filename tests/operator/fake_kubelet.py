@@ -100,6 +100,19 @@ class FakeKubelet:
         self.errors: list[str] = []
         self._next_ip = 2
         self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _patch(self, name: str, changes: dict[str, Any]) -> None:
+        """Write the pod through the API (a merge PATCH), as a kubelet does: only API writes
+        reach kmock's watch streams, and the operator reads pods from a watch-fed index."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        url = f"{str(self.kmock.url).rstrip('/')}/api/v1/namespaces/{self.namespace}/pods/{name}"
+        async with self._session.patch(
+            url, json=changes, headers={"Content-Type": "application/merge-patch+json"}
+        ) as resp:
+            if resp.status >= 400:
+                raise RuntimeError(f"PATCH pod {name}: HTTP {resp.status}: {await resp.text()}")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,6 +129,9 @@ class FakeKubelet:
             self._task = None
         for name in list(self.running):
             await self._stop(self.running.pop(name))
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _loop(self) -> None:
         while True:
@@ -150,15 +166,16 @@ class FakeKubelet:
                 await self._start(name, stored)
             elif not shim.failed and shim.proc.poll() is not None:
                 shim.failed = True
-                stored.patch({"status": {"phase": "Failed", "reason": "Error",
-                                         "message": f"shim exited {shim.proc.returncode}"}})
+                await self._patch(name, {"status": {
+                    "phase": "Failed", "reason": "Error",
+                    "message": f"shim exited {shim.proc.returncode}"}})
 
     async def _start(self, name: str, stored: Any) -> None:
         pod = dict(stored.raw)
         meta = pod.get("metadata") or {}
         uid = meta.get("uid") or f"pod-{uuid.uuid4().hex[:12]}"
         if not meta.get("uid"):
-            stored.patch({"metadata": {"uid": uid}})
+            await self._patch(name, {"metadata": {"uid": uid}})
         spec = pod["spec"]
         container = spec["containers"][0]
         init = spec["initContainers"][0]
@@ -212,13 +229,13 @@ class FakeKubelet:
         self.started.append(shim)
         port = int(args[args.index("--port") + 1])
         if await self._wait_healthy(shim, port):
-            stored.patch({"status": {"phase": "Running", "podIP": ip,
-                                     "containerStatuses": [{"name": "agent", "ready": True,
-                                                            "restartCount": 0}]}})
+            await self._patch(name, {"status": {
+                "phase": "Running", "podIP": ip,
+                "containerStatuses": [{"name": "agent", "ready": True, "restartCount": 0}]}})
         else:
             shim.failed = True
             self.errors.append(f"shim for {name} never became healthy: {self.log(shim)[-2000:]}")
-            stored.patch({"status": {"phase": "Failed", "reason": "Error"}})
+            await self._patch(name, {"status": {"phase": "Failed", "reason": "Error"}})
 
     async def _wait_healthy(self, shim: PodShim, port: int) -> bool:
         loop = asyncio.get_running_loop()

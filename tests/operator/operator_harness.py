@@ -67,6 +67,27 @@ class FakeShims:
             return None
 
 
+class CountingShimFactory:
+    """Wraps a context's shim factory and counts the shim clients it makes: one per shim call,
+    so each tick's observe adds one per running pod (a tick counter that needs no pod GETs)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.made: list[str] = []
+
+    def __call__(self, url: str, token: str, timeout: float) -> Any:
+        self.made.append(url)
+        return self.inner(url, token, timeout)
+
+    def count(self, url_part: str = "") -> int:
+        return sum(1 for url in self.made if url_part in url)
+
+    async def aclose(self) -> None:
+        closer = getattr(self.inner, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
 def make_context(api: Any, shims: FakeShims, tmp: Path) -> OperatorContext:
     ctx = OperatorContext(pod_settings=ko.PodSettings(shim_port=8790), git_cache=tmp / "git-cache",
                           shim_factory=shims, delete_timeout=5.0)

@@ -34,7 +34,7 @@ def test_rbac_is_least_privilege() -> None:
                for g in rule["apiGroups"] for r in rule["resources"]}
     assert not any("exec" in r or "attach" in r or r == "*" for _, r in granted)
     assert not any("*" in verbs for verbs in granted.values())
-    assert granted[("", "pods")] == {"get", "create", "delete"}
+    assert granted[("", "pods")] == {"get", "list", "watch", "create", "delete"}
     assert "list" not in granted[("", "secrets")]
     assert granted[("loopphase.dev", "loopphases/status")] >= {"patch"}
 

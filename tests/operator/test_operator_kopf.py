@@ -124,8 +124,8 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
         await eventually(lambda: any(e.get("reason") == "Start" for e in events(kmock)))
 
         # Play the kubelet: pods get loopback IPs; the (fake) shims answer "active".
-        kubelet.run(NS, "demo-builder", "127.0.0.2")
-        kubelet.run(NS, "demo-adversary", "127.0.0.3")
+        await kubelet.run(NS, "demo-builder", "127.0.0.2")
+        await kubelet.run(NS, "demo-adversary", "127.0.0.3")
         lp = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
                               and (o.get("status") or {}).get("builder") == "Active"
                               and o["status"].get("adversary") == "Active" and o)
@@ -146,8 +146,8 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
                    for v in versions[:deleted_at])
         assert all(v["metadata"]["annotations"]["loopphase.dev/phase-index"] == "1"
                    for v in versions[deleted_at + 1:] if v is not None)
-        kubelet.run(NS, "demo-builder", "127.0.0.4")
-        kubelet.run(NS, "demo-adversary", "127.0.0.5")
+        await kubelet.run(NS, "demo-builder", "127.0.0.4")
+        await kubelet.run(NS, "demo-adversary", "127.0.0.5")
         await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
                          and o["status"]["current"]["id"] == "p2"
                          and o["status"].get("builder") == "Active")

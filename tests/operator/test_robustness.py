@@ -20,6 +20,7 @@ import pytest
 from fake_kubelet import FakeKubelet, free_port
 from loopphase.operator.kubeapi import KubeApi, custom_path
 from operator_harness import (
+    CountingShimFactory,
     FakeShims,
     bare_repo,
     declare_resources,
@@ -83,13 +84,13 @@ async def test_operator_restart_mid_limit_window_keeps_window_and_pods(
     assert posts == 2 and len(shims) == 2
 
     # A new operator process: no memory, the same emulator state (pods, Secret, status).
-    mark = len(list(kmock))
     ctx2 = real_context(tmp_path, port)
+    calls = ctx2.shim_factory = CountingShimFactory(ctx2.shim_factory)
     async with running_operator(kmock, ctx2):
         # The new operator has observed the shims and written status again (several ticks:
-        # each tick reads the builder's pod; the LoopPhase itself comes from kopf's watch).
-        await eventually(lambda: len(requests_of(kmock, "GET", "pods", since=mark,
-                                                 name="demo-builder")) >= 6, timeout=20)
+        # each tick asks both shims; pods come from the watch-fed index, the LoopPhase from
+        # kopf's watch).
+        await eventually(lambda: calls.count() >= 12, timeout=20)
         await eventually(lambda: "uid-demo" in ctx2.runtimes
                          and ctx2.runtimes["uid-demo"]._token is not None)
         after = await eventually(lambda: builder_limited(kmock), timeout=10)
@@ -111,7 +112,9 @@ async def test_suspend_stops_pods_and_resume_restarts_them_warm_with_state_intac
 ) -> None:
     declare_resources(kmock)
     origin, _ = bare_repo(tmp_path)
-    async with running_operator(kmock, real_context(tmp_path, free_port())):
+    ctx = real_context(tmp_path, free_port())
+    calls = ctx.shim_factory = CountingShimFactory(ctx.shim_factory)
+    async with running_operator(kmock, ctx):
         await create_lp(kube, lp_body(str(origin), LIMITED_BUILDER, WORKING))
         before = await eventually(lambda: builder_limited(kmock), timeout=30)
         limit = before["agents"]["builder"]["limit"]
@@ -134,9 +137,9 @@ async def test_suspend_stops_pods_and_resume_restarts_them_warm_with_state_intac
             and "demo-adversary" in fake_kubelet.running and s, timeout=30)
         # A few more ticks: the builder stays down for the rest of its window (no restarts
         # inside a limit window; it starts once the window ends, ~10 minutes out here).
-        mark = len(list(kmock))
-        await eventually(lambda: len(requests_of(kmock, "GET", "pods", since=mark,
-                                                 name="demo-adversary")) >= 5, timeout=20)
+        adversary_ip = fake_kubelet.running["demo-adversary"].ip
+        mark = calls.count(adversary_ip)
+        await eventually(lambda: calls.count(adversary_ip) >= mark + 5, timeout=20)
         resumed = lp_status(kmock)
 
     again = fake_kubelet.started[len(first):]
@@ -209,8 +212,8 @@ async def test_status_patch_409_is_retried_next_tick_nothing_lost_or_duplicated(
         conflicted = hits[0].data["status"]
         assert conflicted["agents"]["builder"]["state"]
         await eventually(lambda: pod(kmock, "demo-builder") and pod(kmock, "demo-adversary"))
-        kubelet.run(NS, "demo-builder", "127.0.0.2")
-        kubelet.run(NS, "demo-adversary", "127.0.0.3")
+        await kubelet.run(NS, "demo-builder", "127.0.0.2")
+        await kubelet.run(NS, "demo-adversary", "127.0.0.3")
         st = await eventually(lambda: (s := lp_status(kmock)).get("builder") == "Active"
                               and s.get("adversary") == "Active" and s)
 
@@ -252,8 +255,8 @@ async def test_status_409_after_another_writer_is_dropped_and_redecided_without_
         await create_lp(kube, lp_body(str(origin), WORKING, WORKING))
         await eventually(lambda: hits)
         await eventually(lambda: pod(kmock, "demo-builder") and pod(kmock, "demo-adversary"))
-        kubelet.run(NS, "demo-builder", "127.0.0.2")
-        kubelet.run(NS, "demo-adversary", "127.0.0.3")
+        await kubelet.run(NS, "demo-builder", "127.0.0.2")
+        await kubelet.run(NS, "demo-adversary", "127.0.0.3")
         st = await eventually(lambda: (s := lp_status(kmock)).get("builder") == "Active"
                               and s.get("adversary") == "Active" and s)
     status_patches = requests_of(kmock, "PATCH", "loopphases")

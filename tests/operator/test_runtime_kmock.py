@@ -133,7 +133,7 @@ async def test_observe_absent_pending_running_and_unreachable(
     pending = await runtime.observe("builder")
     assert pending.present and not pending.alive and "no IP" in (pending.error or "")
     assert pending.phase_index == 1
-    kubelet.run(NS, "demo-builder", "127.0.0.7")
+    await kubelet.run(NS, "demo-builder", "127.0.0.7")
     running = await runtime.observe("builder")
     assert running.alive and running.pane == "hello" and running.phase_index == 1
     assert running.pod_name == "demo-builder"
@@ -146,7 +146,7 @@ async def test_observe_absent_pending_running_and_unreachable(
 
 async def test_observe_terminating_and_failed(kmock: Any, kubelet: Any, runtime: KubernetesRuntime) -> None:
     await runtime.start(plan())
-    kubelet.run(NS, "demo-builder", "127.0.0.2", phase="Failed")
+    await kubelet.run(NS, "demo-builder", "127.0.0.2", phase="Failed")
     failed = await runtime.observe("builder")
     assert failed.present and not failed.alive and "Failed" in (failed.error or "")
     kmock.objects["v1/pods", NS, "demo-builder"].patch(
@@ -177,7 +177,7 @@ async def test_stop_times_out_when_pod_never_goes(kmock: Any, runtime: Kubernete
 async def test_send_restart_and_recreate(kmock: Any, kubelet: Any, runtime: KubernetesRuntime, shims: Shims) -> None:
     await runtime.start(plan())
     assert not (await runtime.send("builder", "hi")).ok  # no IP yet
-    kubelet.run(NS, "demo-builder", "127.0.0.3")
+    await kubelet.run(NS, "demo-builder", "127.0.0.3")
     assert (await runtime.send("builder", "hi")).ok
     assert ("send", ("hi",)) in shims.made[-1].calls
     restarted = await runtime.restart(plan(mode="warm"))
@@ -194,7 +194,7 @@ async def test_send_restart_and_recreate(kmock: Any, kubelet: Any, runtime: Kube
 
 async def test_restart_of_dead_pod_recreates(kmock: Any, kubelet: Any, runtime: KubernetesRuntime, shims: Shims) -> None:
     await runtime.start(plan())
-    kubelet.run(NS, "demo-builder", "127.0.0.4", phase="Failed")
+    await kubelet.run(NS, "demo-builder", "127.0.0.4", phase="Failed")
     result = await runtime.restart(plan(mode="cold"))
     assert result.ok and "recreated" in result.detail
     assert not any(c[0] == "restart" for s in shims.made for c in s.calls)

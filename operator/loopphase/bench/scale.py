@@ -149,8 +149,13 @@ class FakeKubelet:
     """Polls kmock's stored pods: new ones get a uid, a loopback podIP and phase Running."""
 
     def __init__(self, kmock: Any, fleet: ShimFleet) -> None:
+        from loopphase.operator.kubeapi import KubeApi
+
         self.kmock = kmock
         self.fleet = fleet
+        # Pods are written through the API, as a kubelet does: only API writes reach kmock's
+        # watch streams, and the operator reads pods from a watch-fed index.
+        self.api = KubeApi(_ConnInfo(str(kmock.url).rstrip("/")), timeout=30.0)
         self.by_name: dict[str, str] = {}  # pod name -> uid
         self._next = 0
         self._task: asyncio.Task[None] | None = None
@@ -165,16 +170,18 @@ class FakeKubelet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.api.close()
 
     async def _loop(self) -> None:
         while True:
             try:
-                self.sync()
+                await self.sync()
             except Exception as err:  # noqa: BLE001 - recorded in the results
                 self.errors.append(repr(err))
             await asyncio.sleep(KUBELET_POLL)  # the kubelet's own poll period
 
-    def sync(self) -> None:
+    async def sync(self) -> None:
+        from loopphase.operator.kubeapi import core_path
         from loopphase.runtime import k8s_objects as ko
 
         seen: set[str] = set()
@@ -189,10 +196,11 @@ class FakeKubelet:
             uid = f"pod-{self._next}"
             ip = pod_ip(self._next)
             self._next += 1
-            stored.patch({"metadata": {"uid": uid, "creationTimestamp": _iso(datetime.now(UTC))},
-                          "status": {"phase": "Running", "podIP": ip,
-                                     "containerStatuses": [{"name": "agent", "ready": True,
-                                                            "restartCount": 0}]}})
+            await self.api.merge_patch(core_path(NS, "pods", name), {
+                "metadata": {"uid": uid, "creationTimestamp": _iso(datetime.now(UTC))},
+                "status": {"phase": "Running", "podIP": ip,
+                           "containerStatuses": [{"name": "agent", "ready": True,
+                                                  "restartCount": 0}]}})
             labels = meta.get("labels") or {}
             ann = meta.get("annotations") or {}
             self.by_name[name] = uid
@@ -358,6 +366,10 @@ def child_main(argv: list[str]) -> int:
 
     ctx = OperatorContext(pod_settings=ko.PodSettings(shim_port=args.shim_port),
                           git_cache=Path(args.git_cache))
+    if os.environ.get("LOOPPHASE_BENCH_POD_CACHE") == "off":
+        # Diagnosis / before-after only: never attach the pod index, i.e. GET every pod on
+        # every tick as before the watch-fed pod cache.
+        ctx.pods.attach = lambda index: None  # type: ignore[method-assign]
     registry = handlers.build_registry(
         ctx, login=lambda **_: kopf.ConnectionInfo(server=args.server))
     settings = configure(kopf.OperatorSettings(), standalone=True)

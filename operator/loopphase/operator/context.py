@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopphase.api.spec import LoopPhaseSpec, Role
+from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
 from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.runner import config_env
 from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.pod_cache import PodCache
 from loopphase.operator.status_io import LiveObjects
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.kubernetes import (
@@ -70,6 +71,7 @@ class OperatorContext:
     git: WatcherRegistry | None = None
     live: LiveObjects = field(default_factory=LiveObjects)
     reads: ReadCache = field(default_factory=ReadCache)
+    pods: PodCache = field(default_factory=PodCache)
 
     def require_api(self) -> KubeApi:
         if self.api is None:
@@ -89,6 +91,7 @@ class OperatorContext:
                 self.require_api(), owner, spec, self.pod_settings,
                 shim_factory=self.shim_factory, to_observation=self.to_observation,
                 shim_timeout=self.shim_timeout, delete_timeout=self.delete_timeout,
+                pods=self.pods,
             )
             self.runtimes[owner.uid] = runtime
         runtime.spec = spec
@@ -98,6 +101,8 @@ class OperatorContext:
         runtime = self.runtimes.pop(uid, None)
         if runtime is not None:
             self.live.forget(runtime.owner.namespace, runtime.owner.name)
+            self.pods.forget(runtime.owner.namespace,
+                             [ko.pod_name(runtime.owner.name, role) for role in ROLES])
 
     async def close(self) -> None:
         """Close what the context opened (the shared shim session, the API session)."""

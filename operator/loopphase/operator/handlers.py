@@ -5,6 +5,9 @@
   phase Invalid and a Warning Event, and nothing else is touched.
 - one daemon per LoopPhase: ``tick`` every ``spec.timing.signalInterval``. A daemon (not a
   timer) because the interval is per object; one coroutine per object, so ticks never overlap.
+- an index of the agent pods (``loopphase_pods``, fed by a watch on pods labelled
+  ``app.kubernetes.io/managed-by=loopphase``): the daemon hands it to ``ctx.pods`` so the tick
+  reads pods from memory instead of GETting each one (``operator/pod_cache.py``).
 - delete: kopf keeps its finalizer while the daemon runs anyway (kopf requires it for
   daemons/timers), so the delete handler stops every pod and verifies it is gone before the
   finalizer goes; PVCs, the ConfigMap and the Secret follow the owner by garbage collection.
@@ -28,11 +31,14 @@ from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, git_env, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
 from loopphase.runtime import k8s_objects as ko
 
 log = logging.getLogger(__name__)
 INVALID_RETRY = 30.0
 ERROR_RETRY = 10.0
+
+POD_INDEX = "loopphase_pods"  # also the daemon's kwarg name (kopf passes indices by id)
 
 LoginFn = Callable[..., Any]
 
@@ -140,10 +146,20 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
                 await _report_invalid(api, obj, err, datetime.now(UTC))
                 ctx.live.invalidate(obj)
 
+    @kopf.index("v1", "pods", id=POD_INDEX, labels=MANAGED_BY, registry=registry)
+    def pod_index(
+        body: kopf.Body, namespace: str, name: str, **_: Any
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(namespace, name): slim_pod(body)}
+
     @kopf.daemon(*resource, id="loop", registry=registry, cancellation_timeout=60.0)
     async def loop_daemon(
-        stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str, **_: Any
+        stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str,
+        loopphase_pods: kopf.Index[tuple[str, str], dict[str, Any]], **_: Any
     ) -> None:
+        # kopf starts handlers and daemons only after every index is filled from its initial
+        # LIST (processing waits for ``operator_indexed``): the index can be trusted from here.
+        ctx.pods.attach(loopphase_pods)
         while not stopped:
             try:
                 delay = await tick(ctx, namespace, name, body)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import kopf
 
+from loopphase.operator.pod_cache import MANAGED_BY_SELECTOR
+
 PREFIX = "loopphase.dev"
 FINALIZER = f"{PREFIX}/finalizer"
 PEERING_NAME = "loopphase"
@@ -41,4 +43,7 @@ def configure(
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    # The pod index watches only our agent pods (server-side filter; the index also filters
+    # client-side, e.g. for an API emulator that ignores selectors).
+    settings.watching.label_selectors["v1", "pods"] = MANAGED_BY_SELECTOR
     return settings

@@ -1,6 +1,6 @@
 """KubernetesRuntime: the AgentRuntime whose hosts are pods (one per LoopPhase and role).
 
-observe  = read the pod by name + ask its shim (http://<podIP>:<port>, bearer token) for state
+observe  = read the pod (from the watch-fed ``PodCache`` when one is given, else GET) + ask its shim (http://<podIP>:<port>, bearer token) for state
 start    = ensure Secret / ConfigMap / PVC, create the pod; 409 on the pod = it exists: adopt it
 restart  = the shim's restart call (a dead or missing host is recreated instead)
 recreate = delete the pod, verify it is gone, create it again
@@ -28,6 +28,7 @@ import aiohttp
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
 from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_path
+from loopphase.operator.pod_cache import PodCache
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.base import HostResult, LaunchPlan
 
@@ -202,6 +203,7 @@ class KubernetesRuntime:
         delete_timeout: float = 90.0,
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        pods: PodCache | None = None,
     ) -> None:
         self.api = api
         self.owner = owner
@@ -213,6 +215,7 @@ class KubernetesRuntime:
         self.delete_timeout = delete_timeout
         self.poll_interval = poll_interval
         self.clock = clock
+        self.pods = pods
         self._token: str | None = None
 
     # -- paths ---------------------------------------------------------------------------------
@@ -222,7 +225,24 @@ class KubernetesRuntime:
         return core_path(self.owner.namespace, "pods", name)
 
     async def _get_pod(self, role: Role) -> dict[str, Any] | None:
-        return await self.api.get(self._pod_path(role))
+        """GET the pod (authoritative); the pod cache stops trusting the watch for it until
+        the watch shows the same."""
+        pod = await self.api.get(self._pod_path(role))
+        self._record(role, pod)
+        return pod
+
+    def _record(self, role: Role, pod: dict[str, Any] | None, gone_uid: str | None = None) -> None:
+        if self.pods is not None:
+            self.pods.record(self.owner.namespace, ko.pod_name(self.owner.name, role), pod,
+                             gone_uid=gone_uid)
+
+    async def _read_pod(self, role: Role) -> dict[str, Any] | None:
+        """The pod for ``observe``: from the watch-fed cache when it can answer, else GET."""
+        if self.pods is not None:
+            known, pod = self.pods.lookup(self.owner.namespace, ko.pod_name(self.owner.name, role))
+            if known:
+                return pod
+        return await self._get_pod(role)
 
     # -- owned support objects -----------------------------------------------------------------
 
@@ -287,7 +307,7 @@ class KubernetesRuntime:
 
     async def observe(self, role: Role) -> AgentObservation:
         try:
-            pod = await self._get_pod(role)
+            pod = await self._read_pod(role)
         except (KubeApiError, TimeoutError, OSError) as err:
             return AgentObservation(role=role, present=False, error=f"reading pod: {err}")
         if pod is None:
@@ -358,11 +378,13 @@ class KubernetesRuntime:
         )
         body = ko.agent_pod(self.owner, self.spec, launch, self.settings, bool(scenario))
         try:
-            await self.api.create(self._pod_path(), body)
+            created = await self.api.create(self._pod_path(), body)
         except KubeApiError as err:
             if err.status != 409:
                 raise
             return await self._adopt(role)
+        # The watch may not have delivered it yet: never read "absent" from a lagging cache.
+        self._record(role, created if isinstance(created, dict) else body)
         log.info("created pod %s (%s, phase %s)", body["metadata"]["name"], plan.mode, phase_id)
         return HostResult(True, f"created pod {body['metadata']['name']} ({plan.mode}, {phase_id})")
 
@@ -432,6 +454,8 @@ class KubernetesRuntime:
         while True:
             pod = await self._get_pod(role)
             if pod is None or (uid and (pod.get("metadata") or {}).get("uid") != uid):
+                if pod is None:
+                    self._record(role, None, gone_uid=uid)
                 return HostResult(True, f"pod {name} deleted and gone")
             if self.clock() >= deadline:
                 return HostResult(False, f"pod {name} still exists after {self.delete_timeout}s")
