@@ -266,6 +266,7 @@ class RequestCounter:
 
 
 WRITE_ACTIONS = {"CREATE", "PATCH", "UPDATE", "DELETE"}
+COUNTED_ACTIONS = ("FETCH", "LIST", "WATCH", "CREATE", "UPDATE", "DELETE")
 
 
 def declare_resources(kmock: Any) -> None:
@@ -536,7 +537,9 @@ async def measure_one(n: int, interval: float, window: float, settle: float,
     n_ticks = len(ticks)
     actions, detail = actions1 - actions0, detail1 - detail0
     samples_w = counter.writes_sample
-    per_tick = {k: round(v / n_ticks, 3) for k, v in sorted(actions.items())} if n_ticks else {}
+    # Every verb is listed, zeros included: "no requests" shows as zeros, not as an empty dict.
+    per_tick = ({k: round(actions.get(k, 0) / n_ticks, 3)
+                 for k in sorted(set(COUNTED_ACTIONS) | set(actions))} if n_ticks else {})
     writes = sum(v for k, v in actions.items() if k in WRITE_ACTIONS)
     cpu_per_tick_agent = cpu_s / n_ticks / AGENTS_PER_LOOP if n_ticks else None
     steady_rss = max(samples)
