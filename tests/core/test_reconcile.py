@@ -671,3 +671,32 @@ def test_a_stale_screen_of_the_replaced_process_does_not_count_as_started():
     acts = world.tick(both(PANE_IDLE), git("h1", "claim(g): x"), advance=2)
     assert of_type(acts, "SendText") == []
     assert world.status.agents["adversary"].state == "Starting"
+
+
+def test_reconcile_never_mutates_the_status_it_was_given():
+    """copy_for_update shares history entries: reconcile must never edit the caller's status."""
+    world = World()
+    world.started()
+    world.tick({"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)},
+               git("h1", "claim(g): x", files={"machine-docs/ADVERSARY-INBOX.md": "n"}), advance=1)
+    snapshot = world.status.model_dump()
+    for obs, step in (
+        ({"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_IDLE)}, 600),
+        ({"builder": agent("builder", PANE_FATAL), "adversary": agent("adversary", "", alive=False)}, 600),
+    ):
+        reconcile(world.spec, world.status, Observations(obs, git("h2", "review(g): PASS", files=DONE_FILE)),
+                  world.now + timedelta(seconds=step))
+        assert world.status.model_dump() == snapshot
+
+
+def test_settle_never_mutates_the_status_it_was_given():
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(obs, advance=1)
+    acts = world.tick(obs, advance=400)
+    probe = of_type(acts, "SendText", "builder")[0]
+    snapshot = world.status.model_dump()
+    settled = settle(world.spec, world.status, [(probe, False, "busy")], world.now)
+    assert world.status.model_dump() == snapshot
+    assert settled.agents["builder"].limit.until == world.now  # retried next tick

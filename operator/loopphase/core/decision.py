@@ -15,6 +15,25 @@ from loopphase.api.status import HISTORY_LIMIT, ActionKind, HistoryEntry, LoopPh
 from loopphase.core.actions import Action, EmitEvent
 
 
+def copy_for_update(status: LoopPhaseStatus) -> LoopPhaseStatus:
+    """A copy reconcile may mutate, without deep-copying what it never mutates.
+
+    History entries are immutable once recorded (only appended or trimmed), and an agent's
+    nested limit window and heal state are replaced, never edited in place, so the copies share
+    them; everything reconcile edits in place is copied. A full deep copy of a status with a
+    full history was most of reconcile's cost at scale. A test pins that reconcile never
+    mutates the status it was given.
+    """
+    new = status.model_copy()
+    new.agents = {role: agent.model_copy() for role, agent in status.agents.items()}
+    new.handoff = status.handoff.model_copy(deep=True)
+    new.orchestrator = status.orchestrator.model_copy()
+    new.current = status.current.model_copy() if status.current is not None else None
+    new.conditions = [condition.model_copy() for condition in status.conditions]
+    new.history = list(status.history)
+    return new
+
+
 @dataclass
 class Decision:
     status: LoopPhaseStatus

@@ -30,7 +30,7 @@ from loopphase.core.actions import (
     StartAgent,
     StopAgent,
 )
-from loopphase.core.decision import Decision
+from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
@@ -56,7 +56,7 @@ def reconcile(
     generation: int | None = None,
     default_tz: str = "UTC",
 ) -> tuple[list[Action], LoopPhaseStatus]:
-    d = Decision(status.model_copy(deep=True), now)
+    d = Decision(copy_for_update(status), now)
     st = d.status
     if generation is not None:
         st.observed_generation = generation
@@ -534,7 +534,7 @@ def settle(
     Failed pings go back to the queue (bounded), a failed wake stays due, a failed probe is
     retried next tick; every failure is recorded with its detail.
     """
-    d = Decision(status.model_copy(deep=True), now)
+    d = Decision(copy_for_update(status), now)
     st = d.status
     for action, ok, detail in results:
         if ok:
@@ -550,7 +550,7 @@ def settle(
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
             agent = st.agents.get(role)
             if agent is not None and agent.limit is not None:
-                agent.limit.until = now
+                agent.limit = agent.limit.model_copy(update={"until": now})
         d.note("warning", role, f"{action.rule}.failed", f"{type(action).__name__} failed: {detail}", warning=True)
     conditions.finalize(spec, st, now)
     return st
