@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.api.status import LoopPhaseStatus
-from loopphase.controller.tick import run_tick
+from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, git_env, role_prompts
 from loopphase.operator.events import event_for
@@ -105,7 +105,8 @@ async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> fl
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
     await status_io.write_status(api, obj, result.status, ctx.live)
-    return spec.timing.signal_interval
+    # Wake at a limit window's end rather than up to a tick later (the probe is due then).
+    return next_tick_delay(spec, result.status, datetime.now(UTC))
 
 
 def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> kopf.OperatorRegistry:
