@@ -94,6 +94,11 @@ async def test_invalid_spec_is_reported_and_nothing_is_created(
         assert "spec.phases.0.id" in degraded["message"]
         await eventually(lambda: any(e.get("reason") == "InvalidSpec" and e.get("type") == "Warning"
                                      for e in events(kmock)))
+        # kopf writes its bookkeeping after the handler's own status write: wait for it on a
+        # fresh read (the snapshot above may predate it).
+        lp = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
+                              and any(k.startswith("loopphase.dev/")
+                                      for k in (o["metadata"].get("annotations") or {})) and o)
     assert pod_creations(kmock) == 0
     assert obj(kmock, "v1/secrets", "demo-shim-token") is None
     assert obj(kmock, "v1/configmaps", "demo-prompts") is None
