@@ -117,7 +117,7 @@ async def test_read_cache_serves_within_ttl_and_rereads_after() -> None:
 
 async def test_role_prompts_use_the_cache(kube: KubeApi, kmock: Any, tmp_path: Path) -> None:
     from loopphase.api.spec import LoopPhaseSpec
-    from operator_harness import declare_resources
+    from loopphase.testing.kmock_world import declare_resources
 
     declare_resources(kmock)
     await kube.create("/api/v1/namespaces/team-a/configmaps", {

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from loopphase.operator.kubeapi import KubeApi, custom_path
+from loopphase.testing.kmock_world import declare_resources
 from operator_harness import (
     FakeShims,
     bare_repo,
-    declare_resources,
     eventually,
     make_context,
     push_file,

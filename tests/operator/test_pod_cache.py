@@ -16,14 +16,8 @@ from loopphase.operator.kubeapi import KubeApi, core_path, custom_path
 from loopphase.operator.pod_cache import PodCache, slim_pod
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.kubernetes import KubernetesRuntime
-from operator_harness import (
-    FakeShims,
-    bare_repo,
-    declare_resources,
-    eventually,
-    make_context,
-    running_operator,
-)
+from loopphase.testing.kmock_world import declare_resources
+from operator_harness import FakeShims, bare_repo, eventually, make_context, running_operator
 from test_operator_kopf import lp_body, obj, pod_creations
 from test_runtime_kmock import OWNER, SPEC, Shims, plan, to_obs
 

@@ -17,7 +17,8 @@ from fake_kubelet import FakeKubelet, free_port
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.kubeapi import KubeApi, custom_path
 from loopphase.runtime import k8s_objects as ko
-from operator_harness import bare_repo, declare_resources, eventually, running_operator
+from loopphase.testing.kmock_world import declare_resources
+from operator_harness import bare_repo, eventually, running_operator
 
 NS = "team-a"
 LP = "loopphase.dev/v1alpha1/loopphases"

@@ -19,11 +19,11 @@ import aiohttp.web
 import pytest
 from fake_kubelet import FakeKubelet, free_port
 from loopphase.operator.kubeapi import KubeApi, custom_path
+from loopphase.testing.kmock_world import declare_resources
 from operator_harness import (
     CountingShimFactory,
     FakeShims,
     bare_repo,
-    declare_resources,
     eventually,
     make_context,
     running_operator,

@@ -43,10 +43,10 @@ import psutil
 from aiohttp import web
 
 from loopphase.bench.stats import summary
+from loopphase.testing.kmock_world import declare_resources
 
 MIB = 1024 * 1024
 NS = "bench"
-LP_RESOURCE = "loopphase.dev/v1alpha1/loopphases"
 AGENTS_PER_LOOP = 3
 TARGET_AGENTS = 1000
 TARGET_CORE = 0.25
@@ -267,22 +267,6 @@ class RequestCounter:
 
 WRITE_ACTIONS = {"CREATE", "PATCH", "UPDATE", "DELETE"}
 COUNTED_ACTIONS = ("FETCH", "LIST", "WATCH", "CREATE", "UPDATE", "DELETE")
-
-
-def declare_resources(kmock: Any) -> None:
-    kmock.resources[LP_RESOURCE] = kmock.ResourceInfo(
-        kind="LoopPhase", singular="loopphase", namespaced=True, shortnames={"lp"},
-        subresources={"status"}, verbs={"list", "watch", "get", "patch", "create", "delete"},
-    )
-    for plural, kind in [("pods", "Pod"), ("events", "Event"), ("secrets", "Secret"),
-                         ("configmaps", "ConfigMap"),
-                         ("persistentvolumeclaims", "PersistentVolumeClaim")]:
-        kmock.resources[f"v1/{plural}"] = kmock.ResourceInfo(
-            kind=kind, namespaced=True, verbs={"list", "watch", "get", "create", "patch", "delete"})
-    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(
-        kind="Namespace", namespaced=False, verbs={"list", "watch", "get"})
-    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
-        kind="CustomResourceDefinition", namespaced=False, verbs={"list", "watch", "get"})
 
 
 def lp_body(index: int, url: str, interval: float) -> dict[str, Any]:
