@@ -343,7 +343,17 @@ def child_main(argv: list[str]) -> int:
 
     handlers.tick = timed_tick  # type: ignore[assignment]
 
+    profile_path = os.environ.get("LOOPPHASE_BENCH_PROFILE")
+    profiler: Any = None
+    if profile_path:  # diagnosis only: cProfile of the steady-state window (SIGUSR2 .. SIGUSR1)
+        import cProfile
+
+        profiler = cProfile.Profile()
+
     def dump() -> None:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
         tmp = Path(args.stats + ".tmp")
         usage = resource.getrusage(resource.RUSAGE_SELF)
         tmp.write_text(json.dumps({"ticks": ticks, "ru_maxrss_kib": usage.ru_maxrss}))
@@ -364,6 +374,8 @@ def child_main(argv: list[str]) -> int:
     async def run() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGUSR1, dump)
+        if profiler is not None:
+            loop.add_signal_handler(signal.SIGUSR2, profiler.enable)
         ready = asyncio.Event()
         task = asyncio.create_task(kopf.operator(
             registry=registry, settings=settings, standalone=True, namespaces=[NS],
@@ -372,19 +384,7 @@ def child_main(argv: list[str]) -> int:
         Path(args.ready).write_text("ready")
         await task
 
-    profile_path = os.environ.get("LOOPPHASE_BENCH_PROFILE")
-    if profile_path:  # diagnosis only: cProfile of the whole operator process
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-        try:
-            asyncio.run(run())
-        finally:
-            profiler.disable()
-            profiler.dump_stats(profile_path)
-    else:
-        asyncio.run(run())
+    asyncio.run(run())
     dump()
     return 0
 
@@ -481,6 +481,8 @@ async def measure_one(n: int, interval: float, window: float, settle: float,
                 actions0, detail0 = counter.snapshot()
                 counter.keep_samples = True
                 fleet_calls0 = sum(fleet.calls.values())
+                if os.environ.get("LOOPPHASE_BENCH_PROFILE"):
+                    proc.send_signal(signal.SIGUSR2)  # the child profiles the window only
                 cpu0 = ps.cpu_times()
                 w0, p0 = time.time(), time.monotonic()
                 samples: list[float] = []

@@ -38,7 +38,7 @@ from loopphase.core.limits import step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
 from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
-from loopphase.core.screen import Match, already_typed, classify
+from loopphase.core.screen import Match, already_typed, classify, typed_in
 
 LOOP_ROLES: tuple[LoopRole, ...] = ("builder", "adversary")
 DELIVERABLE = {"Active", "Idle", "Waiting"}
@@ -278,7 +278,7 @@ def _converge_role(
     probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
     step = step_limit(
         a.limit, reading, now, spec.timing,
-        probe_already_typed=already_typed(obs.pane, probe_text),
+        probe_already_typed=typed_in(reading.input_area, probe_text),
     )
     a.limit = step.window
     for note in step.notes:

@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from loopphase.core.patterns import ACTIVE_PARTS, FATAL_RE, WAIT_RE
+from loopphase.core.patterns import ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
 from loopphase.core.resettime import ResetHint, parse_reset
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "classify",
     "input_area",
     "normalise",
+    "typed_in",
 ]
 
 EXCERPT_MAX = 160
@@ -97,12 +98,25 @@ def normalise(pane: str, width: int | None = None) -> list[str]:
     With ``width``, a line exactly ``width`` columns wide continues on the next line (tmux
     wraps long banners mid-word on a narrow pane). Without it, lines are taken as they are.
     """
-    text = _ANSI_RE.sub("", pane.replace("\r\n", "\n"))
-    lines: list[str] = []
+    text = pane.replace("\r\n", "\n")
+    if "\x1b" in text or "\x9b" in text:  # plain captures (tmux without -e) have no escapes
+        text = _ANSI_RE.sub("", text)
+    if "\r" in text:
+        stripped = [_strip_line(raw) for raw in text.split("\n")]
+    else:  # the usual capture: strip the whole text at once (no overwrites to resolve)
+        text = text.replace("\t", " ")
+        if not text.replace("\n", "").isprintable():  # controls are never printable
+            text = _CONTROL_RE.sub("", text)
+        stripped = text.split("\n")
+    if width is None or width <= 0:
+        lines = [line.rstrip() for line in stripped]
+        while lines and not lines[-1]:
+            lines.pop()
+        return lines
+    lines = []
     carry = ""
-    for raw in text.split("\n"):
-        line = _strip_line(raw)
-        if width is not None and width > 0 and display_width(line) == width:
+    for line in stripped:
+        if display_width(line) == width:
             carry += line
             continue
         lines.append((carry + line).rstrip())
@@ -189,7 +203,16 @@ class _Banner:
     tail: str
 
 
+def _may_be_limit(line: str) -> bool:
+    """Every banner and the limit menu say "limit" or "out of": a cheap filter before the
+    anchored patterns (most pane lines are neither)."""
+    low = line.lower()
+    return "limit" in low or "out of" in low
+
+
 def _hard_banner(line: str) -> _Banner | None:
+    if not _may_be_limit(line):
+        return None
     for template, pattern in _BANNERS:
         found = pattern.match(line)
         if found:
@@ -208,6 +231,8 @@ def _limit(
     """
     limit: Match | None = None
     for index in range(len(region) - 1, -1, -1):
+        if not _may_be_limit(region[index]):
+            continue
         banner = _hard_banner(region[index])
         if banner is not None:
             following = region[index + 1] if guess_wraps and index + 1 < len(region) else None
@@ -267,7 +292,18 @@ def _lowest(region: list[str], rules: tuple[tuple[str, re.Pattern[str]], ...]) -
     return None
 
 
+def _lowest_of(
+    region: list[str], union: re.Pattern[str], rules: tuple[tuple[str, re.Pattern[str]], ...]
+) -> Match | None:
+    """``_lowest``, skipped when the union of the rules matches nowhere in the region."""
+    if not union.search("\n".join(region)):
+        return None
+    return _lowest(region, rules)
+
+
 def _fatal(region: list[str]) -> Match | None:
+    if not FATAL_RE.search("\n".join(region)):
+        return None
     candidates = [line for line in region if FATAL_RE.search(line)]
     return _lowest(candidates, _FATAL)
 
@@ -275,6 +311,7 @@ def _fatal(region: list[str]) -> Match | None:
 # ── declared waits ───────────────────────────────────────────────────────────────────────────
 
 _TRAILING_PUNCT = ".,;:!?)]}>'\"`"
+_WAIT_MARK = "WAITING-UNTIL:"  # WAIT_RE's literal part (case-sensitive, like the pattern)
 
 
 def parse_wait_timestamp(token: str) -> datetime | None:
@@ -293,6 +330,8 @@ def parse_wait_timestamp(token: str) -> datetime | None:
 def _waiting(lines: list[str]) -> tuple[datetime | None, Match | None]:
     """The lowest *valid* marker: an unparsable later marker does not hide an earlier one."""
     for line in reversed(lines):
+        if _WAIT_MARK not in line:
+            continue
         for found in reversed(list(WAIT_RE.finditer(line))):
             stamp = parse_wait_timestamp(found.group(1))
             if stamp is not None:
@@ -323,7 +362,7 @@ def classify(
     limit, reset = _limit(region, now, tz, guess_wraps=width is None)
     waiting_until, waiting_match = _waiting(lines)
     return ScreenReading(
-        active=_lowest(region, _ACTIVE),
+        active=_lowest_of(region, ACTIVE_RE, _ACTIVE),
         limit=limit,
         soft_warning=_soft(region),
         reset=reset,
@@ -335,6 +374,8 @@ def classify(
 
 
 def _soft(region: list[str]) -> Match | None:
+    if not _SOFT_RE.search("\n".join(region)):
+        return None
     for line in reversed(region):
         found = _SOFT_RE.search(line)
         if found:
@@ -364,5 +405,10 @@ def already_typed(pane: str, text: str, lines: int = 8, *, width: int | None = N
     Whitespace and box borders are ignored on both sides, so a prefix wrapped inside the input
     box still counts. Scrollback never counts: a submitted text that scrolled up is not typed.
     """
+    return typed_in(input_area(pane, lines, width=width), text)
+
+
+def typed_in(area: str, text: str) -> bool:
+    """``already_typed`` on an input area already cut out (``ScreenReading.input_area``)."""
     prefix = _squash(" ".join(text.split())[:TYPED_PREFIX_CHARS])
-    return bool(prefix) and prefix in _squash(input_area(pane, lines, width=width))
+    return bool(prefix) and prefix in _squash(area)

@@ -25,12 +25,12 @@ from pydantic import ValidationError
 
 from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
-from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, git_env, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.model_cache import ModelCache
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
 from loopphase.runtime import k8s_objects as ko
 
@@ -69,21 +69,25 @@ async def _report_invalid(
     return await status_io.write_status(api, obj, wanted, live)
 
 
-async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> float:
+async def tick(
+    ctx: OperatorContext, namespace: str, name: str, body: Any, models: ModelCache | None = None
+) -> float:
     """One controller tick for one LoopPhase; returns the seconds until the next one."""
+    models = models if models is not None else ModelCache()
     api = ctx.require_api()
     obj = await ctx.live.current(api, namespace, name, body)
     if obj is None or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return INVALID_RETRY
     meta = obj["metadata"]
+    uid = str(meta.get("uid", ""))
     now = datetime.now(UTC)
     try:
-        spec = LoopPhaseSpec.model_validate(obj.get("spec") or {})
+        spec = models.spec(uid, obj.get("spec") or {})
     except ValidationError as err:
         await _report_invalid(api, obj, err, now, ctx.live)
         return INVALID_RETRY
     try:
-        status = LoopPhaseStatus.model_validate(status_io.raw_status(obj))
+        status = models.status(uid, status_io.raw_status(obj))
     except ValidationError as err:
         # Never "start over" from an unreadable status (it holds windows and the phase index).
         message = f"status unreadable, not acting: {status_io.validation_message(err)}"
@@ -104,7 +108,7 @@ async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> fl
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
-    await status_io.write_status(api, obj, result.status, ctx.live)
+    await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
     # Wake at a limit window's end rather than up to a tick later (the probe is due then).
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
@@ -112,6 +116,7 @@ async def tick(ctx: OperatorContext, namespace: str, name: str, body: Any) -> fl
 def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
+    models = ModelCache()  # validated spec/status per LoopPhase, shared by its ticks
 
     @kopf.on.login(registry=registry)
     def login_handler(**kwargs: Any) -> Any:
@@ -163,7 +168,7 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
         ctx.pods.attach(loopphase_pods)
         while not stopped:
             try:
-                delay = await tick(ctx, namespace, name, body)
+                delay = await tick(ctx, namespace, name, body, models)
             except (KubeApiError, TimeoutError, OSError) as err:
                 log.warning("%s/%s: tick failed: %s; retrying in %ss",
                             namespace, name, err, ERROR_RETRY)
@@ -193,5 +198,6 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
         if failures:
             raise kopf.TemporaryError("; ".join(failures), delay=5)
         ctx.forget(uid)
+        models.forget(uid)
 
     return registry
