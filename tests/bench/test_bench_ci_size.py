@@ -27,5 +27,17 @@ def test_latency_and_limits_run_at_ci_size(tmp_path: Path) -> None:
     for name in ("latency", "limits"):
         block = results[name]
         assert set(block) >= {"fast", "reference", "ratios"}, block.keys()
+    latency = results["latency"]
+    for run in ("fast", "reference"):
+        block = latency[run]
+        assert block["completed"] is True, block["per_replica"]
+        for metric in ("handoff", "inbox_handoff", "phase_advance"):
+            assert block[metric]["n"] > 0, (run, metric)
+        assert block["handoff_unmatched"] == 0 and block["inbox_unmatched"] == 0
+    assert latency["reference"]["timing"]["doneOnPush"] is False
+    assert set(latency["ratios"]) == {"handoff", "inbox_handoff", "phase_advance"}
+    for run in ("fast", "reference"):
+        assert results["limits"][run]["windows_seen"] == results["limits"]["workload"]["windows"]
+        assert set(results["limits"][run]["minute"]) >= {"n_windows", "first_probe_after_reset"}
     text = json.dumps(results)
     assert '"kills_in_windows": 0' in text or '"kills": 0' in text, "no kill may happen in a window"
