@@ -12,6 +12,12 @@ MASK = "***"
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
 # Authorization / token headers, e.g. "http.extraHeader=Authorization: Basic abc=="
 _AUTH_HEADER = re.compile(r"(?i)(authorization:\s*)(?:(basic|bearer|token)\s+)?\S+")
+# A private key block (PEM or OpenSSH), whole or cut off after its BEGIN line: ssh never prints
+# one, but a Secret pasted into the wrong field (a URL, a header) must not reach a log either.
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
 
 
 def _userinfo(url: str) -> str | None:
@@ -34,7 +40,7 @@ def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> st
     """Remove credentials from ``text``.
 
     Strips userinfo from every ``scheme://user:pass@`` URL, masks ``Authorization:`` header
-    values, and masks every literal occurrence of the userinfo of ``url`` (raw and
+    values and private key blocks, and masks every literal occurrence of the userinfo of ``url`` (raw and
     percent-decoded, and its password part on its own) and of each string in ``secrets``.
     """
     needles: set[str] = {s for s in secrets if s and len(s) >= 4}
@@ -49,7 +55,8 @@ def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> st
                         needles.add(password)
                 elif len(variant) >= 8:
                     needles.add(variant)  # token-as-username (https://TOKEN@host); not "git"
-    out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
+    out = _PRIVATE_KEY.sub(f"-----{MASK} PRIVATE KEY-----", text)
+    out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", out)
     out = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", out)
     for needle in sorted(needles, key=len, reverse=True):
         out = out.replace(needle, MASK)

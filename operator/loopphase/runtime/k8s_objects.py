@@ -8,6 +8,13 @@ LoopPhase (controller, blockOwnerDeletion), so the garbage collector removes it 
 
 Nothing here builds a shell string from spec fields: the agent container gets an argv, and the
 init container runs a constant script that receives spec values as positional parameters.
+
+Git credentials (``spec.repo.credentialsSecret``) are mounted read-only at ``GIT_CREDS_MOUNT``.
+For an ssh URL both containers get ``GIT_SSH_COMMAND`` naming the mounted ``ssh-privatekey``
+(one identity, never prompting) and an ssh config that the init container writes from
+constants: strict host-key checking against the Secret's ``known_hosts`` when it has one,
+trust-on-first-use (``accept-new``) into the agent's ``~/.ssh/known_hosts`` otherwise. For
+https the init container sets a credential helper reading ``username``/``password``.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from loopphase.api.base import API_GROUP, API_VERSION, KIND
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, render_text
+from loopphase.git.ssh import KNOWN_HOSTS, SSH_KEY, is_ssh_url, ssh_argv, ssh_command
 
 ANN_PHASE_INDEX = "loopphase.dev/phase-index"
 ANN_SPAWN_MODE = "loopphase.dev/spawn-mode"
@@ -35,10 +44,38 @@ STATE_ROOT = f"{WORK_MOUNT}/.loopphase"
 PROMPTS_MOUNT = "/etc/loopphase/prompts"
 TOKEN_MOUNT = "/etc/loopphase/token"
 GIT_CREDS_MOUNT = "/etc/loopphase/git"
+# Read-only to its owner (root) in the spec; the kubelet adds group read for the pod's fsGroup
+# (AGENT_UID), so the agent reads it as 0440 root:1000, and ssh accepts it (ssh only refuses
+# a group-readable key that the user itself owns).
+GIT_CREDS_MODE = 0o400
+GIT_SSH_KEY_FILE = f"{GIT_CREDS_MOUNT}/{SSH_KEY}"
+GIT_KNOWN_HOSTS_FILE = f"{GIT_CREDS_MOUNT}/{KNOWN_HOSTS}"
+SSH_DIR = f"{HOME_DIR}/.ssh"
+SSH_CONFIG_FILE = f"{SSH_DIR}/loopphase_ssh_config"  # host-key policy, written by init
+SSH_ACCEPTED_HOSTS = f"{SSH_DIR}/known_hosts"  # trust-on-first-use store (on the PVC)
 AGENT_UID = 1000
 
+
+def pod_ssh_config(pinned: bool) -> str:
+    """The ssh config the init container writes: the host-key policy (the rest is argv)."""
+    if pinned:
+        return f"StrictHostKeyChecking yes\nUserKnownHostsFile {GIT_KNOWN_HOSTS_FILE}\n"
+    return f"StrictHostKeyChecking accept-new\nUserKnownHostsFile {SSH_ACCEPTED_HOSTS}\n"
+
+
+def pod_git_ssh_command() -> str:
+    """``GIT_SSH_COMMAND`` in the agent pods: operator constants only, no spec value."""
+    return ssh_command(ssh_argv(GIT_SSH_KEY_FILE, config_file=SSH_CONFIG_FILE))
+
+
+def _printf_lines(text: str) -> str:
+    return "printf '%s\\n' " + " ".join(shlex.quote(line) for line in text.splitlines())
+
+
 # The init container's script is a constant: the repo URL, branch and role arrive as "$1" "$2"
-# "$3" (argv), so no spec value is ever parsed by a shell.
+# "$3" (argv), so no spec value is ever parsed by a shell. The ssh part only tests which files
+# the credentials Secret has; it no longer copies the key onto the volume (and removes a copy
+# an older operator left there).
 CLONE_SCRIPT = r"""set -eu
 url="$1"; branch="$2"; role="$3"
 dest=/work/repo
@@ -46,17 +83,31 @@ mkdir -p /work/home /work/.loopphase
 export HOME=/work/home
 git config --global user.name "loopphase-$role"
 git config --global user.email "loopphase-$role@loopphase.invalid"
-if [ -f /etc/loopphase/git/ssh-privatekey ]; then
-  mkdir -p /work/home/.ssh
-  cp /etc/loopphase/git/ssh-privatekey /work/home/.ssh/id_loopphase
-  chmod 700 /work/home/.ssh
-  chmod 600 /work/home/.ssh/id_loopphase
-  git config --global core.sshCommand \
-    "ssh -i /work/home/.ssh/id_loopphase -o StrictHostKeyChecking=accept-new"
+rm -f /work/home/.ssh/id_loopphase
+git config --global --unset-all core.sshCommand || true
+if [ -d /etc/loopphase/git ]; then
+  mkdir -p {ssh_dir}
+  chmod 700 {ssh_dir}
+  if [ -s {known_hosts} ]; then
+    {pinned} > {config}
+  else
+    {tofu} > {config}
+    if [ -f {key} ]; then
+      echo "loopphase: warning: the git credentials Secret has no known_hosts; ssh trusts the host key on first use" >&2
+    fi
+  fi
+  chmod 600 {config}
 fi
-if [ -f /etc/loopphase/git/password ]; then
+if [ -f /etc/loopphase/git/password ]; then""".format(
+    ssh_dir=shlex.quote(SSH_DIR),
+    known_hosts=shlex.quote(GIT_KNOWN_HOSTS_FILE),
+    key=shlex.quote(GIT_SSH_KEY_FILE),
+    config=shlex.quote(SSH_CONFIG_FILE),
+    pinned=_printf_lines(pod_ssh_config(True)),
+    tofu=_printf_lines(pod_ssh_config(False)),
+) + r"""
   git config --global credential.helper \
-    '!f() { test "$1" = get || exit 0; echo "username=$(cat /etc/loopphase/git/username)"; echo "password=$(cat /etc/loopphase/git/password)"; }; f'
+    '!f() { test "$1" = get || exit 0; echo "username=$(cat /etc/loopphase/git/username 2>/dev/null || echo git)"; echo "password=$(cat /etc/loopphase/git/password)"; }; f'
 fi
 if [ -d "$dest/.git" ]; then
   echo "loopphase: $dest already holds a clone; keeping it"
@@ -323,6 +374,7 @@ def agent_pod(
         },
     ]
     init_mounts = [{"name": "work", "mountPath": WORK_MOUNT}]
+    init_env: list[dict[str, Any]] = [{"name": "HOME", "value": HOME_DIR}]
     if spec.repo.credentials_secret:
         creds = {"name": "git-credentials", "mountPath": GIT_CREDS_MOUNT, "readOnly": True}
         mounts.append(creds)
@@ -330,9 +382,16 @@ def agent_pod(
         volumes.append(
             {
                 "name": "git-credentials",
-                "secret": {"secretName": spec.repo.credentials_secret, "defaultMode": 0o440},
+                "secret": {
+                    "secretName": spec.repo.credentials_secret,
+                    "defaultMode": GIT_CREDS_MODE,
+                },
             }
         )
+        if is_ssh_url(spec.repo.url):
+            ssh_env = {"name": "GIT_SSH_COMMAND", "value": pod_git_ssh_command()}
+            env.append(ssh_env)
+            init_env.append(dict(ssh_env))
     port = settings.shim_port
     container: dict[str, Any] = {
         "name": "agent",
@@ -374,7 +433,7 @@ def agent_pod(
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["/bin/sh", "-c", CLONE_SCRIPT, "loopphase-clone"],
         "args": [spec.repo.url, spec.repo.branch, role],
-        "env": [{"name": "HOME", "value": HOME_DIR}],
+        "env": init_env,
         "securityContext": dict(_CONTAINER_SECURITY),
         "volumeMounts": init_mounts,
     }
