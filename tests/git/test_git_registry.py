@@ -149,3 +149,38 @@ def test_independent_watchers_share_a_cache_dir_safely(remote: Remote, tmp_path:
         t.join(20)
     assert len(results) == 4
     assert all(o.reachable and o.files == {"README.md": "hello\n"} for o in results), results
+
+
+def test_memoised_answer_equals_observe_and_only_when_nothing_can_be_new(
+    remote: Remote, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The async path's inline answer (no thread, no git) is exactly what observe would say, and
+    is refused whenever git would have to run or the answer could be stale."""
+    remote.commit("docs", files={"STATUS.md": "working\n"})
+    watcher = RemoteWatcher(remote.url, "main", tmp_path / "cache", clock=clock, min_interval=1.0)
+    calls = count_git_calls(watcher)
+    first = watcher.observe(None, ["STATUS.md"])
+    head = first.head
+    assert watcher.observe_memoised(None, ["STATUS.md"]) is None  # cursor is not the head
+    inline = watcher.observe_memoised(head, ["STATUS.md"])
+    assert inline == watcher.observe(head, ["STATUS.md"])
+    assert inline is not None and inline.files == {"STATUS.md": "working\n"}
+    assert watcher.observe_memoised(head, ["STATUS.md", "PLAN.md"]) is None  # PLAN.md unread
+    with watcher.lock:  # git is running on another thread: never wait for it
+        assert watcher.observe_memoised(head, ["STATUS.md"]) is None
+    clock.advance(1.0)
+    assert watcher.observe_memoised(head, ["STATUS.md"]) is None  # the ls-remote is due again
+    before = dict(calls)
+    remote.commit("claim: x")
+    obs = asyncio.run(observe_async(watcher, head, ["STATUS.md"]))
+    assert [c.subject for c in obs.commits] == ["claim: x"]
+    assert calls["ls-remote"] == before.get("ls-remote", 0) + 1
+
+
+def test_memoised_answer_respects_the_backoff(remote: Remote, tmp_path: Path, clock: FakeClock) -> None:
+    watcher = RemoteWatcher(remote.url, "main", tmp_path / "cache", clock=clock, min_interval=1.0)
+    head = watcher.observe(None, []).head
+    assert watcher.observe_memoised(head, []) is not None
+    watcher.backoff.failure("remote said no")
+    assert watcher.backoff.blocked()
+    assert watcher.observe_memoised(head, []) is None

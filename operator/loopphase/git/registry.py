@@ -92,5 +92,9 @@ class WatcherRegistry:
 async def observe_async(
     watcher: RemoteWatcher, cursor: str | None, paths: Sequence[str]
 ) -> GitObservation:
-    """``watcher.observe`` in a worker thread, so the event loop never blocks on git."""
+    """``watcher.observe`` in a worker thread, so the event loop never blocks on git; answered
+    inline when the watcher can tell from memory (nothing new since the cursor)."""
+    known = watcher.observe_memoised(cursor, paths)
+    if known is not None:
+        return known
     return await asyncio.to_thread(watcher.observe, cursor, list(paths))

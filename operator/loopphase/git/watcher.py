@@ -135,6 +135,34 @@ class RemoteWatcher:
             self.backoff.success()  # the remote answered (even "no such branch")
             return obs
 
+    def observe_memoised(self, cursor: str | None, paths: Sequence[str]) -> GitObservation | None:
+        """The answer ``observe`` would give without running git, or None when git is needed.
+
+        Only while the memoised ``ls-remote`` is fresh, the head is the caller's cursor and every
+        path was read at it; never waits for the lock (a busy watcher means git is running).
+        Lets the async callers skip the worker-thread hop on the usual "nothing new" tick.
+        """
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            memo = self._memo
+            if (
+                memo is None
+                or self.min_interval <= 0
+                or self.clock() - memo[0] >= self.min_interval
+                or memo[1] is None
+                or memo[1] != cursor
+                or self.backoff.blocked()
+            ):
+                return None
+            cached = self._files.get(memo[1], {})
+            if not all(p in cached for p in paths):
+                return None
+            self.backoff.success()
+            return GitObservation(reachable=True, head=memo[1], files={p: cached[p] for p in paths})
+        finally:
+            self.lock.release()
+
     def _observe(self, cursor: str | None, paths: list[str]) -> GitObservation:
         head = self._remote_head()
         if head is None:

@@ -104,6 +104,8 @@ async def write_status(
     meta = obj.get("metadata") or {}
     old = raw_status(obj)
     wanted = new.to_wire() if isinstance(new, LoopPhaseStatus) else new
+    if old == wanted:  # the usual tick: one C-level comparison instead of a recursive diff
+        return False
     diff = merge_patch_diff(old, wanted)
     if not diff:
         return False

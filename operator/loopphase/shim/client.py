@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from pydantic import ValidationError
@@ -33,6 +34,9 @@ class ShimClient:
         self.timeout = timeout
         self._session = session
         self._owns_session = session is None
+        # Built once: a state call per agent per tick is the operator's most frequent request.
+        self._auth_headers = {"Authorization": f"Bearer {token}"}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -50,15 +54,19 @@ class ShimClient:
         timeout: float | None = None,
     ) -> Any:
         url = f"{self.base_url}{API_PREFIX}{path}"
-        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        total = timeout or self.timeout
+        client_timeout = self._timeouts.get(total)
+        if client_timeout is None:
+            client_timeout = self._timeouts[total] = aiohttp.ClientTimeout(total=total)
         try:
             async with self._get_session().request(
                 method,
                 url,
                 json=body,
-                params=params,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                headers=self._auth_headers if auth else None,
+                timeout=client_timeout,
             ) as resp:
                 try:
                     data = await resp.json(content_type=None)
