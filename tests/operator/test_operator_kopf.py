@@ -187,3 +187,27 @@ async def test_delete_stops_pods_verified_before_the_finalizer_goes(
         await eventually(lambda: obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo") is None)
         assert obj(kmock, "v1/pods", "demo-builder") is None
         assert obj(kmock, "v1/pods", "demo-adversary") is None
+
+
+async def test_unusable_credentials_secret_is_a_warning_event_naming_it(
+    setup: Any, kube: KubeApi, shims: FakeShims, tmp_path: Path
+) -> None:
+    """A credentials Secret with neither ``password`` nor ``ssh-privatekey`` is reported on the
+    LoopPhase as a Warning Event (the tick goes on: git reads are unauthenticated)."""
+    kmock = setup
+    origin, _ = bare_repo(tmp_path)
+    await kube.create(f"/api/v1/namespaces/{NS}/secrets",
+                      {"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": "git-creds", "namespace": NS},
+                       "data": {"token": "c2VjcmV0"}})
+    body = lp_body(str(origin))
+    body["spec"]["repo"]["credentialsSecret"] = "git-creds"
+    ctx = make_context(kube, shims, tmp_path)
+    async with running_operator(kmock, ctx):
+        await create_lp(kube, body)
+        found = await eventually(lambda: [e for e in events(kmock)
+                                          if e.get("type") == "Warning"
+                                          and "git-creds" in (e.get("message") or "")])
+    assert found[0]["reason"].startswith("Credentials")
+    assert "ssh-privatekey" in found[0]["message"] and "password" in found[0]["message"]
+    assert "c2VjcmV0" not in found[0]["message"]  # the Secret's values are never echoed

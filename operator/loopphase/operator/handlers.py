@@ -97,7 +97,8 @@ async def tick(
     owner = _owner(obj)
     runtime = ctx.runtime(owner, spec)
     git = GitSource(ctx.git_registry(), spec.repo.url, spec.repo.branch,
-                    await git_env(api, namespace, spec, ctx.reads))
+                    await git_env(api, namespace, spec, ctx.reads,
+                                  warn=lambda reason, message: _post(body, True, reason, message)))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
     result = await run_tick(
         spec, status, runtime, git, now,
