@@ -75,11 +75,19 @@ def make_context(api: Any, shims: FakeShims, tmp: Path) -> OperatorContext:
     return ctx
 
 
-@contextlib.asynccontextmanager
-async def running_operator(kmock: Any, ctx: OperatorContext) -> AsyncIterator[None]:
+async def start_operator(
+    kmock: Any, ctx: OperatorContext, *, peering_priority: int | None = None,
+    peering_lifetime: int = 60,
+) -> tuple[asyncio.Event, asyncio.Task[Any]]:
+    """kopf with our registry, running; returns (stop flag, task). Standalone unless
+    ``peering_priority`` is given (then mandatory peering on the namespaced KopfPeering
+    ``loopphase``, as ``loopphase operator -n`` runs)."""
     server = str(kmock.url).rstrip("/")
     registry = build_registry(ctx, login=lambda **_: kopf.ConnectionInfo(server=server))
-    settings = configure(kopf.OperatorSettings(), standalone=True)
+    standalone = peering_priority is None
+    settings = configure(kopf.OperatorSettings(), standalone=standalone,
+                         priority=peering_priority or 0)
+    settings.peering.lifetime = peering_lifetime
     settings.posting.level = 0
     # kmock 0.8 answers 500 to GET /api/v1/namespaces (a cluster-scoped list whose plural is
     # "namespaces" trips its URL parser), so kopf must not scan namespaces: with scanning
@@ -90,10 +98,22 @@ async def running_operator(kmock: Any, ctx: OperatorContext) -> AsyncIterator[No
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(kopf.operator(
-        registry=registry, settings=settings, standalone=True, namespaces=["team-a"],
+        registry=registry, settings=settings, standalone=standalone, namespaces=["team-a"],
+        peering_name=None if standalone else settings.peering.name,
         stop_flag=stop, ready_flag=ready,
     ))
     await asyncio.wait_for(ready.wait(), timeout=10)
+    return stop, task
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    kmock: Any, ctx: OperatorContext, *, peering_priority: int | None = None,
+    peering_lifetime: int = 60,
+) -> AsyncIterator[None]:
+    """``start_operator`` for the duration of a block, stopped gracefully at its end."""
+    stop, task = await start_operator(kmock, ctx, peering_priority=peering_priority,
+                                      peering_lifetime=peering_lifetime)
     try:
         yield
     finally:

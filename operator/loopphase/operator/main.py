@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--standalone", action="store_true",
                         help="no peering: for tests and single-replica dev runs only")
     parser.add_argument("--peering", default=PEERING_NAME, help="kopf peering object name")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="peering priority (the highest live replica acts; default: random "
+                             "per process, so two replicas never tie, which would pause both)")
     parser.add_argument("--liveness", default=None,
                         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--agent-image", default=env("LOOPPHASE_AGENT_IMAGE", "loopphase-agent:dev"))
@@ -41,6 +45,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--shim-timeout", type=float, default=5.0)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
+
+
+def random_priority() -> int:
+    """A peering priority no other replica will share (1 .. 2**31-1)."""
+    return 1 + secrets.randbelow(2**31 - 2)
 
 
 def make_context(args: argparse.Namespace) -> OperatorContext:
@@ -66,8 +75,12 @@ def main(argv: list[str]) -> int:
     )
     ctx = make_context(args)
     registry = build_registry(ctx)
+    priority = args.priority if args.priority is not None else random_priority()
     settings = configure(kopf.OperatorSettings(), standalone=args.standalone,
-                         peering_name=args.peering, api_timeout=max(30.0, args.api_timeout))
+                         peering_name=args.peering, priority=priority,
+                         api_timeout=max(30.0, args.api_timeout))
+    if not args.standalone:
+        logging.getLogger(__name__).info("peering %r with priority %d", args.peering, priority)
     namespaces = list(args.namespace)
     asyncio.run(
         kopf.operator(

@@ -22,6 +22,7 @@ def configure(
     *,
     standalone: bool,
     peering_name: str = PEERING_NAME,
+    priority: int = 0,
     api_timeout: float = 30.0,
 ) -> kopf.OperatorSettings:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
@@ -31,8 +32,11 @@ def configure(
     settings.persistence.finalizer = FINALIZER
     # Peering: a second replica stays paused while the first is alive (kopf.dev peering CRDs,
     # installed by manifests/). Mandatory unless --standalone, so a missing peering object is
-    # an error rather than two replicas acting at once.
+    # an error rather than two replicas acting at once. Replicas need distinct priorities: kopf
+    # pauses EVERY operator when two live peers share one (nobody would act), and the highest
+    # live priority acts; ``main`` draws a random one per process unless told.
     settings.peering.name = peering_name
+    settings.peering.priority = priority
     settings.peering.standalone = standalone
     settings.peering.mandatory = not standalone
     settings.posting.enabled = True
