@@ -33,7 +33,8 @@ from tests.core.reconcile_helpers import (
     waiting,
 )
 
-SCREENS = ["active", "idle", "banner", "stale-banner", "fatal", "wait", "dead", "absent", "unreachable"]
+SCREENS = ["active", "idle", "banner", "stale-banner", "fatal", "wait", "dead", "absent", "unreachable",
+           "pending"]
 HEAL_TYPES = (RestartAgent, RecreateHost)
 
 
@@ -53,6 +54,9 @@ def screen(kind: str, now, phase: int, role: str) -> AgentObservation:
         return AgentObservation(role=role, present=False)
     if kind == "unreachable":
         return AgentObservation(**{**base, "alive": False, "error": "connection refused"})
+    if kind == "pending":  # a Pending pod (image pull): created "now", as a new host would be
+        return AgentObservation(**{**base, "alive": False, "started_at": now, "host_pending": True,
+                                   "error": "pod has no IP yet (Pending: ContainerCreating)"})
     return AgentObservation(**base, pane=panes[kind])
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.core.actions import RecreateHost, RestartAgent, SendText, StartAgent, StopAgent
-from loopphase.core.observations import Observations
+from loopphase.core.observations import AgentObservation, Observations
 from loopphase.core.reconcile import reconcile, settle
 
 from tests.core.reconcile_helpers import (
@@ -275,6 +275,32 @@ def test_unreachable_host_beyond_grace_is_recreated():
     world.started()
     obs = {"builder": agent("builder", None, error="connection refused"), "adversary": agent("adversary", PANE_ACTIVE)}
     actions = world.tick(obs, advance=120)
+    assert len(of_type(actions, "RecreateHost", "builder")) == 1
+
+
+def test_a_host_the_platform_is_still_preparing_waits_for_host_start_timeout_then_is_recreated():
+    """A Pending pod (slow image pull, volume binding) is Starting with the platform's reason,
+    not recreated after the start grace; only past timing.hostStartTimeout (from the host's
+    creation) is it healed like any unreachable host."""
+    world = World(spec=make_spec(timing={"startGrace": "60s", "hostStartTimeout": "10m"}))
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")})
+    created = world.now
+
+    def pulling() -> dict:
+        return {
+            "builder": AgentObservation(
+                role="builder", present=True, alive=False, phase_index=0, started_at=created,
+                host_pending=True,
+                error="pod demo-builder has no IP yet (Pending: ImagePullBackOff: back-off)"),
+            "adversary": agent("adversary", PANE_ACTIVE),
+        }
+
+    for _ in range(5):  # 2 min .. 9 min 40 s after the pod was created: far past the grace
+        actions = world.tick(pulling(), advance=116)
+        assert of_type(actions, "RecreateHost", "builder") == []
+        builder = world.status.agents["builder"]
+        assert builder.state == "Starting" and "ImagePullBackOff" in builder.reason
+    actions = world.tick(pulling(), advance=30)  # 10 min 10 s
     assert len(of_type(actions, "RecreateHost", "builder")) == 1
 
 

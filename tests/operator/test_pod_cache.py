@@ -15,7 +15,7 @@ import pytest
 from loopphase.operator.kubeapi import KubeApi, core_path, custom_path
 from loopphase.operator.pod_cache import PodCache, slim_pod
 from loopphase.runtime import k8s_objects as ko
-from loopphase.runtime.kubernetes import KubernetesRuntime
+from loopphase.runtime.kubernetes import KubernetesRuntime, pod_facts
 from loopphase.testing.kmock_world import declare_resources
 from operator_harness import FakeShims, bare_repo, eventually, make_context, running_operator
 from test_operator_kopf import lp_body, obj, pod_creations
@@ -183,3 +183,34 @@ async def test_pod_deleted_out_of_band_is_noticed_through_the_watch(
         assert pod_creations(kmock) == created + 1
         history = list(kmock.objects["v1/pods", NS, POD].history)
         assert history.count(None) == 1  # deleted once (out of band), created once after
+
+
+def test_slim_pod_keeps_why_a_pending_pod_is_not_running() -> None:
+    """pod_facts reads the same pending reason from the index's slim copy as from a GET."""
+    pending = {
+        "metadata": {"name": "demo-builder", "namespace": NS, "uid": "p1",
+                     "ownerReferences": [{"uid": "owner", "controller": True}]},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"},
+                           {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+            "initContainerStatuses": [{"name": "workspace", "restartCount": 0,
+                                       "state": {"waiting": {"reason": "PodInitializing"}}}],
+            "containerStatuses": [{"name": "agent", "restartCount": 2, "image": "x" * 500,
+                                   "state": {"waiting": {"reason": "ErrImagePull",
+                                                         "message": "not found"}}}],
+        },
+    }
+    full, slim = pod_facts(pending, "owner"), pod_facts(slim_pod(pending), "owner")
+    assert full == slim
+    assert slim.pending_reason == "PodInitializing"  # init containers come first
+    no_init = {**pending, "status": {k: v for k, v in pending["status"].items()
+                                     if k != "initContainerStatuses"}}
+    assert pod_facts(slim_pod(no_init), "owner").pending_reason == "ErrImagePull: not found"
+    unscheduled = {**pending, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available"}]}}
+    assert pod_facts(slim_pod(unscheduled), "owner").pending_reason == \
+        "PodScheduled: Unschedulable: 0/3 nodes are available"
+    running = {**pending, "status": {**pending["status"], "phase": "Running"}}
+    assert "conditions" not in slim_pod(running)["status"]  # nothing kept once it runs

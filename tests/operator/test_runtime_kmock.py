@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.core.observations import AgentObservation
-from loopphase.operator.kubeapi import KubeApi
+from loopphase.operator.kubeapi import KubeApi, core_path
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.base import LaunchPlan
 from loopphase.runtime.kubernetes import KubernetesRuntime
@@ -132,7 +132,16 @@ async def test_observe_absent_pending_running_and_unreachable(
     await runtime.start(plan(index=1))
     pending = await runtime.observe("builder")
     assert pending.present and not pending.alive and "no IP" in (pending.error or "")
-    assert pending.phase_index == 1
+    assert pending.phase_index == 1 and pending.host_pending
+    # the kubelet says why: the reason reaches the observation (and the agent's status message)
+    await kubelet.api.merge_patch(core_path(NS, "pods", "demo-builder"), {"status": {
+        "phase": "Pending",
+        "containerStatuses": [{"restartCount": 0, "state": {"waiting": {
+            "reason": "ImagePullBackOff", "message": "Back-off pulling image loopphase-agent:dev"}}}],
+    }})
+    pulling = await runtime.observe("builder")
+    assert pulling.host_pending
+    assert "ImagePullBackOff: Back-off pulling image loopphase-agent:dev" in (pulling.error or "")
     await kubelet.run(NS, "demo-builder", "127.0.0.7")
     running = await runtime.observe("builder")
     assert running.alive and running.pane == "hello" and running.phase_index == 1

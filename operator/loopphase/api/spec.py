@@ -221,6 +221,11 @@ class TimingSpec(ApiModel):
     start_grace: Duration = Field(
         60, ge=0, le=HOUR, description="a freshly started agent is not judged idle before this"
     )
+    host_start_timeout: Duration = Field(
+        600, ge=0, le=DAY,
+        description="how long a host the platform is still preparing (a Pending pod: scheduling, "
+                    "volume binding, image pull) may take before it is healed (recreated)",
+    )
 
 
 class HealSpec(ApiModel):

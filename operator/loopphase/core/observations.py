@@ -27,6 +27,9 @@ class AgentObservation:
     alive:   the agent CLI process inside it is running.
     phase_index: the phase the running agent was started for, as the host reports it
                  (pod label / shim metadata); None when unknown.
+    host_pending: the host exists but the platform has not finished setting it up (a Pending
+                 pod being scheduled, binding its volume or pulling its image): not a failure
+                 until ``timing.hostStartTimeout`` after ``started_at`` (the host's creation).
     """
 
     role: Role
@@ -43,6 +46,7 @@ class AgentObservation:
     error: str | None = None
     pod_name: str | None = None
     terminating: bool = False
+    host_pending: bool = False  # the platform is still preparing the host (``error`` says how)
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,13 @@ def _set_state(a: AgentStatus, state: str, now: datetime, reason: str = "") -> N
     a.reason = reason
 
 
+def _host_start_pending(spec: LoopPhaseSpec, obs: AgentObservation, a: AgentStatus, now: datetime) -> bool:
+    """Whether a host the platform is still preparing is within ``timing.hostStartTimeout``,
+    counted from the host's creation (or our start request when the host does not say)."""
+    since = obs.started_at or a.start_requested_at
+    return since is not None and now - since < timedelta(seconds=spec.timing.host_start_timeout)
+
+
 def _converge_role(
     spec: LoopPhaseSpec, role: Role, obs: AgentObservation | None, d: Decision, tz: ZoneInfo
 ) -> None:
@@ -258,6 +265,11 @@ def _converge_role(
     if obs.error is not None or not obs.alive:
         if starting:
             _set_state(a, "Starting", now, obs.error or "agent starting")
+            return
+        if obs.host_pending and _host_start_pending(spec, obs, a, now):
+            # Slow image pulls and volume binding are the platform's business: a recreate
+            # would only start them over. Shown as Starting with the platform's reason.
+            _set_state(a, "Starting", now, obs.error or "host being prepared")
             return
         if window_open:
             _set_state(a, "Limited", now, "agent not running inside a limit window; waiting")

@@ -56,9 +56,26 @@ def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
         key: status[key] for key in ("phase", "podIP", "reason", "message") if status.get(key)
     }
     slim_status["containerStatuses"] = [
-        {"restartCount": c.get("restartCount") or 0} for c in status.get("containerStatuses") or []
+        {"restartCount": c.get("restartCount") or 0, **_waiting(c)}
+        for c in status.get("containerStatuses") or []
     ]
+    if slim_status.get("phase", "Pending") == "Pending":  # why it is not running yet
+        slim_status["initContainerStatuses"] = [
+            _waiting(c) for c in status.get("initContainerStatuses") or [] if _waiting(c)
+        ]
+        slim_status["conditions"] = [
+            {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+            for c in status.get("conditions") or [] if c.get("status") == "False"
+        ]
     return {"metadata": slim_meta, "status": slim_status}
+
+
+def _waiting(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container status's ``state.waiting`` (reason/message), or nothing."""
+    waiting = (container.get("state") or {}).get("waiting")
+    if not isinstance(waiting, dict):
+        return {}
+    return {"state": {"waiting": {k: waiting[k] for k in ("reason", "message") if k in waiting}}}
 
 
 def _uid(pod: Mapping[str, Any] | None) -> str | None:

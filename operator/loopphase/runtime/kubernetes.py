@@ -156,6 +156,7 @@ class PodFacts:
     created_at: datetime | None
     restarts: int
     reason: str
+    pending_reason: str = ""
 
     @property
     def finished(self) -> bool:
@@ -184,7 +185,24 @@ def pod_facts(pod: dict[str, Any], owner_uid: str) -> PodFacts:
         created_at=_parse_time(meta.get("creationTimestamp")),
         restarts=restarts,
         reason=str(status.get("reason") or status.get("message") or ""),
+        pending_reason=_pending_reason(status),
     )
+
+
+def _pending_reason(status: dict[str, Any]) -> str:
+    """Why a Pending pod is not running yet, as the kubelet/scheduler put it: a waiting
+    container's reason ("ImagePullBackOff: ...", "ContainerCreating"), else a false condition
+    ("PodScheduled: Unschedulable: 0/3 nodes ..."), else ""."""
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for container in status.get(key) or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason"):
+                return ": ".join(str(x) for x in (waiting["reason"], waiting.get("message")) if x)
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "False" and condition.get("reason"):
+            parts = (condition.get("type"), condition["reason"], condition.get("message"))
+            return ": ".join(str(x) for x in parts if x)
+    return ""
 
 
 class KubernetesRuntime:
@@ -335,7 +353,9 @@ class KubernetesRuntime:
                 base, error=f"pod {facts.name} {facts.phase}: {facts.reason}".rstrip(": ")
             )
         if facts.ip is None:
-            return dataclasses.replace(base, error=f"pod {facts.name} has no IP yet ({facts.phase})")
+            why = f"{facts.phase}: {facts.pending_reason}" if facts.pending_reason else facts.phase
+            return dataclasses.replace(base, error=f"pod {facts.name} has no IP yet ({why})",
+                                       host_pending=facts.phase == "Pending")
         try:
             try:
                 state = await self._shim_call(facts.ip, "state")
