@@ -43,3 +43,11 @@ bench:
 
 bench-smoke:
 	python3 dev.py bench --smoke
+
+# Manual/dev check, not part of the tests or CI (needs root, the network, several minutes): run
+# both Dockerfiles' steps in a debootstrapped Debian root filesystem, then the images' commands
+# as the pods run them. See docs/kubernetes.md. E.g. VERIFY_ROOTFS_ARGS="--keep" or
+# VERIFY_ROOTFS_ARGS="--build-arg WITH_OPENCODE=1".
+.PHONY: images-verify-rootfs
+images-verify-rootfs:
+	bash images/verify-rootfs.sh $(VERIFY_ROOTFS_ARGS)
