@@ -110,6 +110,38 @@ def test_one_probe_when_the_window_ends_then_quiet_again():
     assert world.status.agents["builder"].limit.nudges == 1
 
 
+def test_an_early_probe_on_a_minute_granular_reset_is_retried_once_after_a_minute():
+    """"resets 10:05am" may mean 10:05:50: the first probe (10:05:45) can come early. One retry
+    a minute later, then the flat cadence, never a restart."""
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(obs, advance=1)
+    until = world.status.agents["builder"].limit.until
+    world.now = until - timedelta(seconds=1)
+    assert of_type(world.tick(obs), "SendText", "builder") == []
+    probes = []
+    for _ in range(25):  # 10:05:45 .. 10:10:45 in 12.5 s steps: first probe and one retry
+        probes += [(world.now, a) for a in of_type(world.tick(obs, advance=12.5), "SendText", "builder")]
+    assert [a.purpose for _, a in probes] == ["probe", "probe"]
+    # the first tick at or after 60 s (ticks are 12.5 s apart here)
+    assert timedelta(seconds=60) <= probes[1][0] - probes[0][0] < timedelta(seconds=72.5)
+    assert any("one retry in 60s" in h.reason for h in world.status.history)
+    # after the retry, the flat cadence (300 s): nothing more in the next 4 minutes
+    assert world.status.agents["builder"].limit.until == probes[1][0] + timedelta(seconds=300)
+
+
+def test_a_late_first_probe_gets_no_quick_retry():
+    """A window probed long after the stated reset (host was down, supervisor restarted...)
+    goes straight to the flat cadence: the quick retry is only for a probe that may be early."""
+    world = World()
+    world.started()
+    obs = {"builder": agent("builder", banner("10:05am")), "adversary": agent("adversary", PANE_ACTIVE)}
+    world.tick(obs, advance=1)
+    world.tick(obs, advance=15 * 60)  # first look after the window: 10:15
+    assert world.status.agents["builder"].limit.until == world.now + timedelta(seconds=300)
+
+
 def test_no_probe_while_the_probe_text_sits_in_the_input_area():
     world = World()
     world.started()

@@ -6,7 +6,9 @@
    cadence. Never exponential backoff.
 2. Inside the window nothing happens; the caller suppresses every kill/restart/stall path.
 3. Window over and banner still there: ONE probe, unless the probe text already sits in the
-   input area. The window then re-arms (flat) until the next banner tells otherwise.
+   input area. The window then re-arms (flat) until the next banner tells otherwise; after the
+   first probe of a reset stated moments ago, one retry a minute later instead (banners state
+   the minute, the real reset may fall later in it).
 4. Active: lifted at once. Banner gone: lifted once the window is over (not before: only
    visible work proves the limit lifted early).
 """
@@ -21,6 +23,10 @@ from loopphase.api.status import LimitWindow
 from loopphase.core.screen import ScreenReading
 
 PROBE_WARN_AFTER = 3
+# Banners state resets to the minute ("resets 3pm"); the real reset can be later within that
+# minute, so the first probe (stated time + slack) may come early. One quick retry then, a
+# minute later, instead of the flat probe cadence.
+EARLY_PROBE_RETRY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,18 @@ def next_until(reading: ScreenReading, now: datetime, timing: TimingSpec) -> tup
     if hint.at <= now:
         return now + slack, False  # a dated/epoch reset already passed: probe soon
     return hint.at + slack, True
+
+
+def _stated_reset_just_passed(reading: ScreenReading, now: datetime, timing: TimingSpec) -> bool:
+    """The banner still shown states a reset that passed less than slack + a minute ago."""
+    hint = reading.reset
+    if hint is None:
+        return False
+    at = hint.at
+    if hint.kind == "time" and at - now > timedelta(seconds=timing.reset_horizon):
+        at -= timedelta(days=1)  # the stated time of day passed and was rolled to tomorrow
+    passed = now - at
+    return timedelta(0) <= passed < timedelta(seconds=timing.limit_reset_slack) + EARLY_PROBE_RETRY
 
 
 def _fmt(ts: datetime) -> str:
@@ -109,11 +127,18 @@ def step_limit(
         return LimitStep(window, limited=True, probe=False)
 
     nudges = window.nudges + 1
-    until = now + timedelta(seconds=timing.probe_fallback)
+    retry = timedelta(seconds=timing.probe_fallback)
+    quick = window.nudges == 0 and _stated_reset_just_passed(reading, now, timing)
+    if quick:  # the stated reset was minute-granular: this probe may be a little early
+        retry = min(retry, EARLY_PROBE_RETRY)
+    until = now + retry
     probed = window.model_copy(
         update={"nudges": nudges, "last_probe_at": now, "until": until, "parsed": False}
     )
-    notes = [LimitNote("probe", "limit.probe", f"window over, banner still shown: probe #{nudges}")]
+    then = ("; the stated reset passed moments ago (banners state the minute): one retry in "
+            f"{int(retry.total_seconds())}s" if quick else "")
+    notes = [LimitNote("probe", "limit.probe",
+                       f"window over, banner still shown: probe #{nudges}{then}")]
     if nudges == PROBE_WARN_AFTER:
         notes.append(
             LimitNote(
