@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from loopphase.operator.context import ReadCache, role_prompts
+from loopphase.operator.context import role_prompts
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.read_cache import ReadCache
 from loopphase.operator.status_io import LiveObjects, write_status
 from loopphase.runtime.kubernetes import SharedShimFactory, _stale_connection
 from loopphase.shim.client import ShimError

@@ -21,15 +21,15 @@ from loopphase.api.spec import LoopPhaseSpec
 from loopphase.git.redact import redact
 from loopphase.git.runner import GitRunner
 from loopphase.git.ssh import SshKeyStore, is_ssh_url, ssh_argv
-from loopphase.operator.context import (
+from loopphase.operator.context import OperatorContext
+from loopphase.operator.git_credentials import (
     CREDENTIALS_NOT_FOUND,
     CREDENTIALS_UNUSABLE,
     HOST_KEY_UNPINNED,
     SSH_KEYS_DIR,
-    OperatorContext,
-    ReadCache,
     git_env,
 )
+from loopphase.operator.read_cache import ReadCache
 from loopphase.runtime import k8s_objects as ko
 
 NS = "team-a"
@@ -131,7 +131,7 @@ def test_is_ssh_url(url: str, ssh: bool) -> None:
 async def test_ssh_key_env_points_at_a_private_key_file(tmp_path: Path, umask_022: None) -> None:
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
-    env = await git_env(api, NS, spec(SSH_URL), ctx.reads)  # type: ignore[arg-type]
+    env = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None and set(env) == {"GIT_SSH_COMMAND"}  # no http header, no config
     argv = command_argv(env)
     root = tmp_path / "git-cache" / SSH_KEYS_DIR
@@ -152,7 +152,7 @@ async def test_ssh_key_env_points_at_a_private_key_file(tmp_path: Path, umask_02
 async def test_known_hosts_gives_strict_checking(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY, "known_hosts": KNOWN})})
-    env = await git_env(api, NS, spec(SSH_URL), ctx.reads)  # type: ignore[arg-type]
+    env = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None
     argv = command_argv(env)
     pinned = Path(option(argv, "UserKnownHostsFile") or "")
@@ -177,17 +177,17 @@ async def test_modes_hold_under_any_umask_and_a_preexisting_open_dir(tmp_path: P
 async def test_rotation_writes_a_new_file_and_removes_the_old(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
-    first = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx))  # type: ignore[arg-type]
+    first = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert first is not None
     old_key = key_path(first)
     accepted = old_key.parent.parent / "accepted_known_hosts"
     accepted.write_text("git.example.invalid ssh-ed25519 AAAA\n")  # what ssh recorded
-    again = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx))  # type: ignore[arg-type]
+    again = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert again == first and old_key.stat().st_ino == key_path(again).stat().st_ino
 
     rotated = FAKE_KEY.replace(b"SECRETBODY", b"ROTATEDKEY")
     api.secrets["git-creds"] = secret(**{"ssh-privatekey": rotated})
-    second = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx))  # type: ignore[arg-type]
+    second = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert second is not None and second != first  # a new env: a new watcher in the registry
     assert key_path(second).read_bytes() == rotated
     assert not old_key.parent.exists()
@@ -198,17 +198,17 @@ async def test_rotation_writes_a_new_file_and_removes_the_old(tmp_path: Path) ->
 async def test_key_removed_from_disk_when_the_secret_loses_it_or_goes(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
-    env = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx))  # type: ignore[arg-type]
+    env = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None and key_path(env).exists()
     api.secrets["git-creds"] = secret(password=b"tok")
-    assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx)) is None  # type: ignore[arg-type]
+    assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials) is None  # type: ignore[arg-type]
     assert not key_path(env).parent.parent.exists()
 
     api.secrets["git-creds"] = secret(**{"ssh-privatekey": FAKE_KEY})
-    env = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx))  # type: ignore[arg-type]
+    env = await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None and key_path(env).exists()
     del api.secrets["git-creds"]
-    assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx)) is None  # type: ignore[arg-type]
+    assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials) is None  # type: ignore[arg-type]
     assert not key_path(env).exists()
 
 
@@ -216,17 +216,17 @@ async def test_both_password_and_key_the_url_picks(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     both = secret(**{"ssh-privatekey": FAKE_KEY, "username": b"bob", "password": b"tok3n"})
     api = SecretsApi(**{"git-creds": both})
-    https = await git_env(api, NS, spec(HTTPS_URL), ctx.reads)  # type: ignore[arg-type]
+    https = await git_env(api, NS, spec(HTTPS_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert https is not None and "GIT_SSH_COMMAND" not in https
     assert https["GIT_CONFIG_KEY_0"] == "http.extraHeader"
     assert https["GIT_CONFIG_VALUE_0"] == "Authorization: Basic " + base64.b64encode(
         b"bob:tok3n").decode()
     assert not (tmp_path / "git-cache" / SSH_KEYS_DIR).exists()  # no key file for https
 
-    ssh = await git_env(api, NS, spec(SSH_URL), ctx.reads)  # type: ignore[arg-type]
+    ssh = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert ssh is not None and set(ssh) == {"GIT_SSH_COMMAND"}
     # An https LoopPhase sharing the Secret does not remove the ssh one's key file.
-    assert await git_env(api, NS, spec(HTTPS_URL), ctx.reads) == https  # type: ignore[arg-type]
+    assert await git_env(api, NS, spec(HTTPS_URL), ctx.reads, credentials=ctx.git_credentials) == https  # type: ignore[arg-type]
     assert key_path(ssh).exists()
 
 
@@ -234,7 +234,7 @@ async def test_unusable_key_store_path_is_a_warning_not_a_crash(tmp_path: Path, 
     ctx = OperatorContext(pod_settings=ko.PodSettings(), git_cache=tmp_path / "a b")
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
     with caplog.at_level(logging.WARNING):
-        assert await git_env(api, NS, spec(SSH_URL), ctx.reads) is None  # type: ignore[arg-type]
+        assert await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials) is None  # type: ignore[arg-type]
     assert "--git-cache-dir" in caplog.text
     with pytest.raises(ValueError, match="absolute"):
         ssh_argv("relative/id")
@@ -251,7 +251,7 @@ async def test_secret_without_either_key_warns_once_naming_secret_and_keys(
     events: list[tuple[str, str]] = []
     with caplog.at_level(logging.WARNING, logger="loopphase"):
         for url in (SSH_URL, SSH_URL, HTTPS_URL, HTTPS_URL):
-            env = await git_env(api, NS, spec(url), fresh_reads(ctx),  # type: ignore[arg-type]
+            env = await git_env(api, NS, spec(url), fresh_reads(ctx), credentials=ctx.git_credentials,  # type: ignore[arg-type]
                                 warn=lambda r, m: events.append((r, m)))
             assert env is None
     assert [r for r, _ in events] == [CREDENTIALS_UNUSABLE, CREDENTIALS_UNUSABLE]  # once per use
@@ -263,10 +263,10 @@ async def test_secret_without_either_key_warns_once_naming_secret_and_keys(
 
     # Fixed, then broken again: warned again.
     api.secrets["git-creds"] = secret(**{"ssh-privatekey": FAKE_KEY, "known_hosts": KNOWN})
-    assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx),  # type: ignore[arg-type]
+    assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials,  # type: ignore[arg-type]
                          warn=lambda r, m: events.append((r, m))) is not None
     api.secrets["git-creds"] = secret(username=b"bob")
-    await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx),  # type: ignore[arg-type]
+    await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials,  # type: ignore[arg-type]
                   warn=lambda r, m: events.append((r, m)))
     assert [r for r, _ in events] == [CREDENTIALS_UNUSABLE] * 3
 
@@ -276,11 +276,11 @@ async def test_missing_secret_and_unpinned_host_warn_once(tmp_path: Path) -> Non
     api = SecretsApi()
     events: list[tuple[str, str]] = []
     for _ in range(2):
-        assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx),  # type: ignore[arg-type]
+        assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials,  # type: ignore[arg-type]
                              warn=lambda r, m: events.append((r, m))) is None
     api.secrets["git-creds"] = secret(**{"ssh-privatekey": FAKE_KEY})
     for _ in range(2):
-        assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx),  # type: ignore[arg-type]
+        assert await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials,  # type: ignore[arg-type]
                              warn=lambda r, m: events.append((r, m))) is not None
     assert [r for r, _ in events] == [CREDENTIALS_NOT_FOUND, HOST_KEY_UNPINNED]
     assert f"{NS}/git-creds" in events[0][1] and "accept-new" in events[1][1]
@@ -290,7 +290,7 @@ async def test_not_a_private_key_is_refused_with_the_fix(tmp_path: Path) -> None
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": b"ssh-ed25519 AAAA pub"})})
     events: list[tuple[str, str]] = []
-    assert await git_env(api, NS, spec(SSH_URL), ctx.reads,  # type: ignore[arg-type]
+    assert await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials,  # type: ignore[arg-type]
                          warn=lambda r, m: events.append((r, m))) is None
     assert len(events) == 1 and "not a PEM/OpenSSH private key" in events[0][1]
     assert not (tmp_path / "git-cache" / SSH_KEYS_DIR / f"{NS}_git-creds").exists()
@@ -301,9 +301,9 @@ async def test_no_key_material_in_logs_env_or_git_errors(tmp_path: Path, caplog)
     body = b"SECRETBODYSECRETBODY"
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
     with caplog.at_level(logging.DEBUG):
-        env = await git_env(api, NS, spec(SSH_URL), ctx.reads)  # type: ignore[arg-type]
+        env = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
         api.secrets["git-creds"] = secret(**{"ssh-privatekey": FAKE_KEY[:-30]})  # truncated
-        await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx))  # type: ignore[arg-type]
+        await git_env(api, NS, spec(SSH_URL), fresh_reads(ctx), credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None
     assert body.decode() not in caplog.text and body.decode() not in repr(env)
     # Whatever git or ssh prints goes through redaction, which masks a key block.
@@ -317,9 +317,9 @@ async def test_no_key_material_in_logs_env_or_git_errors(tmp_path: Path, caplog)
 
 async def test_operator_context_wires_the_key_store_under_the_git_cache(tmp_path: Path) -> None:
     ctx = context(tmp_path)
-    assert ctx.reads.credentials is not None and ctx.reads.credentials.keys is not None
-    assert ctx.reads.credentials.keys.root == (tmp_path / "git-cache" / SSH_KEYS_DIR).absolute()
-    # Without a key store (no read cache) an ssh key is not used, and nothing is written.
+    assert ctx.git_credentials is not None and ctx.git_credentials.keys is not None
+    assert ctx.git_credentials.keys.root == (tmp_path / "git-cache" / SSH_KEYS_DIR).absolute()
+    # Without a key store (no credentials given) an ssh key is not used, and nothing is written.
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
     assert await git_env(api, NS, spec(SSH_URL)) is None  # type: ignore[arg-type]
     assert not (tmp_path / "git-cache").exists()
@@ -370,7 +370,7 @@ async def test_real_key_loads_and_ssh_reads_the_operator_command(
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": private.rstrip(b"\n"),
                                                 "known_hosts": KNOWN})})
-    env = await git_env(api, NS, spec(SSH_URL), ctx.reads)  # type: ignore[arg-type]
+    env = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None
     key = key_path(env)
     # The written key is intact (the missing final newline restored) and its mode is one ssh
@@ -399,7 +399,7 @@ async def test_git_runs_the_command_with_exactly_our_argv(tmp_path: Path) -> Non
     ``ssh -G`` reads that same argv. Nothing connects anywhere."""
     ctx = context(tmp_path)
     api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY})})
-    env = await git_env(api, NS, spec(SSH_URL), ctx.reads)  # type: ignore[arg-type]
+    env = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
     assert env is not None
     ours = command_argv(env)
     record = tmp_path / "argv.txt"

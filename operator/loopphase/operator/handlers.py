@@ -27,8 +27,9 @@ from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.operator import status_io
-from loopphase.operator.context import GitSource, OperatorContext, git_env, role_prompts
+from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
+from loopphase.operator.git_credentials import git_env
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
 from loopphase.operator.model_cache import ModelCache
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
@@ -97,7 +98,7 @@ async def tick(
     owner = _owner(obj)
     runtime = ctx.runtime(owner, spec)
     git = GitSource(ctx.git_registry(), spec.repo.url, spec.repo.branch,
-                    await git_env(api, namespace, spec, ctx.reads,
+                    await git_env(api, namespace, spec, ctx.reads, credentials=ctx.git_credentials,
                                   warn=lambda reason, message: _post(body, True, reason, message)))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
     result = await run_tick(
