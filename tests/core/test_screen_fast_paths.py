@@ -22,7 +22,9 @@ LINE_PANES = st.lists(
         "Approaching usage limit · resets 2am", "⠙ Thinking… (esc to interrupt)",
         "API Error: thinking blocks cannot be modified", "WAITING-UNTIL: 2025-10-20T16:00:00Z",
         "plain prose about a limit", "CLAUDE USAGE LIMIT REACHED|1760004000",
-        "You've Hit Your LIMIT · resets 3pm", "YOU'RE OUT OF CREDITS", "> ", "", "  ", "\t", "\x1b[2mdim\x1b[0m", "a\rb",
+        "You've Hit Your LIMIT · resets 3pm", "YOU'RE OUT OF CREDITS",
+        "Claude usage l\u0131mit reached|1760004000", "5-hour L\u0130MIT reached ∙ resets 3pm",
+        "   ", "  \x07", "> ", "", "  ", "\t", "\x1b[2mdim\x1b[0m", "a\rb",
     ]),
     max_size=25,
 ).map("\n".join)
@@ -95,6 +97,18 @@ def test_prefiltered_findings_equal_the_unfiltered_reference(pane: str, now: dat
     marker = reference_wait_marker(lines)
     assert (reading.waiting_match.excerpt if reading.waiting_match else None) == (
         screen._excerpt(marker) if marker else None)
+
+
+def test_blank_lines_exactly_as_wide_as_the_pane_are_not_joined() -> None:
+    """Found by review: a whitespace-only line of exactly ``width`` columns stays a blank line."""
+    assert normalise("   \nabc", 3) == reference_normalise("   \nabc", 3) == ["", "abc"]
+
+
+def test_dotted_and_dotless_i_count_like_the_case_insensitive_banner_patterns() -> None:
+    now = datetime.fromisoformat("2025-10-20T15:00:00+00:00")
+    for pane in ("Claude usage l\u0131mit reached|1760004000\n", "5-hour L\u0130MIT reached\n"):
+        assert reference_banner_rule(reference_normalise(pane)) is not None
+        assert classify(pane, now, BERLIN).limit is not None
 
 
 def test_the_reference_sees_what_a_broken_prefilter_would_miss() -> None:

@@ -151,6 +151,17 @@ async def test_observe_absent_pending_running_and_unreachable(
     shims.fail = True
     down = await runtime.observe("builder")
     assert down.present and not down.alive and "connection refused" in (down.error or "")
+    assert not down.host_pending  # Running with an IP and no shim: a real failure
+    # Found by review: a pod gets its IP before its init container (the clone) and the agent
+    # image pull are done; still Pending, so still the platform's business, not a failure.
+    await kubelet.api.merge_patch(core_path(NS, "pods", "demo-builder"), {"status": {
+        "phase": "Pending", "podIP": "127.0.0.7",
+        "initContainerStatuses": [{"restartCount": 0, "state": {"running": {}}}],
+        "containerStatuses": [{"restartCount": 0, "state": {"waiting": {
+            "reason": "PodInitializing"}}}],
+    }})
+    cloning = await runtime.observe("builder")
+    assert cloning.host_pending and "PodInitializing" in (cloning.error or "")
 
 
 async def test_observe_terminating_and_failed(kmock: Any, kubelet: Any, runtime: KubernetesRuntime) -> None:

@@ -216,18 +216,63 @@ async def test_both_password_and_key_the_url_picks(tmp_path: Path) -> None:
     ctx = context(tmp_path)
     both = secret(**{"ssh-privatekey": FAKE_KEY, "username": b"bob", "password": b"tok3n"})
     api = SecretsApi(**{"git-creds": both})
-    https = await git_env(api, NS, spec(HTTPS_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
+    https = await git_env(api, NS, spec(HTTPS_URL), ctx.reads, credentials=ctx.git_credentials,  # type: ignore[arg-type]
+                          user="lp-https")
     assert https is not None and "GIT_SSH_COMMAND" not in https
     assert https["GIT_CONFIG_KEY_0"] == "http.extraHeader"
     assert https["GIT_CONFIG_VALUE_0"] == "Authorization: Basic " + base64.b64encode(
         b"bob:tok3n").decode()
     assert not (tmp_path / "git-cache" / SSH_KEYS_DIR).exists()  # no key file for https
 
-    ssh = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials)  # type: ignore[arg-type]
+    ssh = await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials,  # type: ignore[arg-type]
+                        user="lp-ssh")
     assert ssh is not None and set(ssh) == {"GIT_SSH_COMMAND"}
     # An https LoopPhase sharing the Secret does not remove the ssh one's key file.
-    assert await git_env(api, NS, spec(HTTPS_URL), ctx.reads, credentials=ctx.git_credentials) == https  # type: ignore[arg-type]
+    assert await git_env(api, NS, spec(HTTPS_URL), ctx.reads, credentials=ctx.git_credentials,  # type: ignore[arg-type]
+                         user="lp-https") == https
     assert key_path(ssh).exists()
+
+
+async def test_a_key_file_goes_when_no_loopphase_uses_it_any_more(tmp_path: Path) -> None:
+    """Found by review: key files stayed on disk after their LoopPhase was deleted or moved
+    to another Secret or to https; they now go when their last user does."""
+    ctx = context(tmp_path)
+    creds = ctx.git_credentials
+    api = SecretsApi(**{"git-creds": secret(**{"ssh-privatekey": FAKE_KEY}),
+                        "other": secret(**{"ssh-privatekey": FAKE_KEY})})
+
+    async def env_for(user: str, url: str = SSH_URL, name: str | None = "git-creds") -> Any:
+        return await git_env(api, NS, spec(url, name), ctx.reads,  # type: ignore[arg-type]
+                             credentials=creds, user=user)
+
+    shared = key_path(await env_for("lp-a"))
+    assert key_path(await env_for("lp-b")) == shared
+    ctx.forget("lp-a")
+    assert shared.exists()  # lp-b still reads with it
+    await env_for("lp-b", url=HTTPS_URL)  # lp-b moved to https: nobody uses the key
+    assert not shared.exists()
+
+    first = key_path(await env_for("lp-c"))
+    moved = key_path(await env_for("lp-c", name="other"))  # credentialsSecret changed
+    assert moved.exists() and not first.exists()
+    await env_for("lp-c", name=None)  # credentialsSecret removed
+    assert not moved.exists()
+
+    last = key_path(await env_for("lp-d"))
+    ctx.forget("lp-d")  # the LoopPhase was deleted
+    assert not last.exists()
+
+
+async def test_every_loopphase_using_a_bad_secret_gets_its_own_warning(tmp_path: Path) -> None:
+    """Found by review: warnings were given once per Secret, so a second LoopPhase on the same
+    missing Secret never got its Warning Event."""
+    ctx = context(tmp_path)
+    api = SecretsApi()
+    seen: dict[str, list[str]] = {"lp-a": [], "lp-b": []}
+    for user in ("lp-a", "lp-b", "lp-b", "lp-a"):
+        await git_env(api, NS, spec(SSH_URL), ctx.reads, credentials=ctx.git_credentials,  # type: ignore[arg-type]
+                      warn=lambda reason, _m, u=user: seen[u].append(reason), user=user)
+    assert seen == {"lp-a": [CREDENTIALS_NOT_FOUND], "lp-b": [CREDENTIALS_NOT_FOUND]}
 
 
 async def test_unusable_key_store_path_is_a_warning_not_a_crash(tmp_path: Path, caplog) -> None:

@@ -101,9 +101,10 @@ def normalise(pane: str, width: int | None = None) -> list[str]:
     text = pane.replace("\r\n", "\n")
     if "\x1b" in text or "\x9b" in text:  # plain captures (tmux without -e) have no escapes
         text = _ANSI_RE.sub("", text)
-    if "\r" in text:
+    if "\r" in text or (width is not None and width > 0):
+        # overwrites to resolve, or wraps to join (a blank line must count as empty there)
         stripped = [_strip_line(raw) for raw in text.split("\n")]
-    else:  # the usual capture: strip the whole text at once (no overwrites to resolve)
+    else:  # the usual capture: strip the whole text at once
         text = text.replace("\t", " ")
         if not text.replace("\n", "").isprintable():  # controls are never printable
             text = _CONTROL_RE.sub("", text)
@@ -203,10 +204,15 @@ class _Banner:
     tail: str
 
 
+# Case-insensitive regexes also let "ı" and "İ" match "i" (the only such extra folds for the
+# letters of "limit" and "out of", checked over all of Unicode); str.lower() does not.
+_I_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i"})
+
+
 def _may_be_limit(line: str) -> bool:
     """Every banner and the limit menu say "limit" or "out of": a cheap filter before the
-    anchored patterns (most pane lines are neither)."""
-    low = line.lower()
+    anchored patterns (most pane lines are neither). Never stricter than those patterns."""
+    low = line.translate(_I_FOLDS).lower()
     return "limit" in low or "out of" in low
 
 

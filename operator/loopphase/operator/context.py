@@ -79,6 +79,8 @@ class OperatorContext:
         return runtime
 
     def forget(self, uid: str) -> None:
+        if self.git_credentials is not None:
+            self.git_credentials.forget(uid)
         runtime = self.runtimes.pop(uid, None)
         if runtime is not None:
             self.live.forget(runtime.owner.namespace, runtime.owner.name)

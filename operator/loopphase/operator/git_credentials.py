@@ -32,30 +32,55 @@ WarnFn = Callable[[str, str], None]  # (reason, message): e.g. post a Warning Ev
 @dataclass
 class GitCredentials:
     """What the operator derives from credential Secrets for its own git calls: ssh key files
-    (under the git cache dir), and the warnings already given (once each, not every tick; a
-    warning is given again when its problem comes back after being fixed)."""
+    (under the git cache dir), which LoopPhase uses which key, and the warnings already given.
+
+    Warnings are given once per LoopPhase and problem (each LoopPhase gets its own Event), and
+    again when the problem comes back after being fixed. A key's files are removed once no
+    LoopPhase uses them any more (deleted, or moved to another Secret or to https), not only
+    when the Secret loses its key."""
 
     keys: SshKeyStore | None
-    _warned: set[tuple[str, str, str, str]] = field(default_factory=set)
+    _warned: set[tuple[str, str, str, str, str]] = field(default_factory=set)
+    _key_users: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def warn(self, namespace: str, name: str, reason: str, message: str,
-             warn: WarnFn | None = None, *, via: str = "") -> None:
-        """Log ``message`` (and pass it to ``warn``) unless already given for this Secret,
-        reason and transport ``via`` (LoopPhases sharing a Secret may use ssh and https)."""
-        if (namespace, name, reason, via) in self._warned:
+             warn: WarnFn | None = None, *, via: str = "", user: str = "") -> None:
+        """Log ``message`` (and pass it to ``warn``) unless already given for this LoopPhase
+        (``user``), Secret, reason and transport ``via``."""
+        key = (user, namespace, name, reason, via)
+        if key in self._warned:
             return
-        self._warned.add((namespace, name, reason, via))
+        self._warned.add(key)
         log.warning("%s", message)
         if warn is not None:
             warn(reason, message)
 
-    def resolved(self, namespace: str, name: str, reason: str, *, via: str = "") -> None:
-        self._warned.discard((namespace, name, reason, via))
+    def resolved(self, namespace: str, name: str, reason: str, *, via: str = "",
+                 user: str = "") -> None:
+        self._warned.discard((user, namespace, name, reason, via))
 
     def discard_key(self, namespace: str, name: str) -> None:
-        """The Secret's key files are no longer used: remove them from disk."""
+        """The Secret's key files are no longer valid (key gone or unusable): remove them."""
         if self.keys is not None:
             self.keys.discard(namespace, name)
+
+    def use_key(self, user: str, namespace: str, name: str) -> None:
+        """``user`` now reads with Secret ``namespace/name``'s key (and no other)."""
+        self.release(user, keep=(namespace, name))
+        self._key_users.setdefault((namespace, name), set()).add(user)
+
+    def release(self, user: str, keep: tuple[str, str] | None = None) -> None:
+        """``user`` no longer uses any key (but ``keep``); keys nobody uses are removed."""
+        for ref in [r for r, users in self._key_users.items() if user in users and r != keep]:
+            self._key_users[ref].discard(user)
+            if not self._key_users[ref]:
+                del self._key_users[ref]
+                self.discard_key(*ref)
+
+    def forget(self, user: str) -> None:
+        """The LoopPhase is gone: its keys (if nobody else uses them) and its warnings."""
+        self.release(user)
+        self._warned = {w for w in self._warned if w[0] != user}
 
 
 # Warning reasons (also the Event reasons when the caller posts Events).
@@ -76,6 +101,7 @@ async def git_env(
     *,
     credentials: GitCredentials | None = None,
     warn: WarnFn | None = None,
+    user: str = "",
 ) -> dict[str, str] | None:
     """Credentials for the operator's own ls-remote/fetch, from spec.repo.credentialsSecret.
 
@@ -83,38 +109,54 @@ async def git_env(
     ``git@host:path``) uses ``ssh-privatekey`` (plus ``known_hosts`` when present), written to
     a 0600 file under the git cache dir and named in ``GIT_SSH_COMMAND``; any other URL uses
     ``username``/``password`` as an ``http.extraHeader`` passed by env (never argv). A problem
-    (Secret missing, no usable key) is logged once (and passed to ``warn``, e.g. an Event)
-    naming the Secret and the keys it needs; git then reads unauthenticated.
+    (Secret missing, no usable key) is logged once per LoopPhase (``user``, e.g. its uid) and
+    passed to ``warn`` (e.g. an Event), naming the Secret and the keys it needs; git then
+    reads unauthenticated.
     """
-    name = spec.repo.credentials_secret
-    if not name:
-        return None
     creds = credentials
     if creds is None:
         creds = GitCredentials(keys=None)  # no key store: https only; warnings still given
+    env, key_ref = await _resolve(api, namespace, spec, cache, creds, warn, user)
+    if key_ref is not None:
+        creds.use_key(user, *key_ref)
+    else:
+        creds.release(user)  # reads without a key now: a key only it used is removed
+    return env
+
+
+async def _resolve(
+    api: KubeApi, namespace: str, spec: LoopPhaseSpec, cache: ReadCache | None,
+    creds: GitCredentials, warn: WarnFn | None, user: str,
+) -> tuple[dict[str, str] | None, tuple[str, str] | None]:
+    """(env, the Secret whose ssh key the env uses, if any)."""
+    name = spec.repo.credentials_secret
+    if not name:
+        return None, None
     secret = await cached_get(api, core_path(namespace, "secrets", name), cache)
     if secret is None:
         creds.warn(namespace, name, CREDENTIALS_NOT_FOUND,
                    f"credentials Secret {namespace}/{name} (spec.repo.credentialsSecret) not "
-                   "found; git reads go unauthenticated: create it or fix the name", warn)
+                   "found; git reads go unauthenticated: create it or fix the name", warn,
+                   user=user)
         creds.discard_key(namespace, name)
-        return None
-    creds.resolved(namespace, name, CREDENTIALS_NOT_FOUND)
+        return None, None
+    creds.resolved(namespace, name, CREDENTIALS_NOT_FOUND, user=user)
     data = _decode(secret)
     if is_ssh_url(spec.repo.url):
-        return _ssh_env(creds, namespace, name, data, warn)
+        env = _ssh_env(creds, namespace, name, data, warn, user)
+        return env, ((namespace, name) if env is not None else None)
     if SSH_KEY not in data:  # (a key another LoopPhase uses over ssh stays)
         creds.discard_key(namespace, name)
     if "password" not in data:
         creds.warn(namespace, name, CREDENTIALS_UNUSABLE, _unusable(
             namespace, name, data, "repo.url is not an ssh URL, so it needs `password`"), warn,
-            via="https")
-        return None
-    creds.resolved(namespace, name, CREDENTIALS_UNUSABLE, via="https")
-    user = data.get("username", b"git").decode("utf-8", "replace")
-    pair = user.encode() + b":" + data["password"]
+            via="https", user=user)
+        return None, None
+    creds.resolved(namespace, name, CREDENTIALS_UNUSABLE, via="https", user=user)
+    user_name = data.get("username", b"git").decode("utf-8", "replace")
+    pair = user_name.encode() + b":" + data["password"]
     header = "Authorization: Basic " + base64.b64encode(pair).decode()
-    return config_env({"http.extraHeader": header})
+    return config_env({"http.extraHeader": header}), None
 
 
 def _unusable(namespace: str, name: str, data: dict[str, bytes], why: str) -> str:
@@ -128,10 +170,11 @@ def _unusable(namespace: str, name: str, data: dict[str, bytes], why: str) -> st
 
 
 def _ssh_env(
-    creds: GitCredentials, namespace: str, name: str, data: dict[str, bytes], warn: WarnFn | None
+    creds: GitCredentials, namespace: str, name: str, data: dict[str, bytes],
+    warn: WarnFn | None, user: str,
 ) -> dict[str, str] | None:
     def problem(message: str, reason: str = CREDENTIALS_UNUSABLE) -> None:
-        creds.warn(namespace, name, reason, message, warn, via="ssh")
+        creds.warn(namespace, name, reason, message, warn, via="ssh", user=user)
 
     key = data.get(SSH_KEY, b"")
     if not key.strip() or not looks_like_private_key(key):
@@ -151,12 +194,12 @@ def _ssh_env(
     except ValueError as err:
         problem(f"{err}; git reads go unauthenticated")
         return None
-    creds.resolved(namespace, name, CREDENTIALS_UNUSABLE, via="ssh")
+    creds.resolved(namespace, name, CREDENTIALS_UNUSABLE, via="ssh", user=user)
     if files.known_hosts is None:
         problem(f"credentials Secret {namespace}/{name} has no `known_hosts`: the operator's ssh "
                 "trusts the git host's key on first use (StrictHostKeyChecking=accept-new); "
                 "add `known_hosts` (ssh-keyscan HOST, fingerprints checked) to pin it",
                 HOST_KEY_UNPINNED)
     else:
-        creds.resolved(namespace, name, HOST_KEY_UNPINNED, via="ssh")
+        creds.resolved(namespace, name, HOST_KEY_UNPINNED, via="ssh", user=user)
     return files.env()

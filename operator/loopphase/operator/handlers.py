@@ -99,7 +99,8 @@ async def tick(
     runtime = ctx.runtime(owner, spec)
     git = GitSource(ctx.git_registry(), spec.repo.url, spec.repo.branch,
                     await git_env(api, namespace, spec, ctx.reads, credentials=ctx.git_credentials,
-                                  warn=lambda reason, message: _post(body, True, reason, message)))
+                                  warn=lambda reason, message: _post(body, True, reason, message),
+                                  user=uid))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
     result = await run_tick(
         spec, status, runtime, git, now,

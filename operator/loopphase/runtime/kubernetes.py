@@ -364,6 +364,10 @@ class KubernetesRuntime:
                     raise
                 state = await self._shim_call(facts.ip, "state")  # once, on a fresh connection
         except _shim_errors() as err:
+            if facts.phase == "Pending":  # has its IP, but init/pull/container start still runs
+                why = f" (Pending: {facts.pending_reason})" if facts.pending_reason else " (Pending)"
+                return dataclasses.replace(base, error=f"shim at {facts.ip}: {err}{why}",
+                                           host_pending=True)
             return dataclasses.replace(base, error=f"shim at {facts.ip}: {err}")
         observed = self.to_observation(role, state, None)
         return dataclasses.replace(
