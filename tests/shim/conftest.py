@@ -75,7 +75,12 @@ def tmux_server_pid(socket_name: str) -> int | None:
 
 
 def agent_processes(socket_name: str) -> list[psutil.Process]:
-    """Simulated-agent processes under this shim's tmux server."""
+    """Simulated-agent processes under this shim's tmux server.
+
+    A child the server has forked but not yet exec'd (the pane process a moment before it
+    becomes the agent, or pipe-pane's shell) still carries the server's name ("tmux: server")
+    and command line, which holds the first session's agent argv: it is not an agent, and
+    counting it made "never two agents" fail now and then in CI."""
     pid = tmux_server_pid(socket_name)
     if pid is None:
         return []
@@ -83,6 +88,8 @@ def agent_processes(socket_name: str) -> list[psutil.Process]:
     try:
         for child in psutil.Process(pid).children(recursive=True):
             try:
+                if child.name().startswith("tmux"):
+                    continue
                 if "loopphase.sim.agent" in " ".join(child.cmdline()):
                     found.append(child)
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
