@@ -24,23 +24,15 @@ from operator_harness import (
     running_operator,
     start_operator,
 )
+from test_operator_kopf import lp_body as kopf_lp_body
 
 NS = "team-a"
 PEERINGS = "kopf.dev/v1/kopfpeerings"
 
 
 def lp_body(url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "loopphase.dev/v1alpha1", "kind": "LoopPhase",
-        "metadata": {"name": "demo", "namespace": NS, "uid": "uid-demo", "generation": 1,
-                     "resourceVersion": "1"},
-        "spec": {
-            "repo": {"url": url, "branch": "main"},
-            "phases": [{"id": "p1", "plan": "PLAN-1.md", "statusFile": "STATUS-1.md"}],
-            "agents": {"builder": {"backend": "sim"}},
-            "timing": {"signalInterval": 0.2, "startGrace": 1},
-        },
-    }
+    """test_operator_kopf's LoopPhase with one phase."""
+    return kopf_lp_body(url, phases=[{"id": "p1", "plan": "PLAN-1.md", "statusFile": "STATUS-1.md"}])
 
 
 @pytest.fixture()

@@ -15,10 +15,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import LoopPhaseStatus
+
+M = TypeVar("M", LoopPhaseSpec, LoopPhaseStatus)
 
 
 def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,26 +39,24 @@ class ModelCache:
 
     def spec(self, uid: str, raw: Mapping[str, Any]) -> LoopPhaseSpec:
         """The validated spec; raises pydantic's ValidationError like ``model_validate``."""
-        plain = _plain(raw)
-        known = self._specs.get(uid)
-        if known is not None and known[0] == plain:
-            self.hits += 1
-            return known[1]
-        self.misses += 1
-        model = LoopPhaseSpec.model_validate(plain)
-        self._specs[uid] = (copy.deepcopy(plain), model)
-        return model
+        return self._validated(self._specs, LoopPhaseSpec, uid, raw)
 
     def status(self, uid: str, raw: Mapping[str, Any]) -> LoopPhaseStatus:
         """The validated status; raises pydantic's ValidationError like ``model_validate``."""
+        return self._validated(self._statuses, LoopPhaseStatus, uid, raw)
+
+    def _validated(
+        self, store: dict[str, tuple[dict[str, Any], M]], model_type: type[M], uid: str,
+        raw: Mapping[str, Any],
+    ) -> M:
         plain = _plain(raw)
-        known = self._statuses.get(uid)
+        known = store.get(uid)
         if known is not None and known[0] == plain:
             self.hits += 1
             return known[1]
         self.misses += 1
-        model = LoopPhaseStatus.model_validate(plain)
-        self._statuses[uid] = (copy.deepcopy(plain), model)
+        model = model_type.model_validate(plain)
+        store[uid] = (copy.deepcopy(plain), model)
         return model
 
     def wire(self, uid: str, status: LoopPhaseStatus) -> dict[str, Any]:
