@@ -13,7 +13,15 @@ from pydantic import Field
 from loopphase.api.base import ApiModel, Timestamp
 from loopphase.api.spec import Role
 
-AgentState = Literal["Starting", "Active", "Idle", "Waiting", "Limited", "Fatal", "Dead", "Stopped"]
+AgentState = Literal[
+    "Starting", "Active", "Idle", "Waiting", "Limited", "Fatal", "Dead", "Stopped", "NeedsAttention"
+]
+# Why an agent needs a human (a closed set: a restart cannot fix any of these, so no heal ladder).
+AttentionReason = Literal["LoginRequired", "Dialog", "SpendLimit", "CircuitOpen", "CannotStart"]
+# What kind of limit a window is for: session (5-hour/session), weekly, monthly, model (a
+# model-specific cap), spend (spend cap, credit balance, extra usage: no reset to wait for),
+# transient (overloaded/throttled: the CLI retries; not a usage window).
+LimitClass = Literal["session", "weekly", "monthly", "model", "spend", "transient", "unknown"]
 SpawnMode = Literal["warm", "cold"]
 DisplayPhase = Literal[
     "Pending", "Running", "Limited", "Degraded", "Advancing", "Suspended", "Complete", "Invalid"
@@ -37,8 +45,15 @@ ActionKind = Literal[
     "suspend",
     "resume",
     "warning",
+    "needs-attention",
+    "attention-cleared",
+    "compact",
+    "hold-armed",
+    "hold-lifted",
 ]
-ConditionType = Literal["Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete"]
+ConditionType = Literal[
+    "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention"
+]
 HISTORY_LIMIT = 50
 
 
@@ -52,6 +67,20 @@ class LimitWindow(ApiModel):
     last_probe_at: Timestamp | None = None
     rule: str = ""
     excerpt: str = ""
+    limit_class: LimitClass = Field("unknown", description="the kind of limit the banner names")
+    decided_by: str = Field(
+        "", description="the rule that set `until` (stated reset, horizon, fallback cadence, ...)"
+    )
+
+
+class Attention(ApiModel):
+    """Why an agent waits for a human. Re-checked every tick; cleared when the screen shows work."""
+
+    reason: AttentionReason
+    message: str = Field("", description="the whole cause, never cut")
+    rule: str = ""
+    excerpt: str = ""
+    since: Timestamp
 
 
 class HealState(ApiModel):
@@ -83,6 +112,8 @@ class AgentStatus(ApiModel):
         None, description="when the agent last became active (set on the transition only)"
     )
     reason: str = ""
+    attention: Attention | None = None
+    account: str | None = Field(None, description="the subscription this agent's limits count on")
 
 
 class PendingPing(ApiModel):

@@ -57,10 +57,22 @@ class ScreenReading:
     waiting_until: datetime | None
     waiting_match: Match | None
     input_area: str
+    # The kind of limit ``limit`` names (api.status.LimitClass); None without a limit.
+    limit_class: str | None = None
+    # States a restart cannot fix (NeedsAttention): an expired/invalid login, a blocking dialog
+    # (excerpt: the dialog's title), a full context.
+    login: Match | None = None
+    dialog: Match | None = None
+    context_full: Match | None = None
+    # The CLI promises to resume by itself ("continuing automatically at 10:41am").
+    auto_resume: Match | None = None
 
     def matches(self) -> tuple[Match, ...]:
         """Every finding, for one log line per classification."""
-        found = (self.active, self.limit, self.soft_warning, self.fatal, self.waiting_match)
+        found = (
+            self.active, self.limit, self.soft_warning, self.fatal, self.waiting_match,
+            self.login, self.dialog, self.context_full, self.auto_resume,
+        )
         return tuple(m for m in found if m is not None)
 
 
