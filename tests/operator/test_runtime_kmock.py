@@ -19,7 +19,7 @@ SPEC = LoopPhaseSpec.model_validate({
     "repo": {"url": "https://git.example/r.git"},
     "phases": [{"id": "p1", "plan": "P1.md", "statusFile": "S1.md"},
                {"id": "p2", "plan": "P2.md", "statusFile": "S2.md"}],
-    "agents": {"builder": {"backend": "sim", "simScenario": "steps: []\n"}},
+    "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n"}},
 })
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from loopphase.api.base import clip
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
 from loopphase.runner.loop import Runner, TickReport
@@ -99,7 +100,7 @@ class Printer:
             ok = "" if outcome.get(id(action), True) else "  [FAILED]"
             role = action.role or "loop"
             elapsed = time.monotonic() - self.started
-            print(f"  {elapsed:6.1f}s  {role:<9} {label:<18} {action.reason[:90]}{ok}", flush=True)
+            print(f"  {elapsed:6.1f}s  {role:<9} {label:<18} {clip(action.reason, 90)}{ok}", flush=True)
 
 
 async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
