@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loopphase.api.base import clip
 from loopphase.core.actions import (
     Action,
     EmitEvent,
@@ -53,5 +54,5 @@ def event_for(action: Action, ok: bool, detail: str) -> EventRecord:
     elif detail and not isinstance(action, EmitEvent):
         message += f" ({detail})"
     warning = (not ok) or (isinstance(action, EmitEvent) and action.warning)
-    return EventRecord(kind=_reason(kind), role=action.role, message=message[:1000],
+    return EventRecord(kind=_reason(kind), role=action.role, message=clip(message, 1000),
                        warning=warning)
