@@ -61,6 +61,8 @@ def private_dir(path: Path) -> Path:
             pass  # created concurrently: checked below like any existing directory
         os.chmod(directory, DIR_MODE, follow_symlinks=False)
     check_owned_private(path)
+    if stat.S_IMODE(os.lstat(path).st_mode) & 0o077:
+        os.chmod(path, DIR_MODE)  # ours, from an older version: close it to group and others
     return path
 
 
