@@ -24,6 +24,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(value: str) -> str:
+    """argparse ``type`` for every ``--log-level``: a logging level name in any case."""
+    import argparse
+
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a log level: choose one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
 def usage() -> str:
     lines = ["usage: loopphase <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]

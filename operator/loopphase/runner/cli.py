@@ -17,21 +17,14 @@ from pathlib import Path
 
 import psutil
 
+from loopphase.cli import LOG_LEVELS, log_level
 from loopphase.runner.loop import Runner, StateDirLost
 from loopphase.runner.preflight import local_problems
 from loopphase.runner.secure import UnsafeStateDir
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.runner.store import RunLocked, StateDamaged, StateMismatch
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 STOP_WAIT = 30.0
-
-
-def log_level(value: str) -> str:
-    """argparse type: a logging level name, any case."""
-    if value.upper() not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a log level; choose one of {', '.join(LOG_LEVELS)}")
-    return value.upper()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
+from loopphase.cli import LOG_LEVELS, log_level
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
 from loopphase.shim.host import AgentHost, Busy, StopFailed
 from loopphase.shim.http import ApiServer, HttpError, LoopBridge, Request, Routes
@@ -194,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tmux-socket", help="tmux -L socket name (default: unique per shim)")
     p.add_argument("--env", action="append", type=env_pair, default=[], metavar="KEY=VALUE")
     p.add_argument("--no-start", action="store_true", help="start idle until a restart call")
-    p.add_argument("--log-level", default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", type=log_level, default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"),
+                   help=f"one of {', '.join(LOG_LEVELS)} (default INFO, or $LOOPPHASE_LOG_LEVEL)")
     return p
 
 
