@@ -246,7 +246,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
              socket_name)
     tasks = [
         asyncio.create_task(host.poll_forever()),
-        asyncio.create_task(TranscriptTail(state_dir / "transcript.log").run()),
+        asyncio.create_task(TranscriptTail(state_dir / "transcript.log", from_end=True).run()),
     ]
     try:
         if not args.no_start:
