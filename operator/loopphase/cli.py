@@ -36,6 +36,11 @@ def log_level(value: str) -> str:
     return value.upper()
 
 
+def plain(doc: str | None) -> str:
+    """A module docstring as an argparse description: reStructuredText ``code`` -> `code`."""
+    return (doc or "").replace("``", "`").strip()
+
+
 def usage() -> str:
     lines = ["usage: loopphase <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
-from loopphase.cli import LOG_LEVELS, log_level
+from loopphase.cli import LOG_LEVELS, log_level, plain
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
@@ -202,7 +202,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="loopphase bench", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--smoke", action="store_true", help="small, fast sizes (CI)")

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from loopphase.api.base import clip
-from loopphase.cli import LOG_LEVELS, log_level
+from loopphase.cli import LOG_LEVELS, log_level, plain
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
 from loopphase.runner.loop import Runner, TickReport
@@ -121,9 +121,9 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
     parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.runner.store import StateDamaged, StateStore
@@ -67,7 +68,7 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase status", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase status", description=plain(__doc__))
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the LoopPhase YAML given to `loopphase run`")
     parser.add_argument("--state-dir", type=Path, help="where the run keeps its state (default: .loopphase/<name> beside FILE)")
     parser.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
