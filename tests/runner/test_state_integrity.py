@@ -18,7 +18,13 @@ from loopphase.runner.specfile import load_spec
 from loopphase.runner.store import StateDamaged, StateStore
 
 from tests.core.reconcile_helpers import World, agent, banner
-from tests.runner.test_local_e2e import LIMITED_BUILDER, QUIET_ADVERSARY, _run_until, _write_spec, processes_under
+from tests.runner.test_local_e2e import (
+    LIMITED_BUILDER,
+    QUIET_ADVERSARY,
+    _run_until,
+    _write_spec,
+    processes_under,
+)
 
 
 def cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
