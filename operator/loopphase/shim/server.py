@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--scenario", help="sim backend: scenario YAML")
     p.add_argument("--opencode-server", help="opencode backend: server URL to attach to")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default loopback; pods pass 0.0.0.0)")
     p.add_argument("--port", type=int, default=8790)
     p.add_argument("--token-file", help="bearer token file (else $LOOPPHASE_SHIM_TOKEN)")
     p.add_argument("--state-dir", help="hook events, transcript (default <workdir>/.loopphase-shim)")
@@ -195,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MIN_TOKEN_CHARS = 24
+
+
 def read_token(args: argparse.Namespace) -> str:
     if args.token_file:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
@@ -202,6 +206,11 @@ def read_token(args: argparse.Namespace) -> str:
         token = os.environ.get("LOOPPHASE_SHIM_TOKEN", "").strip()
     if not token:
         raise ValueError("no bearer token: give --token-file or set LOOPPHASE_SHIM_TOKEN")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"the bearer token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} "
+            "random ones (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return token
 
 
