@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from loopphase.outbound import url_credentials
     from loopphase.runner.preflight import local_problems
     from loopphase.runner.specfile import SpecFileError, load_spec
 
@@ -45,4 +46,11 @@ def main(argv: list[str]) -> int:
             continue
         where = "" if args.cluster else ", can start here"
         print(f"{path}: valid LoopPhase {loaded.name!r} ({len(loaded.spec.phases)} phases{where})")
+        for found in url_credentials(loaded.spec.repo.url):
+            print(
+                f"{path}: warning: spec.repo.url carries {found}; anyone who can read the "
+                "LoopPhase (or its status and logs) sees the URL. Put the credentials in a "
+                "Secret and name it in spec.repo.credentialsSecret (docs/kubernetes.md).",
+                file=sys.stderr,
+            )
     return 1 if failed else 0

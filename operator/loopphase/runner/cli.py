@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from loopphase.cli import LOG_LEVELS, log_level
+from loopphase.outbound import install_log_scrubbing
 from loopphase.runner.loop import Runner, StateDirLost
 from loopphase.runner.preflight import local_problems
 from loopphase.runner.secure import UnsafeStateDir
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_scrubbing()
     try:
         loaded = load_spec(args.file)
     except SpecFileError as err:
