@@ -4,6 +4,7 @@ its own agent shows. Real shims, tmux and sim agents."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ def run_shim(tmp_path: Path, workdir: Path, text: str, phase: str) -> str:
     scenario = tmp_path / f"{phase}.yaml"
     scenario.write_text(f"phases:\n  default:\n    - say: {{text: {text}}}\n")
     (tmp_path / "kickoff.txt").write_text("You are the builder.")
-    (tmp_path / "token").write_text("secret")
+    (tmp_path / "token").write_text(secrets.token_urlsafe(32))
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopphase.cli", "shim", "--role", "builder", "--backend", "sim",
          "--workdir", str(workdir), "--scenario", str(scenario), "--phase-id", phase,
