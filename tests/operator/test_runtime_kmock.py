@@ -89,7 +89,7 @@ async def test_start_creates_secret_configmap_pvc_and_pod(kmock: Any, runtime: K
     assert "--scenario" in pod["spec"]["containers"][0]["args"]
     cm = kmock.objects["v1/configmaps", NS, "demo-prompts"]
     assert cm["data"] == {"kickoff-builder-p1.md": "kickoff builder 0",
-                          "scenario-builder.yaml": "steps: []\n"}
+                          "scenario-builder.yaml": "phases: {default: []}\n"}
     assert kmock.objects["v1/persistentvolumeclaims", NS, "demo-builder-work"]["spec"]
     token = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-shim-token"]))
     assert token and len(token) >= 32
@@ -218,3 +218,14 @@ async def test_restart_of_dead_pod_recreates(kmock: Any, kubelet: Any, runtime: 
     result = await runtime.restart(plan(mode="cold"))
     assert result.ok and "recreated" in result.detail
     assert not any(c[0] == "restart" for s in shims.made for c in s.calls)
+
+
+async def test_a_scenario_path_cannot_start_on_a_cluster(kmock: Any, runtime: KubernetesRuntime) -> None:
+    """A one-line simScenario names a file `loopphase run` reads; a pod would get the path as
+    its scenario and never start: CannotStart before any pod is created."""
+    runtime.spec = LoopPhaseSpec.model_validate({**SPEC.to_wire(), "agents": {"builder": {"backend": "sim",
+                                                 "simScenario": "scenarios/builder.yaml"}}})
+    obs = await runtime.observe("builder")
+    assert not obs.present
+    assert obs.cannot_start is not None
+    assert "agents.builder.simScenario names a file (scenarios/builder.yaml)" in obs.cannot_start
