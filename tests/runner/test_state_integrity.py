@@ -106,3 +106,18 @@ def test_a_real_run_damaged_then_repaired_resumes_exactly(tmp_path: Path) -> Non
     finally:
         asyncio.run(runner.stop_everything())
     assert processes_under(tmp_path) == []
+
+
+def test_the_journal_compacts_and_still_rebuilds_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import loopphase.runner.store as store_module
+
+    monkeypatch.setattr(store_module, "COMPACT_AFTER", 3)
+    store = StateStore(tmp_path / "state")
+    world = World()
+    world.started()
+    for step in range(10):
+        pane = banner("12:30pm") if step % 2 else "> "
+        world.tick({"builder": agent("builder", pane), "adversary": agent("adversary", "> ")}, advance=5)
+        store.save(world.status)
+    assert len(store.journal_path.read_text().splitlines()) <= 4
+    assert StateStore(store.dir).rebuild().to_wire() == world.status.to_wire()

@@ -241,13 +241,18 @@ class StateStore:
         return LoopPhaseStatus.model_validate(wire)
 
     def repair(self) -> LoopPhaseStatus:
-        """Rebuild from the journal and write ``status.json`` (the damaged file is kept aside)."""
+        """Rebuild from the journal and write ``status.json``; a file that differs from the
+        rebuilt status (damaged) is kept aside as ``status.damaged-<time>.json``."""
         status = self.rebuild()
-        if self.status_path.exists():
+        wire = status.to_wire()
+        try:
+            current = self._parse(self.status_path.read_bytes())[1]
+        except (OSError, StateDamaged):
+            current = None
+        if current != wire and self.status_path.exists():
             aside = self.status_path.with_name(f"status.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}.json")
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.status_path, aside)
-        wire = status.to_wire()
         self._write_status(wire)
         self._last_wire = wire
         return status
