@@ -80,6 +80,16 @@ class RepoSpec(ApiModel):
             raise ValueError(f"repo.credentialsSecret {value!r} must be a Kubernetes object name")
         return value
 
+    @model_validator(mode="after")
+    def _no_credentials_in_clear(self) -> RepoSpec:
+        if self.credentials_secret and self.url.lower().startswith(("http://", "git://")):
+            raise ValueError(
+                f"repo.credentialsSecret is set but repo.url {self.url.split('://')[0]}:// is "
+                "not encrypted: credentials are only sent over https:// or ssh; change the URL "
+                "or drop the Secret"
+            )
+        return self
+
 
 class PhaseSpec(ApiModel):
     id: str = Field(description="phase id, a DNS label (e.g. 1c, gate-2)")
