@@ -25,6 +25,7 @@ from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
+from loopphase.outbound import redact_patterns
 from loopphase.runner.secure import write_private
 from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
 from loopphase.runner.store import StateStore
@@ -83,8 +84,15 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = "(unset)" if value is None else json.dumps(value)
+    text = "(unset)" if value is None else redact_patterns(json.dumps(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stored_spec(spec: LoopPhaseSpec) -> dict[str, Any]:
+    """The spec as kept in spec.applied.json: the wire form with credentials in the URL masked."""
+    wire = spec.to_wire()
+    wire["repo"] = {**wire["repo"], "url": redact_patterns(wire["repo"]["url"])}
+    return wire
 
 
 class Runner:
@@ -114,7 +122,7 @@ class Runner:
 
     def _record_applied(self) -> None:
         write_private(self.applied_path, json.dumps(
-            {"generation": self.generation, "name": self.loaded.name, "spec": self.spec.to_wire()}))
+            {"generation": self.generation, "name": self.loaded.name, "spec": stored_spec(self.spec)}))
 
     def _resume_generation(self) -> None:
         """Continue the generation count of this state dir; an edit between runs is one more."""
@@ -129,7 +137,7 @@ class Runner:
             self._record_applied()
             return
         self.generation = generation
-        changes = spec_changes(old, self.spec.to_wire())
+        changes = spec_changes(old, stored_spec(self.spec))
         if changes:
             self.generation += 1
             self._announce(changes, "since the last run")
@@ -159,7 +167,8 @@ class Runner:
             repo, new_repo = self.spec.repo, loaded.spec.repo
             if (repo.url, repo.branch) != (new_repo.url, new_repo.branch):
                 raise SpecFileError("repo.url/repo.branch changed: this run's state belongs to "
-                                    f"{repo.url} branch {repo.branch}; give the new repository its own metadata.name")
+                                    f"{redact_patterns(repo.url)} branch {repo.branch}; give the new "
+                                    "repository its own metadata.name")
         except SpecFileError as err:
             self._bad_stamp = stamp
             self.on_message(f"spec edit NOT applied (still running generation {self.generation}): {err}")

@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from loopphase.api.status import HISTORY_LIMIT, LoopPhaseStatus
+from loopphase.outbound import redact_patterns
 from loopphase.runner.secure import open_private_append, private_dir, write_private
 
 FORMAT = 1
@@ -104,7 +105,9 @@ class StateStore:
 
     def check_binding(self, url: str, branch: str) -> None:
         """Bind a fresh state dir to ``url``/``branch``; refuse one made for another repo."""
-        want = {"repo": url, "branch": branch}
+        # The URL is kept as a hash (and redacted, for messages): it may carry credentials.
+        want = {"repo": redact_patterns(url), "repoSha256": hashlib.sha256(url.encode()).hexdigest(),
+                "branch": branch}
         try:
             have = json.loads(self.binding_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -114,10 +117,10 @@ class StateStore:
         if have is None:
             write_private(self.binding_path, json.dumps(want))
             return
-        if have != want:
+        if (have.get("repoSha256"), have.get("branch")) != (want["repoSha256"], branch):
             raise StateMismatch(
                 f"{self.dir} holds the state of a run on {have.get('repo')} branch "
-                f"{have.get('branch')}, but the spec now says {url} branch {branch}: its phase, "
+                f"{have.get('branch')}, but the spec now says {want['repo']} branch {branch}: its phase, "
                 "cursors and clones belong to the other repository. Give this loop its own "
                 "metadata.name (or --state-dir), or delete that directory to start over"
             )
