@@ -33,7 +33,8 @@ class AgentObservation:
     cannot_start: the whole reason this role's agent cannot start and will not start until a
                  human changes something (a configuration error the host refused the start with,
                  the agent's CLI not installed, a scenario or prompt file missing); None when a
-                 start can succeed. The core does not heal it: the agent goes NeedsAttention.
+                 start can succeed. The core does not heal it: an agent that is not running
+                 goes NeedsAttention (a running one is judged as usual).
     """
 
     role: Role

@@ -254,7 +254,7 @@ def _converge_role(
         else:
             st.agents.pop(role, None)
         return
-    if obs.cannot_start is not None:
+    if obs.cannot_start is not None and not obs.alive:  # a running agent is judged as usual
         _cannot_start(role, a, obs.cannot_start, d)
         return
     if a.attention is not None and a.attention.reason == "CannotStart":
