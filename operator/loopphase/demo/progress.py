@@ -24,7 +24,7 @@ PHASE_PURPOSE: dict[str, str] = {
 
 
 def _clock(ts: datetime) -> str:
-    return ts.strftime("%H:%M:%S UTC")
+    return ts.astimezone(UTC).strftime("%H:%M:%S UTC")
 
 
 def explain(status: LoopPhaseStatus, now: datetime) -> str:
