@@ -116,3 +116,35 @@ def test_the_reference_sees_what_a_broken_prefilter_would_miss() -> None:
     pane = "work\nCLAUDE USAGE LIMIT REACHED|1760004000\n"
     assert reference_banner_rule(reference_normalise(pane)) == "limit.claude-epoch"
     assert classify(pane, datetime.fromisoformat("2025-10-20T15:00:00+00:00"), BERLIN).limit
+
+
+FINDING_PANES = st.lists(
+    st.sampled_from([
+        "Invalid API K\u212aey · Please run /login", "  ⎿  OAuth token revoked · Please run /login",
+        "API Error: 401 {}", "Unauthorized: bad key", "Prompt is too long", "CONTEXT LIMIT REACHED",
+        "Usage limit reached · continuing automatically at 10:41am · esc to cancel",
+        "Continuing shortly", "API Error: Repeated 529 Overloaded errors", "Provider is overloaded",
+        "Do you want to proceed?", "❯ 1. Yes", "  2. No", "Enter to confirm · Esc to cancel",
+        "⏎ to select", "plain prose", "", "  ",
+    ]),
+    max_size=25,
+).map("\n".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pane=st.one_of(PANES, FINDING_PANES))
+def test_finding_prefilters_equal_the_unfiltered_rules(pane: str) -> None:
+    """The substring pre-filters in front of findings.* never drop a finding."""
+    from loopphase.core import findings
+
+    reading = classify(pane, datetime.fromisoformat("2025-10-20T15:00:00+00:00"), BERLIN)
+    region = screen._region(reference_normalise(pane), 15)
+    for field, rules in (
+        ("login", findings._LOGIN), ("context_full", findings._CONTEXT),
+        ("auto_resume", findings._RESUME), ("transient", findings._TRANSIENT),
+    ):
+        expected = findings._lowest(region, rules)
+        found = getattr(reading, field)
+        assert (found.rule if found else None) == (expected.rule if expected else None), field
+    dialog = findings.dialog(screen._region(reference_normalise(pane), findings.DIALOG_LINES), 15)
+    assert (reading.dialog.rule if reading.dialog else None) == (dialog.rule if dialog else None)

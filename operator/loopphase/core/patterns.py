@@ -13,17 +13,22 @@ import re
 from dataclasses import dataclass
 
 # Activity: a turn is running (spinner glyphs, Claude Code's "esc to interrupt", opencode's
-# working indicators). The spinner glyphs are braille dots the CLIs animate. Each alternative
-# has a rule name so the screen classifier can log which one matched; ACTIVE_RE is their union.
+# prompt footer). The spinner glyphs are braille dots the CLIs animate. Each alternative has a
+# rule name so the screen classifier can log which one matched; ACTIVE_RE is their union.
+# opencode draws its working state in the prompt footer only: "<block spinner> [retrying in 45s
+# attempt #3] esc interrupt" ("esc again to interrupt" after one Esc). The "▣ Build · <model> ·
+# 12.7s" line it leaves under every finished answer is a message footer, not activity, so the
+# timer rule skips lines that start with "▣".
 ACTIVE_PARTS: tuple[tuple[str, str], ...] = (
     ("active.esc-to-interrupt", r"esc to interrupt"),
     ("active.spinner", r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]"),
     ("active.running-tool", r"Running tool"),
-    ("active.opencode-box", r"▣"),
-    ("active.opencode-build", r"Build ·"),
-    ("active.timer", r"·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)"),
+    ("active.opencode-interrupt", r"\besc (?:again to )?interrupt\b"),
+    ("active.opencode-retry", r"\[retrying (?:in \S+ )?attempt #\d+\]"),
+    ("active.timer", r"^(?![^\w\n]*▣).*?·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)"),
 )
-ACTIVE_RE = re.compile("|".join(part for _, part in ACTIVE_PARTS), re.IGNORECASE)
+ACTIVE_FLAGS = re.IGNORECASE | re.MULTILINE
+ACTIVE_RE = re.compile("|".join(part for _, part in ACTIVE_PARTS), ACTIVE_FLAGS)
 
 # Hard usage limits: the agent cannot work until the window resets. Deliberately broad: it is
 # the validation net for injected texts, a superset of the anchored banner shapes the screen

@@ -22,7 +22,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from loopphase.core.patterns import ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
+from loopphase.core import findings
+from loopphase.core.families import limit_class_of
+from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
 from loopphase.core.resettime import ResetHint, parse_reset
 
 __all__ = [
@@ -66,12 +68,15 @@ class ScreenReading:
     context_full: Match | None = None
     # The CLI promises to resume by itself ("continuing automatically at 10:41am").
     auto_resume: Match | None = None
+    # Throttling the CLI retries or that says it is not a usage limit (529 Overloaded, "not
+    # your usage limit"): limit class "transient", never a usage window, so never ``limit``.
+    transient: Match | None = None
 
     def matches(self) -> tuple[Match, ...]:
         """Every finding, for one log line per classification."""
         found = (
             self.active, self.limit, self.soft_warning, self.fatal, self.waiting_match,
-            self.login, self.dialog, self.context_full, self.auto_resume,
+            self.login, self.dialog, self.context_full, self.auto_resume, self.transient,
         )
         return tuple(m for m in found if m is not None)
 
@@ -287,7 +292,7 @@ _SOFT_RE = re.compile(
     re.IGNORECASE,
 )
 _ACTIVE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (rule, re.compile(part, re.IGNORECASE)) for rule, part in ACTIVE_PARTS
+    (rule, re.compile(part, ACTIVE_FLAGS)) for rule, part in ACTIVE_PARTS
 )
 # FATAL_RE narrowed: a bare "cannot be modified" only counts on an API error or thinking line,
 # so an agent writing "this file cannot be modified" does not get its session restarted cold.
@@ -379,6 +384,10 @@ def classify(
     region = _region(lines, banner_region_lines)
     limit, reset = _limit(region, now, tz, guess_wraps=width is None)
     waiting_until, waiting_match = _waiting(lines)
+    dialog = None
+    if limit is None or limit.rule != "limit.menu":  # the limit menu is the limit's business
+        dialog = _dialog(lines, banner_region_lines)
+    text = findings.folded(region)
     return ScreenReading(
         active=_lowest_of(region, ACTIVE_RE, _ACTIVE),
         limit=limit,
@@ -388,7 +397,29 @@ def classify(
         waiting_until=waiting_until,
         waiting_match=waiting_match,
         input_area=_input_area(lines, input_area_lines),
+        limit_class=None if limit is None else limit_class_of(limit.rule),
+        login=_found(findings.login(region, text)),
+        dialog=dialog,
+        context_full=_found(findings.context_full(region, text)),
+        auto_resume=_found(findings.auto_resume(region, text)),
+        transient=_found(findings.transient(region, text)),
     )
+
+
+def _found(finding: findings.Finding | None) -> Match | None:
+    return None if finding is None else Match(finding.rule, _excerpt(finding.line))
+
+
+_DIALOG_KEYS = ("enter", "esc", "↑", "←", "⏎", "return", "tab", "space", "ctrl")
+
+
+def _dialog(lines: list[str], region_size: int) -> Match | None:
+    """A blocking dialog at the bottom; the excerpt is its title (findings.dialog)."""
+    bottom = _region(lines, findings.DIALOG_LINES)
+    tail = findings.folded(bottom[-region_size:]) if region_size > 0 else ""
+    if not any(key in tail for key in _DIALOG_KEYS):
+        return None
+    return _found(findings.dialog(bottom, region_size))
 
 
 def _soft(region: list[str]) -> Match | None:
