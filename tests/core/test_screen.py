@@ -95,16 +95,15 @@ def test_corpus_ids_are_unique_and_cover_every_banner_family() -> None:
     assert len(ids) == len(set(ids))
     limit_rules = {case.expected["limit"] for case in CORPUS}
     assert {
-        "limit.claude-usage",
         "limit.claude-epoch",
-        "limit.claude-5h",
-        "limit.session",
-        "limit.weekly",
+        "limit.reached-session",
+        "limit.reached-weekly",
+        "limit.reached-model",
         "limit.hit",
         "limit.hit-session",
         "limit.hit-weekly",
-        "limit.extra-usage",
-        "limit.spend",
+        "limit.out-of-spend",
+        "limit.hit-spend",
         "limit.menu",
     } <= limit_rules
     assert {case.expected["kind"] for case in CORPUS} >= {"time", "dated", "epoch"}

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loopphase.core import screen
+from loopphase.core import families, screen
 from loopphase.core.patterns import WAIT_RE
 from loopphase.core.screen import classify, normalise
 
@@ -23,7 +23,13 @@ LINE_PANES = st.lists(
         "API Error: thinking blocks cannot be modified", "WAITING-UNTIL: 2025-10-20T16:00:00Z",
         "plain prose about a limit", "CLAUDE USAGE LIMIT REACHED|1760004000",
         "You've Hit Your LIMIT · resets 3pm", "YOU'RE OUT OF CREDITS",
+        "Your credit balance is too low", "Quota exceeded", "Insufficient funds",
+        "Your usage allocation has been disabled", "Credit balance too low · Add funds",
+        "INSUFFICIENT FUNDS", "Quota exceeded", "Your credit balance is too low",
+        "You've hit your team's weekly usage limit", "Sonnet limit reached · resets 4pm",
         "Claude usage l\u0131mit reached|1760004000", "5-hour L\u0130MIT reached ∙ resets 3pm",
+        "Insuffıcient credits", "Your usage allocatıon has been disabled", "Credıt balance too low",
+        "Quota exceeded", "YOU'RE OUT OF EXTRA U\u017fAGE", "out of",
         "   ", "  \x07", "> ", "", "  ", "\t", "\x1b[2mdim\x1b[0m", "a\rb",
     ]),
     max_size=25,
@@ -59,10 +65,9 @@ def reference_lowest(region: list[str], rules: tuple[tuple[str, re.Pattern[str]]
 def reference_banner_rule(region: list[str]) -> str | None:
     menu = None
     for line in reversed(region):
-        for template, pattern in screen._BANNERS:
-            found = pattern.match(line)
-            if found:
-                return menu or screen._banner_rule(template, found.groupdict().get("what"))
+        found = families.match_banner(line)
+        if found:
+            return menu or found.rule
         if menu is None and screen._MENU_RE.match(line):
             menu = "limit.menu"
     return menu

@@ -32,6 +32,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loopphase.core.patterns import fold
+
 __all__ = [
     "Finding",
     "auto_resume",
@@ -57,15 +59,9 @@ class Finding:
     line: str
 
 
-# Case-insensitive regexes also match these look-alikes (İ ı for i, K Kelvin for k, ſ long s
-# for s); the cheap lower-case pre-filters below fold them first so they are never stricter.
-_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u212a": "k", "\u017f": "s"})
-
-
 def folded(region: Sequence[str]) -> str:
-    """The region as one lower-case text, for substring pre-filters."""
-    text = "\n".join(region)
-    return text.lower() if text.isascii() else text.translate(_FOLDS).lower()
+    """The region as one ``fold``ed text, for substring pre-filters."""
+    return fold("\n".join(region))
 
 
 def _rules(*pairs: tuple[str, str]) -> tuple[tuple[str, re.Pattern[str]], ...]:

@@ -34,8 +34,11 @@ ACTIVE_RE = re.compile("|".join(part for _, part in ACTIVE_PARTS), ACTIVE_FLAGS)
 # the validation net for injected texts, a superset of the anchored banner shapes the screen
 # classifier recognises (core/screen.py), including the limit menu's "wait for limit to reset".
 LIMIT_RE = re.compile(
-    r"spend limit|usage limit|limit reached|hit your (?:[\w-]+ ){0,2}limit|reached your .{0,40}limit"
-    r"|out of (?:credits|tokens|extra usage)|limit (?:will|to) reset",
+    r"spend limit|usage limit|limit (?:reached|hit|exceeded|exhausted)"
+    r"|(?:hit|reached|exceeded|used up|exhausted|run out of) (?:your|the) .{0,60}limit"
+    r"|out of (?:usage|credits|tokens|extra usage|quota|funds)|limit (?:will|to) reset"
+    r"|credit balance|quota exceeded|exceeded your current quota|insufficient (?:credits|balance|funds)"
+    r"|usage allocation|limit is set to \$0",
     re.IGNORECASE,
 )
 
@@ -50,6 +53,19 @@ FATAL_RE = re.compile(
 
 # A declared wait: the agent prints this before sleeping on purpose.
 WAIT_RE = re.compile(r"WAITING-UNTIL:\s*(\S+)")
+
+
+def fold(text: str) -> str:
+    """``text`` lower-cased for substring pre-filters in front of case-insensitive regexes.
+
+    Those regexes also match look-alikes that ``str.lower`` keeps apart: "ı" (dotless i) and
+    "İ" (lower-cased to "i" + U+0307) for i, "ſ" (long s) for s ("K", the Kelvin sign, already
+    lowers to k). They are folded here so a filter is never stricter than its regexes.
+    """
+    low = text.lower()
+    if low.isascii():
+        return low
+    return low.replace("\u0131", "i").replace("i\u0307", "i").replace("\u017f", "s")
 
 
 @dataclass(frozen=True)
