@@ -15,6 +15,7 @@ import kopf
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
 from loopphase.operator.settings import PEERING_NAME, configure
+from loopphase.outbound import install_log_scrubbing
 from loopphase.runtime.k8s_objects import PodSettings
 
 
@@ -41,6 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--storage-class", default=env("LOOPPHASE_STORAGE_CLASS") or None)
     parser.add_argument("--git-cache-dir", default=env("LOOPPHASE_GIT_CACHE",
                                                        str(Path(tempfile.gettempdir()) / "loopphase-git")))
+    parser.add_argument("--operator-namespace",
+                        default=env("POD_NAMESPACE", "loopphase-system"),
+                        help="the operator's namespace: agents admit their shim port from it")
     parser.add_argument("--api-timeout", type=float, default=10.0)
     parser.add_argument("--shim-timeout", type=float, default=5.0)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -60,6 +64,7 @@ def make_context(args: argparse.Namespace) -> OperatorContext:
             shim_port=args.shim_port,
             storage_size=args.storage_size,
             storage_class=args.storage_class,
+            operator_namespace=args.operator_namespace,
         ),
         git_cache=Path(args.git_cache_dir),
         api_timeout=args.api_timeout,
@@ -73,6 +78,7 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_scrubbing()
     ctx = make_context(args)
     registry = build_registry(ctx)
     priority = args.priority if args.priority is not None else random_priority()
