@@ -32,6 +32,7 @@ from loopphase.core.actions import (
 )
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
+from loopphase.core.gitfeed import settle_git_feed
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
 from loopphase.core.reconcile import reconcile, settle
 from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
@@ -174,6 +175,7 @@ async def run_tick(
     actions, new_status = reconcile(
         spec, status, observations, now, generation=generation, default_tz=default_tz
     )
+    settle_git_feed(status, new_status, observations.git, now)
     for action in actions:
         if isinstance(action, EmitEvent):
             log.info("%s", describe(action))
