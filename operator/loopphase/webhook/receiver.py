@@ -115,7 +115,11 @@ class Receiver:
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
         self._runner = runner
         bound = runner.addresses[0] if runner.addresses else (host, port)  # port 0 -> real port
         self.address = (str(bound[0]), int(bound[1]))
