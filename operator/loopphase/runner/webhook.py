@@ -96,7 +96,10 @@ class LocalWebhooks:
         self.receiver = Receiver()
 
     async def start(self) -> str:
-        """Listen, subscribe, slow the poll down; returns the URL to give the git host."""
+        """Listen, subscribe, slow the poll down; returns the URL to give the git host.
+        Idempotent: a test may start it (to learn the port) before ``Runner.run`` does."""
+        if self.receiver.address is not None:
+            return self.receiver.url()
         await self.receiver.start(self.config.host, self.config.port)
         self.receiver.subscribe(Subscription(
             key=self.name, url=self.git.url, branch=self.git.branch, secret=self.config.secret,
@@ -116,6 +119,7 @@ class LocalWebhooks:
     async def stop(self) -> None:
         self.git.webhooks = False
         await self.receiver.stop()
+        self.receiver.address = None
 
 
 async def wait_stop_or_wake(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
