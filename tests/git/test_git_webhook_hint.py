@@ -33,8 +33,9 @@ def test_slow_poll_reuses_the_head_until_a_hint_then_reads_the_remote(
     obs = reg.observe(remote.url, "main", base.head, [], max_age=60)
     assert obs.head == claim and obs.source == "webhook" and obs.webhook_at == T0
     assert [c.subject for c in obs.commits] == ["claim: x"]
-    assert calls["ls-remote"] == 2 and calls["fetch"] == 2
-    assert watcher.ls_remotes_by == {"poll": 1, "webhook": 1}
+    # after a webhook the head is read by fetching it: one request, not ls-remote + fetch
+    assert calls["ls-remote"] == 1 and calls["fetch"] == 2
+    assert watcher.reads_by == {"poll": 1, "webhook": 1}
 
     # a dropped webhook: the push shows up at the next safety-net poll, as source "poll"
     review = remote.commit("review: PASS")
@@ -84,8 +85,8 @@ def test_hint_never_waits_for_a_busy_watcher(remote: Remote, tmp_path: Path) -> 
 async def test_many_loopphases_on_one_remote_cost_one_fetch_per_push(
     remote: Remote, tmp_path: Path
 ) -> None:
-    """Ten LoopPhases on one repo and branch, webhooks configured: per push, one ls-remote and
-    one fetch in all, and every LoopPhase sees the push as a webhook observation."""
+    """Ten LoopPhases on one repo and branch, webhooks configured: per push one fetch in all
+    (no ls-remote), and every LoopPhase sees the push as a webhook observation."""
     reg = WatcherRegistry(tmp_path / "cache")
     sources = [WatchedRemote(reg, remote.url, "main", webhooks=True, poll_interval=60)
                for _ in range(10)]
@@ -103,4 +104,20 @@ async def test_many_loopphases_on_one_remote_cost_one_fetch_per_push(
         assert {o.source for o in observed} == {"webhook"}
         assert all(o.webhooks_expected for o in observed)
         cursors = [sha] * len(sources)
-    assert calls["ls-remote"] == 1 + 3 and calls["fetch"] == 1 + 3
+    assert calls["ls-remote"] == 1 and calls["fetch"] == 1 + 3
+
+
+def test_a_webhook_for_a_deleted_branch_reports_it_gone(
+    remote: Remote, tmp_path: Path, clock: FakeClock
+) -> None:
+    reg = WatcherRegistry(tmp_path / "cache", clock=clock)
+    watcher = reg.get(remote.url, "main")
+    base = watcher.observe(None, [], max_age=60)
+    assert base.reachable
+    from gitwatch_helpers import git
+
+    git(remote.bare, "update-ref", "-d", "refs/heads/main")
+    watcher.hint(T0)
+    gone = watcher.observe(base.head, [], max_age=60)
+    assert not gone.reachable and "not found" in (gone.error or "")
+    assert watcher.backoff.failures == 0  # "no such branch" is a condition, not a failure

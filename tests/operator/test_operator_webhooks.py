@@ -68,7 +68,7 @@ async def test_a_push_webhook_wakes_only_the_matching_loopphase(
         feed = await eventually(lambda: (g := git_status(kmock, "loop-a"))
                                 and g.get("headsByWebhook") == 1 and g)
         assert feed["lastObservationSource"] == "webhook" and feed["lastWebhookAt"]
-        assert watcher_a.ls_remotes_by["webhook"] == 1
+        assert watcher_a.reads_by["webhook"] == 1
         assert ctx.webhooks.receiver.counters.as_dict()["notified"] == 1
         # loop-b was neither woken nor polled (its 60 s safety-net poll is not due)
         assert watcher_b.ls_remotes == b_reads and watcher_b.hints == 0

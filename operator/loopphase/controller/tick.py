@@ -90,12 +90,15 @@ async def observe_all(
             log.warning("observe %s failed: %s", role, err)
             return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
 
-    agent_obs = await asyncio.gather(*(one(r) for r in roles))
-    git_obs = None
-    if git is not None and status.completed_at is None:
+    async def pushed() -> GitObservation | None:
+        if git is None or status.completed_at is not None:
+            return None
         index = status.current.index if status.current else 0
         index = min(index, len(spec.phases) - 1)
-        git_obs = await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
+        return await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
+
+    # The remote is read while the agents are (a push webhook's tick waits for neither twice).
+    *agent_obs, git_obs = await asyncio.gather(*(one(r) for r in roles), pushed())
     return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
 
 

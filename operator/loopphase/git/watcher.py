@@ -66,7 +66,7 @@ class RemoteWatcher:
         self.backoff = Backoff(base=backoff_base, maximum=backoff_max, clock=clock)
         self.lock = threading.Lock()
         self.ls_remotes = 0
-        self.ls_remotes_by: Counter[GitSourceKind] = Counter()  # ls-remotes by cause
+        self.reads_by: Counter[GitSourceKind] = Counter()  # remote head reads by cause
         self.last_truncated: int | None = None  # total commit count when the last list was capped
         self.last_webhook_at: datetime | None = None
         self.hints = 0
@@ -122,8 +122,13 @@ class RemoteWatcher:
         return memo
 
     def _remote_head(self, max_age: float | None = None) -> tuple[str | None, GitSourceKind]:
-        """(head, source): ls-remote (memoised for ``max_age``); head None when the branch
-        does not exist; source says what caused the ls-remote behind the answer."""
+        """(head, source): the remote head (memoised for ``max_age``); None when the branch
+        does not exist; source says what caused the remote read behind the answer.
+
+        A poll asks with ``ls-remote`` (usually nothing moved, and that is the cheapest
+        question). After a webhook the branch almost certainly moved, so the head is read by
+        fetching it straight away: one request to the git host instead of two. Either way the
+        head comes from the remote, never from the webhook's payload."""
         memo = self._fresh(max_age)
         if memo is not None:
             return memo[1], memo[2]
@@ -132,8 +137,17 @@ class RemoteWatcher:
             source: GitSourceKind = "webhook" if self._webhook_pending else "poll"
             self._webhook_pending = False
         now = self.clock()
+        sha = self._fetch_head() if source == "webhook" else None
+        if sha is None:
+            sha = self._ls_remote()
+        self.reads_by[source] += 1
+        with self._hint_lock:
+            if self.hints == hints:  # no webhook meanwhile: the answer may be reused
+                self._memo = (now, sha, source)
+        return sha, source
+
+    def _ls_remote(self) -> str | None:
         self.ls_remotes += 1
-        self.ls_remotes_by[source] += 1
         ref = f"refs/heads/{self.branch}"
         out = self.runner.check(["ls-remote", self.url, ref]).text
         sha: str | None = None
@@ -141,10 +155,16 @@ class RemoteWatcher:
             parts = line.split("\t")
             if len(parts) == 2 and parts[1] == ref:
                 sha = parts[0].strip()
-        with self._hint_lock:
-            if self.hints == hints:  # no webhook meanwhile: the answer may be reused
-                self._memo = (now, sha, source)
-        return sha, source
+        return sha
+
+    def _fetch_head(self) -> str | None:
+        """Fetch the branch and return its head; None when that failed (e.g. no such branch
+        any more): the caller asks with ls-remote, which tells "no branch" from trouble."""
+        try:
+            return self.cache.fetch()
+        except GitRemoteError as exc:
+            log.info("%r: fetch after a webhook failed (%s); asking with ls-remote", self, exc)
+            return None
 
     def _no_branch(self) -> str:
         return f"branch {self.branch!r} not found on {redact_url(self.url)}"

@@ -1,6 +1,7 @@
 """The ``post-receive`` hook ``loopphase hook install`` writes: a GitHub-format push webhook.
 
-The script is plain Python 3 (stdlib only), run by git after a push updated refs. For each
+The script is plain Python 3 (stdlib only, run with ``-IS``: no site-packages, no PYTHON*
+environment, ~10 ms less start-up), run by git after a push updated refs. For each
 updated ref it POSTs a ``push`` event (``X-GitHub-Event: push``, a fresh ``X-GitHub-Delivery``,
 ``X-Hub-Signature-256`` = HMAC-SHA256 of the body with the secret read from a file at push
 time, so rotating the secret needs no reinstall). It never fails the push: each request has a
@@ -14,7 +15,7 @@ import sys
 
 MARKER = "# loopphase post-receive hook"
 
-TEMPLATE = '''#!{python}
+TEMPLATE = '''#!{python} -IS
 {marker} (written by `loopphase hook install`; reinstall rather than edit)
 import hashlib, hmac, json, sys, uuid, urllib.request
 
