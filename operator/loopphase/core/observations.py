@@ -82,6 +82,8 @@ class GitObservation:
     source: GitSourceKind | None = None
     webhook_at: datetime | None = None
     webhooks_expected: bool = False
+    # path -> size in bytes of files at ``head`` too large to read (``files`` says None for them)
+    oversized: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

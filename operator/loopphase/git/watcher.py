@@ -9,10 +9,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from loopphase.core.observations import Commit, GitObservation, GitSourceKind
 from loopphase.git.backoff import Backoff
-from loopphase.git.cache import CacheRepo, cache_dir_name
+from loopphase.git.cache import CacheRepo, TooLarge, cache_dir_name
 from loopphase.git.errors import GitRemoteError
 from loopphase.git.redact import redact_url
 from loopphase.git.runner import GitRunner
@@ -74,7 +75,7 @@ class RemoteWatcher:
         self._memo: tuple[float, str | None, GitSourceKind] | None = None
         self._hint_lock = threading.Lock()  # never held across git: hint() may not block
         self._webhook_pending = False
-        self._files: dict[str, dict[str, str | None]] = {}
+        self._files: dict[str, dict[str, str | TooLarge | None]] = {}
 
     def __repr__(self) -> str:
         return f"RemoteWatcher({redact_url(self.url)!r}, {self.branch!r})"
@@ -217,7 +218,7 @@ class RemoteWatcher:
             if not all(p in cached for p in paths):
                 return None
             self.backoff.success()
-            return GitObservation(reachable=True, head=memo[1], files={p: cached[p] for p in paths},
+            return GitObservation(reachable=True, head=memo[1], **_file_fields(cached, paths),
                                   source=memo[2], webhook_at=self.last_webhook_at)
         finally:
             self.lock.release()
@@ -231,7 +232,7 @@ class RemoteWatcher:
                                   webhook_at=webhook_at)
         cached = self._files.get(head, {})
         if head == cursor and all(p in cached for p in paths):
-            return GitObservation(reachable=True, head=head, files={p: cached[p] for p in paths},
+            return GitObservation(reachable=True, head=head, **_file_fields(cached, paths),
                                   source=source, webhook_at=webhook_at)
         if not self.cache.has_commit(head):
             fetched = self.cache.fetch()
@@ -247,7 +248,7 @@ class RemoteWatcher:
             head=head,
             commits=tuple(commits),
             force_pushed=force_pushed,
-            files=self._read(head, paths),
+            **_file_fields(self._read(head, paths), paths),
             source=source,
             webhook_at=webhook_at,
         )
@@ -280,7 +281,7 @@ class RemoteWatcher:
             )
         return commits, False
 
-    def _read(self, head: str, paths: list[str]) -> dict[str, str | None]:
+    def _read(self, head: str, paths: list[str]) -> dict[str, str | TooLarge | None]:
         cached = self._files.pop(head, {})
         self._files[head] = cached  # most recently used last
         missing = [p for p in dict.fromkeys(paths) if p not in cached]
@@ -289,3 +290,17 @@ class RemoteWatcher:
         while len(self._files) > _KEPT_HEADS:
             self._files.pop(next(iter(self._files)))
         return {p: cached[p] for p in paths}
+
+
+def _file_fields(cached: dict[str, str | TooLarge | None], paths: list[str]) -> dict[str, Any]:
+    """``files`` and ``oversized`` of a GitObservation from cached reads."""
+    files: dict[str, str | None] = {}
+    oversized: dict[str, int] = {}
+    for path in paths:
+        value = cached[path]
+        if isinstance(value, TooLarge):
+            files[path] = None
+            oversized[path] = value.size
+        else:
+            files[path] = value
+    return {"files": files, "oversized": oversized}
