@@ -24,6 +24,7 @@ from loopphase.runner.preflight import local_problems
 from loopphase.runner.secure import UnsafeStateDir
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.runner.store import RunLocked, StateDamaged, StateMismatch
+from loopphase.runner.webhook import WebhookConfigError, resolve_config
 
 STOP_WAIT = 30.0
 
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-running", action="store_true",
                         help="keep supervising after the sequence completes")
     parser.add_argument("--max-ticks", type=int, help="stop after this many ticks (testing)")
+    parser.add_argument("--webhook-listen", metavar="HOST:PORT",
+                        help="receive push webhooks here (e.g. 127.0.0.1:9797); the remote is "
+                             "then polled only every repo.webhook.pollInterval (default 60s)")
+    parser.add_argument("--webhook-secret-file", type=Path, metavar="FILE",
+                        help="the webhook secret (default: repo.webhook.secretFile, then "
+                             "$LOOPPHASE_WEBHOOK_SECRET)")
     parser.add_argument("--log-level", type=log_level, default="INFO", help=f"one of {', '.join(LOG_LEVELS)} (default INFO)")
     return parser
 
@@ -54,7 +61,14 @@ def main(argv: list[str]) -> int:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2
     try:
-        runner = Runner(loaded, args.state_dir, on_message=lambda text: print(text, flush=True))
+        webhook = None if args.stop else resolve_config(loaded, args.webhook_listen,
+                                                        args.webhook_secret_file)
+    except WebhookConfigError as err:
+        print(f"loopphase run: {err}", file=sys.stderr)
+        return 2
+    try:
+        runner = Runner(loaded, args.state_dir, on_message=lambda text: print(text, flush=True),
+                        webhook=webhook)
     except UnsafeStateDir as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2
@@ -120,6 +134,10 @@ async def _run(runner: Runner, args: argparse.Namespace) -> int:
                                   from_log=args.from_log)
     except (RunLocked, StateDamaged, StateMismatch, StateDirLost, UnsafeStateDir) as err:
         print(f"loopphase run: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the webhook address is taken or not ours to bind
+        print(f"loopphase run: --webhook-listen {args.webhook_listen}: {err.strerror or err}",
+              file=sys.stderr)
         return 1
     print(f"{runner.loaded.name}: {status.phase} ({status.progress}); state in {runner.state_dir}")
     if status.completed_at is None:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +23,13 @@ from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core.actions import EmitEvent, SendText
-from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
+from loopphase.git.source import WatchedRemote
 from loopphase.outbound import redact_patterns
 from loopphase.runner.secure import write_private
 from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
 from loopphase.runner.store import StateStore
+from loopphase.runner.webhook import LocalWebhookConfig, LocalWebhooks, wait_stop_or_wake
 from loopphase.runtime.local import MARKER, LocalRuntime
 
 log = logging.getLogger("loopphase.run")
@@ -47,15 +48,6 @@ def local_zone_name() -> str:
         return "UTC"
     marker = "/zoneinfo/"
     return target.split(marker, 1)[1] if marker in target else "UTC"
-
-
-class RegistryGitSource:
-    def __init__(self, registry: WatcherRegistry, spec: LoopPhaseSpec) -> None:
-        self.registry = registry
-        self.spec = spec
-
-    async def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation:
-        return await self.registry.observe_async(self.spec.repo.url, self.spec.repo.branch, cursor, list(paths))
 
 
 @dataclass
@@ -98,17 +90,22 @@ def stored_spec(spec: LoopPhaseSpec) -> dict[str, Any]:
 class Runner:
     def __init__(self, loaded: LoadedSpec, state_dir: Path | None = None, *,
                  on_tick: Callable[[TickReport], None] | None = None,
-                 on_message: Callable[[str], None] | None = None) -> None:
+                 on_message: Callable[[str], None] | None = None,
+                 webhook: LocalWebhookConfig | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.state_dir = state_dir or default_state_dir(loaded)
         self.store = StateStore(self.state_dir, spec_hint=str(loaded.path))
         self.runtime = LocalRuntime(self.spec, self.state_dir, loaded.path.parent)
-        self.git = RegistryGitSource(WatcherRegistry(self.state_dir / "git-cache"), self.spec)
+        self.git = WatchedRemote(WatcherRegistry(self.state_dir / "git-cache"),
+                                 self.spec.repo.url, self.spec.repo.branch)
         self.on_tick = on_tick
         self.on_message = on_message or (lambda text: log.warning("%s", text))
         self.tz = self.spec.time_zone or local_zone_name()
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.webhooks = (LocalWebhooks(webhook, loaded.name, self.git, self._wake.set)
+                         if webhook is not None else None)
         self.generation = 1
         self._spec_stamp = _stamp(loaded.path)
         self._bad_stamp: tuple[int, ...] | None = None
@@ -179,7 +176,7 @@ class Runner:
             return False
         self.generation += 1
         self.loaded, self.spec = loaded, loaded.spec
-        self.runtime.spec = self.git.spec = loaded.spec
+        self.runtime.spec = loaded.spec  # repo.url/branch (what self.git watches) cannot change
         self.tz = self.spec.time_zone or local_zone_name()
         self._announce(changes, "on disk")
         self._record_applied()
@@ -259,6 +256,8 @@ class Runner:
                   from_log: bool = False) -> LoopPhaseStatus:
         self.store.lock()
         try:
+            if self.webhooks is not None:
+                await self.webhooks.start()
             self._check_state_dir()
             self.store.check_binding(self.spec.repo.url, self.spec.repo.branch)
             status = self.store.repair() if from_log else self.store.load()
@@ -275,12 +274,11 @@ class Runner:
                 if max_ticks is not None and tick >= max_ticks:
                     break
                 delay = next_tick_delay(self.spec, status, datetime.now(UTC))
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass  # the tick interval elapsed: next tick
+                await wait_stop_or_wake(self._stop, self._wake, delay)  # a webhook wakes early
             return status
         finally:
+            if self.webhooks is not None:
+                await self.webhooks.stop()
             self.store.unlock()
 
     async def stop_everything(self) -> list[str]:
