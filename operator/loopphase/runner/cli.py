@@ -67,8 +67,8 @@ def main(argv: list[str]) -> int:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2
     try:
-        runner = Runner(loaded, args.state_dir, on_message=lambda text: print(text, flush=True),
-                        webhook=webhook)
+        runner = Runner(loaded, args.state_dir, webhook=webhook,
+                        on_message=lambda text: print(text, flush=True))
     except UnsafeStateDir as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2

@@ -176,7 +176,7 @@ class Runner:
             return False
         self.generation += 1
         self.loaded, self.spec = loaded, loaded.spec
-        self.runtime.spec = loaded.spec  # repo.url/branch (what self.git watches) cannot change
+        self.runtime.spec = loaded.spec
         self.tz = self.spec.time_zone or local_zone_name()
         self._announce(changes, "on disk")
         self._record_applied()
@@ -256,12 +256,12 @@ class Runner:
                   from_log: bool = False) -> LoopPhaseStatus:
         self.store.lock()
         try:
-            if self.webhooks is not None:
-                await self.webhooks.start()
             self._check_state_dir()
             self.store.check_binding(self.spec.repo.url, self.spec.repo.branch)
             status = self.store.repair() if from_log else self.store.load()
             self._resume_generation()
+            if self.webhooks is not None:
+                await self.webhooks.start()
             tick = 0
             while not self._stop.is_set():
                 result = await self.tick_once(status)
