@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from loopphase.api.spec import Role
+from loopphase.api.status import AccountHold
 
 
 @dataclass(frozen=True)
@@ -74,5 +75,10 @@ class GitObservation:
 
 @dataclass(frozen=True)
 class Observations:
+    """account_holds: the holds other LoopPhases' agents started (each with ``loop_phase`` set
+    to its ``namespace/name``), from the shell's shared registry; this LoopPhase's own holds
+    are derived from its status, never passed in."""
+
     agents: dict[Role, AgentObservation]
     git: GitObservation | None = None
+    account_holds: tuple[AccountHold, ...] = ()
