@@ -93,10 +93,13 @@ def reconcile(
         elif not spec.suspend:
             previous = list(st.holds)
             external = observations.account_holds
+            for role in spec.roles():
+                if role in st.agents:
+                    st.agents[role].account = holds.account_of(spec, role, namespace)
             readings = _read_all(spec, st, observations, now, tz)
             # What holds one agent is the others' windows as they stand after this tick (a
             # preview, so the order roles are converged in does not matter).
-            ahead = _preview_windows(spec, st, observations, readings, now)
+            ahead = _preview_windows(spec, st, observations, readings, now, tz)
             for role in _roles_to_converge(spec, st, observations):
                 _converge_role(spec, role, observations.agents.get(role), d, tz, namespace,
                                external, readings.get(role), ahead)
@@ -495,17 +498,23 @@ def _read_all(
 
 def _preview_windows(
     spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations,
-    readings: dict[Role, ScreenReading], now: datetime,
+    readings: dict[Role, ScreenReading], now: datetime, tz: ZoneInfo,
 ) -> dict[Role, LimitWindow | None]:
     """Each role's limit window as this tick will leave it (what ``step_limit`` will decide),
     for the account holds other roles see."""
     out: dict[Role, LimitWindow | None] = {}
+    assert st.current is not None
     for role in spec.roles():
         a = st.agents.get(role)
         window = a.limit if a is not None else None
         reading = readings.get(role)
-        if obs.agents.get(role) is None:
+        o = obs.agents.get(role)
+        if o is None:
             out[role] = window
+        elif o.present and role != "orchestrator" and o.phase_index not in (None, st.current.index):
+            # The previous phase's agent: its window stays only while open and it is not working.
+            working = o.alive and classify(o.pane, now, tz).active is not None
+            out[role] = window if window is not None and now < window.until and not working else None
         elif reading is None:
             out[role] = window if window is not None and now < window.until else None
         elif screen_finding(role, reading, None) is not None:
