@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
+from loopphase.core.typeable import untypeable_reason
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
 from loopphase.shim.host import AgentHost, Busy, StopFailed
 from loopphase.shim.http import ApiServer, HttpError, LoopBridge, Request, Routes
 from loopphase.shim.protocol import (
     API_PREFIX,
     DEFAULT_STATE_LINES,
-    MAX_SEND_CHARS,
     MAX_STATE_LINES,
 )
 from loopphase.shim.tmux import Tmux, TmuxError
@@ -108,14 +108,11 @@ class Api:
     def send(self, request: Request) -> dict[str, Any]:
         body = json_body(request)
         text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
             raise BadRequest("text must be a non-empty string")
-        if "\n" in text or "\r" in text:
-            raise BadRequest("text must be a single line")
-        if len(text) > MAX_SEND_CHARS:
-            raise BadRequest(f"text is longer than {MAX_SEND_CHARS} characters")
-        if any(ord(ch) < 32 and ch != "\t" for ch in text):
-            raise BadRequest("text must not contain control characters")
+        problem = untypeable_reason(text)
+        if problem is not None:
+            raise BadRequest(problem)
         submit = body.get("submit")
         if submit is not None and submit not in SUBMIT_KEYS:
             raise BadRequest(f"submit must be one of {', '.join(SUBMIT_KEYS)}")
