@@ -428,9 +428,6 @@ def _converge_agent(
         _set_state(a, "Active", now, reading.active.rule)
         return
 
-    if reading.context_full is not None:
-        _context_full(spec, role, a, d, reading.context_full, obs.pane)
-        return
     if reading.fatal is not None:
         _heal(spec, role, a, d, "fatal", f"{reading.fatal.rule}: {reading.fatal.excerpt}", obs.pane)
         return
@@ -440,6 +437,10 @@ def _converge_agent(
             _set_state(a, "Idle", now, "just started (start grace)")
         else:
             _set_state(a, "Starting", now, "agent starting")
+        return
+    if reading.context_full is not None:
+        # Judged past the start grace only: a fresh start may still show the old screen.
+        _context_full(spec, role, a, d, reading.context_full, obs.pane)
         return
 
     if a.idle_since is None:
