@@ -45,7 +45,8 @@ def test_a_hard_limit_on_one_agent_holds_the_other_agent_of_the_account():
     armed = world.tick(limited_builder(world), advance=1)
     hold_events = [a for a in armed if type(a).__name__ == "EmitEvent" and a.kind == "hold-armed"]
     assert len(hold_events) == 1
-    assert hold_events[0].role == "builder" and "builder" in hold_events[0].reason
+    assert hold_events[0].reason.startswith("account local: builder's session limit")
+    assert "holding adversary:" in hold_events[0].reason
     assert "5-hour limit reached" in hold_events[0].reason
     [hold] = world.status.holds
     assert (hold.account, hold.started_by) == ("local", "builder")

@@ -574,10 +574,11 @@ def _note_holds(d: Decision, previous: list[AccountHold]) -> None:
     for hold in st.holds:
         if hold.account in before:
             continue
-        roles = sorted(r for r, a in st.agents.items() if a.account == hold.account)
-        starter: Role | None = None if hold.loop_phase else hold.started_by  # type: ignore[assignment]
-        d.note("hold-armed", starter, "account.hold",
-               f"{holds.describe(hold)}; holding {', '.join(roles)}: pings queued, stall clocks "
+        starter = None if hold.loop_phase else hold.started_by
+        roles = sorted(r for r, a in st.agents.items() if a.account == hold.account and r != starter)
+        # About the account, not one role's action: the message names the starting agent.
+        d.note("hold-armed", None, "account.hold",
+               f"{holds.describe(hold)}; holding {', '.join(roles) or 'no other agent here'}: pings queued, stall clocks "
                "paused, no restarts")
     for account in sorted(before - now_held):
         d.note("hold-lifted", None, "account.hold-lifted",

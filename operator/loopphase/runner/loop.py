@@ -11,7 +11,9 @@ from pathlib import Path
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.controller.account_holds import FileHoldRegistry
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
+from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
@@ -63,6 +65,8 @@ class Runner:
         self.git = RegistryGitSource(WatcherRegistry(self.state_dir / "git-cache"), self.spec)
         self.on_tick = on_tick
         self.tz = self.spec.time_zone or local_zone_name()
+        # Runs whose state directories sit side by side (specs in one folder) share holds.
+        self.hold_registry = FileHoldRegistry(self.state_dir.parent / "account-holds")
         self._stop = asyncio.Event()
 
     def role_prompt(self, role: Role) -> str:
@@ -82,8 +86,11 @@ class Runner:
         self._stop.set()
 
     async def tick_once(self, status: LoopPhaseStatus, now: datetime | None = None) -> TickResult:
-        result = await run_tick(self.spec, status, self.runtime, self.git, now or datetime.now(UTC),
-                                role_prompt=self.role_prompt, default_tz=self.tz)
+        now = now or datetime.now(UTC)
+        result = await run_tick(self.spec, status, self.runtime, self.git, now,
+                                role_prompt=self.role_prompt, default_tz=self.tz,
+                                account_holds=self.hold_registry.others(self.loaded.name, now))
+        self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
         self._record(result)
         if result.status != status:
             self.store.save(result.status)
@@ -139,3 +146,4 @@ class Runner:
 
     async def stop_everything(self) -> None:
         await self.runtime.stop_all()
+        self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
