@@ -100,7 +100,7 @@ async def test_invalid_spec_is_reported_and_nothing_is_created(
                               and any(k.startswith("loopphase.dev/")
                                       for k in (o["metadata"].get("annotations") or {})) and o)
     assert pod_creations(kmock) == 0
-    assert obj(kmock, "v1/secrets", "demo-shim-token") is None
+    assert obj(kmock, "v1/secrets", "demo-builder-shim-token") is None
     assert obj(kmock, "v1/configmaps", "demo-prompts") is None
     # kopf's bookkeeping lives in annotations, not in .status (nothing for the schema to prune)
     assert "kopf" not in lp["status"]
@@ -125,7 +125,8 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
             assert obj(kmock, "v1/persistentvolumeclaims", f"demo-{role}-work")
         cm = obj(kmock, "v1/configmaps", "demo-prompts")
         assert cm and "kickoff-builder-p1.md" in cm["data"] and "p1" in cm["data"]["kickoff-builder-p1.md"]
-        assert obj(kmock, "v1/secrets", "demo-shim-token")
+        tokens = [obj(kmock, "v1/secrets", f"demo-{r}-shim-token") for r in ("builder", "adversary")]
+        assert all(tokens) and tokens[0]["data"] != tokens[1]["data"]  # one token per role
         await eventually(lambda: any(e.get("reason") == "Start" for e in events(kmock)))
 
         # Play the kubelet: pods get loopback IPs; the (fake) shims answer "active".
@@ -163,7 +164,7 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
     ctx2 = make_context(kube, shims, tmp_path)
     async with running_operator(kmock, ctx2):
         await eventually(lambda: "uid-demo" in ctx2.runtimes)
-        await eventually(lambda: ctx2.runtimes["uid-demo"]._token is not None)
+        await eventually(lambda: ctx2.runtimes["uid-demo"]._tokens)
         lp = obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo")
         assert lp is not None and lp["status"]["current"]["id"] == "p2"
     assert pod_creations(kmock) == created

@@ -91,14 +91,18 @@ async def test_start_creates_secret_configmap_pvc_and_pod(kmock: Any, runtime: K
     assert cm["data"] == {"kickoff-builder-p1.md": "kickoff builder 0",
                           "scenario-builder.yaml": "steps: []\n"}
     assert kmock.objects["v1/persistentvolumeclaims", NS, "demo-builder-work"]["spec"]
-    token = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-shim-token"]))
+    token = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-builder-shim-token"]))
     assert token and len(token) >= 32
 
-    # A second role adds its key to the same ConfigMap and reuses the same token.
+    # A second role adds its key to the same ConfigMap and gets a token of its own.
     assert (await runtime.start(plan("adversary"))).ok
     cm = kmock.objects["v1/configmaps", NS, "demo-prompts"]
     assert cm["data"]["kickoff-adversary-p1.md"] == "kickoff adversary 0"
     assert cm["data"]["kickoff-builder-p1.md"] == "kickoff builder 0"
+    other = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-adversary-shim-token"]))
+    assert other and other != token
+    policy = kmock.objects["networking.k8s.io/v1/networkpolicies", NS, "demo-agents"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"loopphase.dev/name": "demo"}
 
 
 async def test_start_twice_adopts_and_never_creates_a_second_pod(
@@ -112,7 +116,7 @@ async def test_start_twice_adopts_and_never_creates_a_second_pod(
     creates = [r for r in list(kmock) if r.method == "POST" and r.resource
                and r.resource.plural == "pods"]
     assert len(creates) == 2  # the second POST got 409; no second pod exists
-    assert await again.token() == await runtime.token()
+    assert await again.token("builder") == await runtime.token("builder")
 
 
 async def test_foreign_pod_with_our_name_is_not_adopted(kmock: Any, runtime: KubernetesRuntime) -> None:
@@ -147,7 +151,7 @@ async def test_observe_absent_pending_running_and_unreachable(
     assert running.alive and running.pane == "hello" and running.phase_index == 1
     assert running.pod_name == "demo-builder"
     assert shims.made[-1].url == "http://127.0.0.7:8790"
-    assert shims.made[-1].token == await runtime.token()
+    assert shims.made[-1].token == await runtime.token("builder")
     shims.fail = True
     down = await runtime.observe("builder")
     assert down.present and not down.alive and "connection refused" in (down.error or "")

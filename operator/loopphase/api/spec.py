@@ -43,6 +43,11 @@ class RepoSpec(ApiModel):
     credentials_secret: str | None = Field(
         None, description="Secret with git credentials (keys: username/password or ssh key)"
     )
+    max_file_bytes: int = Field(
+        1024 * 1024, ge=1024, le=8 * 1024 * 1024,
+        description="the largest status/inbox file read at the pushed head (bytes); a larger "
+        "one is reported in the Degraded condition and treated as absent",
+    )
 
     @field_validator("url")
     @classmethod

@@ -42,6 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--storage-class", default=env("LOOPPHASE_STORAGE_CLASS") or None)
     parser.add_argument("--git-cache-dir", default=env("LOOPPHASE_GIT_CACHE",
                                                        str(Path(tempfile.gettempdir()) / "loopphase-git")))
+    parser.add_argument("--operator-namespace",
+                        default=env("POD_NAMESPACE", "loopphase-system"),
+                        help="the operator's namespace: agents admit their shim port from it")
     parser.add_argument("--api-timeout", type=float, default=10.0)
     parser.add_argument("--shim-timeout", type=float, default=5.0)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -61,6 +64,7 @@ def make_context(args: argparse.Namespace) -> OperatorContext:
             shim_port=args.shim_port,
             storage_size=args.storage_size,
             storage_class=args.storage_class,
+            operator_namespace=args.operator_namespace,
         ),
         git_cache=Path(args.git_cache_dir),
         api_timeout=args.api_timeout,

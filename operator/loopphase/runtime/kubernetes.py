@@ -234,7 +234,8 @@ class KubernetesRuntime:
         self.poll_interval = poll_interval
         self.clock = clock
         self.pods = pods
-        self._token: str | None = None
+        self._tokens: dict[Role, str] = {}
+        self._network_policy_ready = False
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -264,18 +265,19 @@ class KubernetesRuntime:
 
     # -- owned support objects -----------------------------------------------------------------
 
-    async def token(self) -> str:
-        """The shim token: read from (or first written to) the ``<lp>-shim-token`` Secret."""
-        if self._token is not None:
-            return self._token
-        path = core_path(self.owner.namespace, "secrets", ko.token_secret_name(self.owner.name))
+    async def token(self, role: Role) -> str:
+        """The role's shim token: read from (or first written to) ``<lp>-<role>-shim-token``."""
+        if role in self._tokens:
+            return self._tokens[role]
+        name = ko.token_secret_name(self.owner.name, role)
+        path = core_path(self.owner.namespace, "secrets", name)
         secret = await self.api.get(path)
         if secret is None:
             candidate = secrets.token_urlsafe(32)
             try:
                 secret = await self.api.create(
                     core_path(self.owner.namespace, "secrets"),
-                    ko.token_secret(self.owner, candidate),
+                    ko.token_secret(self.owner, role, candidate),
                 )
             except KubeApiError as err:
                 if err.status != 409:
@@ -283,8 +285,8 @@ class KubernetesRuntime:
                 secret = await self.api.get(path)  # created concurrently: use that one
         token = ko.read_token(secret or {})
         if not token:
-            raise RuntimeError(f"Secret {ko.token_secret_name(self.owner.name)} has no token key")
-        self._token = token
+            raise RuntimeError(f"Secret {name} has no token key")
+        self._tokens[role] = token
         return token
 
     async def _ensure_prompts(self, wanted: dict[str, str]) -> None:
@@ -306,6 +308,21 @@ class KubernetesRuntime:
         changed = {key: value for key, value in wanted.items() if data.get(key) != value}
         if changed:
             await self.api.merge_patch(path, {"data": changed})
+
+    async def _ensure_network_policy(self) -> None:
+        """Create ``<lp>-agents`` once per runtime. Refused (no RBAC, no API) is logged and the
+        start goes on: the shims still require their per-role bearer token."""
+        if self._network_policy_ready:
+            return
+        path = f"/apis/networking.k8s.io/v1/namespaces/{self.owner.namespace}/networkpolicies"
+        try:
+            await self.api.create(path, ko.agents_network_policy(self.owner, self.settings))
+        except KubeApiError as err:
+            if err.status != 409:
+                log.warning("could not create NetworkPolicy %s: %s (agents' shim ports are "
+                            "guarded by their tokens only)", ko.network_policy_name(self.owner.name), err)
+                return
+        self._network_policy_ready = True
 
     async def _ensure_pvc(self, role: Role) -> None:
         try:
@@ -358,11 +375,11 @@ class KubernetesRuntime:
                                        host_pending=facts.phase == "Pending")
         try:
             try:
-                state = await self._shim_call(facts.ip, "state")
+                state = await self._shim_call(role, facts.ip, "state")
             except _shim_errors() as err:
                 if not _stale_connection(err):
                     raise
-                state = await self._shim_call(facts.ip, "state")  # once, on a fresh connection
+                state = await self._shim_call(role, facts.ip, "state")  # once, on a fresh connection
         except _shim_errors() as err:
             if facts.phase == "Pending":  # has its IP, but init/pull/container start still runs
                 why = f" (Pending: {facts.pending_reason})" if facts.pending_reason else " (Pending)"
@@ -388,7 +405,7 @@ class KubernetesRuntime:
 
     async def _start(self, plan: LaunchPlan) -> HostResult:
         role = plan.role
-        await self.token()
+        await self.token(role)
         phase_id = plan.phase_id
         prompts = {ko.kickoff_key(role, phase_id): plan.kickoff}
         scenario = self._scenario(role)
@@ -396,6 +413,7 @@ class KubernetesRuntime:
             prompts[ko.scenario_key(role)] = scenario
         await self._ensure_prompts(prompts)
         await self._ensure_pvc(role)
+        await self._ensure_network_policy()
         launch = ko.PodLaunch(
             role=role, phase_index=plan.phase_index, phase_id=phase_id, mode=plan.mode,
             continuation=plan.continuation, model=plan.model,
@@ -440,7 +458,7 @@ class KubernetesRuntime:
             return await self.recreate(plan)
         try:
             result = await self._shim_call(
-                facts.ip, "restart", plan.mode, plan.kickoff, plan.continuation,
+                plan.role, facts.ip, "restart", plan.mode, plan.kickoff, plan.continuation,
                 plan.phase_index, plan.phase_id,
             )
         except _shim_errors() as err:
@@ -496,7 +514,7 @@ class KubernetesRuntime:
         if not facts.ours or facts.terminating or facts.ip is None or facts.finished:
             return HostResult(False, f"send {role}: pod {facts.name} cannot take input now")
         try:
-            result = await self._shim_call(facts.ip, "send", text)
+            result = await self._shim_call(role, facts.ip, "send", text)
         except _shim_errors() as err:
             return HostResult(False, f"send {role}: {err}")
         ok, detail = _result_ok(result)
@@ -508,8 +526,8 @@ class KubernetesRuntime:
         host = f"[{ip}]" if ":" in ip else ip
         return f"http://{host}:{self.settings.shim_port}"
 
-    async def _shim_call(self, ip: str, method: str, *args: Any) -> Any:
-        token = await self.token()
+    async def _shim_call(self, role: Role, ip: str, method: str, *args: Any) -> Any:
+        token = await self.token(role)
         shim = self.shim_factory(self.shim_url(ip), token, self.shim_timeout)
         # send waits for delivery to be verified, restart for the kill-verify-start cycle.
         floor = {"send": 15.0, "restart": 30.0, "stop": 30.0}.get(method, 0.0)

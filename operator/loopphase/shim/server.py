@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -184,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--scenario", help="sim backend: scenario YAML")
     p.add_argument("--opencode-server", help="opencode backend: server URL to attach to")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default loopback; pods pass 0.0.0.0)")
     p.add_argument("--port", type=int, default=8790)
     p.add_argument("--token-file", help="bearer token file (else $LOOPPHASE_SHIM_TOKEN)")
     p.add_argument("--state-dir", help="hook events, transcript (default <workdir>/.loopphase-shim)")
@@ -195,14 +197,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MIN_TOKEN_CHARS = 24
+TOKEN_ENV = "LOOPPHASE_SHIM_TOKEN"
+PR_SET_DUMPABLE = 4
+
+
 def read_token(args: argparse.Namespace) -> str:
+    """The bearer token from ``--token-file`` or ``$LOOPPHASE_SHIM_TOKEN``.
+
+    The variable is removed from this process's environment once read, so the agent (started
+    later, as a child) never inherits it. Raises ValueError when missing or too short.
+    """
+    from_env = os.environ.pop(TOKEN_ENV, "").strip()
     if args.token_file:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
     else:
-        token = os.environ.get("LOOPPHASE_SHIM_TOKEN", "").strip()
+        token = from_env
     if not token:
-        raise ValueError("no bearer token: give --token-file or set LOOPPHASE_SHIM_TOKEN")
+        raise ValueError(f"no bearer token: give --token-file or set {TOKEN_ENV}")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"the bearer token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} "
+            "random ones (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return token
+
+
+def make_non_dumpable() -> bool:
+    """``prctl(PR_SET_DUMPABLE, 0)``: processes of the same uid (the agent) can no longer read
+    this process's memory or ``/proc/<pid>/environ``, nor ptrace it. Linux only; returns
+    whether it took effect (elsewhere the token file's permissions are the only guard)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_DUMPABLE, 0) failed: errno %d", ctypes.get_errno())
+        return False
+    return True
 
 
 async def serve(args: argparse.Namespace, token: str) -> int:
@@ -273,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"loopphase shim: {exc}", file=sys.stderr)
         return 2
+    make_non_dumpable()
     try:
         return asyncio.run(serve(args, token))
     except OSError as exc:
