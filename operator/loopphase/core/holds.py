@@ -121,7 +121,8 @@ def exported(spec: LoopPhaseSpec, status: LoopPhaseStatus, now: datetime) -> lis
 
 def describe(hold: AccountHold) -> str:
     who = f"{hold.loop_phase}:{hold.started_by}" if hold.loop_phase else hold.started_by
+    kind = "usage" if hold.limit_class == "unknown" else hold.limit_class
     return (
-        f"account {hold.account}: {who}'s {hold.limit_class} limit ({hold.excerpt or hold.rule}) "
+        f"account {hold.account}: {who}'s {kind} limit ({hold.excerpt or hold.rule}) "
         f"until {hold.until.isoformat()}"
     )
