@@ -199,7 +199,8 @@ async def test_unusable_credentials_secret_is_a_warning_event_naming_it(
     origin, _ = bare_repo(tmp_path)
     await kube.create(f"/api/v1/namespaces/{NS}/secrets",
                       {"apiVersion": "v1", "kind": "Secret",
-                       "metadata": {"name": "git-creds", "namespace": NS},
+                       "metadata": {"name": "git-creds", "namespace": NS,
+                                    "labels": {"loopphase.dev/git-credentials": "true"}},
                        "data": {"token": "c2VjcmV0"}})
     body = lp_body(str(origin))
     body["spec"]["repo"]["credentialsSecret"] = "git-creds"

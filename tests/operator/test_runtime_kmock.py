@@ -222,3 +222,23 @@ async def test_restart_of_dead_pod_recreates(kmock: Any, kubelet: Any, runtime: 
     result = await runtime.restart(plan(mode="cold"))
     assert result.ok and "recreated" in result.detail
     assert not any(c[0] == "restart" for s in shims.made for c in s.calls)
+
+
+async def test_pods_never_mount_a_secret_not_labelled_for_loopphase(
+    kmock: Any, kube: KubeApi, shims: Shims
+) -> None:
+    spec = LoopPhaseSpec.model_validate({**SPEC.model_dump(by_alias=True, exclude_none=True),
+                                         "repo": {"url": "https://git.example.invalid/r.git",
+                                                  "credentialsSecret": "team-db-password"}})
+    kmock.objects["v1/secrets", NS, "team-db-password"] = {
+        "metadata": {"name": "team-db-password", "namespace": NS}, "data": {"password": "eA=="}}
+    runtime = KubernetesRuntime(kube, OWNER, spec, ko.PodSettings(shim_port=8790),
+                                shim_factory=shims, to_observation=to_obs)
+    refused = await runtime.start(plan())
+    assert not refused.ok and "loopphase.dev/git-credentials=true" in refused.detail
+    assert ("v1/pods", NS, "demo-builder") not in kmock.objects  # nothing mounts it
+    kmock.objects["v1/secrets", NS, "team-db-password"] = {
+        "metadata": {"name": "team-db-password", "namespace": NS,
+                     "labels": {"loopphase.dev/git-credentials": "true"}},
+        "data": {"password": "eA=="}}
+    assert (await runtime.start(plan())).ok

@@ -27,6 +27,7 @@ import aiohttp
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
+from loopphase.operator.git_credentials import credentials_refusal
 from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_path
 from loopphase.operator.pod_cache import PodCache
 from loopphase.runtime import k8s_objects as ko
@@ -309,6 +310,18 @@ class KubernetesRuntime:
         if changed:
             await self.api.merge_patch(path, {"data": changed})
 
+    async def _credentials_refusal(self) -> str | None:
+        """The agent pod mounts spec.repo.credentialsSecret: only a Secret labelled for
+        LoopPhase (see operator.git_credentials.ALLOW_LABEL), never an arbitrary one."""
+        name = self.spec.repo.credentials_secret
+        if not name:
+            return None
+        secret = await self.api.get(core_path(self.owner.namespace, "secrets", name))
+        if secret is None:
+            return (f"credentials Secret {self.owner.namespace}/{name} "
+                    "(spec.repo.credentialsSecret) not found: create it or fix the name")
+        return credentials_refusal(self.owner.namespace, name, secret)
+
     async def _ensure_network_policy(self) -> None:
         """Create ``<lp>-agents`` once per runtime. Refused (no RBAC, no API) is logged and the
         start goes on: the shims still require their per-role bearer token."""
@@ -411,6 +424,9 @@ class KubernetesRuntime:
         scenario = self._scenario(role)
         if scenario:
             prompts[ko.scenario_key(role)] = scenario
+        refusal = await self._credentials_refusal()
+        if refusal is not None:
+            return HostResult(False, refusal)
         await self._ensure_prompts(prompts)
         await self._ensure_pvc(role)
         await self._ensure_network_policy()
