@@ -9,6 +9,8 @@ steps, carrying the status forward as a shell would, and checks after every tick
 - a circuit-open agent gets no heal actions;
 - no kill/restart/recreate of an agent whose screen shows a login, a dialog or a spend limit
   (NeedsAttention), and no text at all typed into a dialog (issue 11);
+- no heal, nudge, ping or /compact for an agent that another agent of its account holds
+  (account holds, issue 11);
 - reconcile is idempotent: the same observations again yield no new side effects.
 """
 
@@ -104,6 +106,25 @@ def kills_in_open_windows(before, actions, now, screens) -> list:
     ]
 
 
+def kills_while_held(after, actions, now, screens) -> list:
+    """Heals of an agent another agent of the same account holds (its window open after this
+    tick), unless that agent is visibly working (it finishes its turn; nothing is typed)."""
+    open_accounts: dict[str, set[str]] = {}
+    for role, agent in after.agents.items():
+        if agent.account and agent.limit is not None and agent.limit.limit_class != "transient":
+            open_accounts.setdefault(agent.account, set()).add(role)
+    out = []
+    for action in actions:
+        agent = after.agents.get(action.role) if action.role else None
+        if agent is None or screens.get(action.role) == "active" or not agent.account:
+            continue
+        holders = open_accounts.get(agent.account, set()) - {action.role}
+        if holders and (isinstance(action, HEAL_TYPES) or (
+                isinstance(action, SendText) and action.purpose in ("nudge", "ping", "compact"))):
+            out.append(action)
+    return out
+
+
 def attention_violations(actions, screens, stale: bool) -> list:
     """Heals of an agent showing a login/dialog/spend screen; any text typed into a dialog."""
     out = []
@@ -149,6 +170,8 @@ def _run(steps):
 
         assert kills_in_open_windows(before, actions, world.now, item) == []
         assert attention_violations(actions, item, item["stale_phase"]) == []
+        if not item["stale_phase"]:
+            assert kills_while_held(after, actions, world.now, item) == []
         for action in actions:
             if isinstance(action, SendText):
                 reading = classify(action.text + "\n> ", world.now, utc)

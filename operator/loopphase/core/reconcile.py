@@ -94,8 +94,9 @@ def reconcile(
             previous = list(st.holds)
             external = observations.account_holds
             for role in spec.roles():
-                if role in st.agents:
-                    st.agents[role].account = holds.account_of(spec, role, namespace)
+                if role in st.agents or role in observations.agents:
+                    agent = st.agents.setdefault(role, AgentStatus())
+                    agent.account = holds.account_of(spec, role, namespace)
             readings = _read_all(spec, st, observations, now, tz)
             # What holds one agent is the others' windows as they stand after this tick (a
             # preview, so the order roles are converged in does not matter).
@@ -539,9 +540,10 @@ def _preview_windows(
             # The previous phase's agent: its window stays only while open and it is not working.
             working = o.alive and classify(o.pane, now, tz).active is not None
             out[role] = window if window is not None and now < window.until and not working else None
-        elif reading is None:
+        elif not o.present:  # the no-host path lifts a window that is over
             out[role] = window if window is not None and now < window.until else None
-        elif screen_finding(role, reading, None) is not None:
+        elif reading is None or screen_finding(role, reading, None) is not None:
+            # Not running, unreachable, starting, or a dialog/login: the window is left as it is.
             out[role] = window
         else:
             ahead = step_limit(window, reading, now, spec.timing, probe_already_typed=True).window
