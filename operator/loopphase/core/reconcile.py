@@ -399,8 +399,7 @@ def _converge_agent(
     a.session_id = obs.session_id or a.session_id
     if reading is None:
         reading = _read(obs, a, now, tz)
-    login_hook = hook_login(obs, a.active_since) if reading.active is None else None
-    blocked = screen_finding(role, reading, login_hook)
+    blocked = screen_finding(role, reading, _login_hook(obs, a, reading))
     if blocked is not None:
         # A dialog takes whatever is typed as its answer, a dead login answers nothing: no
         # probe, nudge or ping (they stay queued) and no heal; the limit window keeps its clock.
@@ -505,6 +504,13 @@ def _read(obs: AgentObservation, a: AgentStatus | None, now: datetime, tz: ZoneI
     return reading
 
 
+def _login_hook(obs: AgentObservation, a: AgentStatus | None, reading: ScreenReading) -> Match | None:
+    """A StopFailure hook's failed login, unless the screen shows work."""
+    if reading.active is not None:
+        return None
+    return hook_login(obs, a.active_since if a is not None else None)
+
+
 def _read_all(
     spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations, now: datetime, tz: ZoneInfo
 ) -> dict[Role, ScreenReading]:
@@ -542,7 +548,7 @@ def _preview_windows(
             out[role] = window if window is not None and now < window.until and not working else None
         elif not o.present:  # the no-host path lifts a window that is over
             out[role] = window if window is not None and now < window.until else None
-        elif reading is None or screen_finding(role, reading, None) is not None:
+        elif reading is None or screen_finding(role, reading, _login_hook(o, a, reading)) is not None:
             # Not running, unreachable, starting, or a dialog/login: the window is left as it is.
             out[role] = window
         else:
