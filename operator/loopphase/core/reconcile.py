@@ -345,12 +345,12 @@ def _converge_agent(
         if window_open:
             _set_state(a, "Limited", now, "host gone inside a limit window; it carries over")
             return
-        if hold is not None:
-            _set_state(a, "Limited", now, f"host gone during an account hold ({holds.describe(hold)}); not started until it lifts")
-            return
         if a.limit is not None:
             d.note("limit-lifted", role, "limit.expired-no-host", "limit window over; host restarts")
             a.limit = None
+        if hold is not None:
+            _set_state(a, "Limited", now, f"host gone during an account hold ({holds.describe(hold)}); not started until it lifts")
+            return
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
             _set_state(a, "Starting", now, f"{a.spawn_mode} start requested")
             return
