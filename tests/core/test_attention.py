@@ -1,8 +1,7 @@
 """NeedsAttention (login, dialog, spend limit, open circuit), a full context, the CLI's own
 automatic resume: what the core does with each finding (issue 11, faults 3, 4, 6, 7, 8).
 
-Screens are issue 11's minimal inputs; ``classify_with_findings`` fills in the finding the
-taxonomy classifier reports for them (a no-op once it reports them itself).
+Screens are issue 11's minimal inputs, read by the real screen classifier.
 """
 
 from __future__ import annotations
@@ -26,18 +25,11 @@ from tests.core.reconcile_helpers import (
     agent,
     auto_resume,
     both,
-    classify_with_findings,
     make_spec,
     of_type,
 )
 
 HEALS = ("RestartAgent", "RecreateHost", "StartAgent", "StopAgent")
-
-
-@pytest.fixture(autouse=True)
-def _findings():
-    with classify_with_findings():
-        yield
 
 
 def side_effects(actions, role="builder"):

@@ -17,16 +17,9 @@ from tests.core.reconcile_helpers import (
     World,
     agent,
     banner,
-    classify_with_findings,
     make_spec,
     of_type,
 )
-
-
-@pytest.fixture(autouse=True)
-def _findings():
-    with classify_with_findings():
-        yield
 
 
 def limited_builder(world, reset="12:30pm", adversary=PANE_IDLE, changed=None):

@@ -38,7 +38,6 @@ from tests.core.reconcile_helpers import (
     World,
     auto_resume,
     banner,
-    classify_with_findings,
     git,
     waiting,
 )
@@ -140,11 +139,6 @@ def attention_violations(actions, screens, stale: bool) -> list:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=3, max_size=25))
 def test_invariants_hold_over_random_runs(steps):
-    with classify_with_findings():
-        _run(steps)
-
-
-def _run(steps):
     world = World()
     utc = ZoneInfo("UTC")
     head = 0

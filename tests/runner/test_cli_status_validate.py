@@ -14,7 +14,6 @@ from tests.core.reconcile_helpers import (
     World,
     agent,
     banner,
-    classify_with_findings,
 )
 
 
@@ -35,11 +34,10 @@ def test_status_shows_table_agents_window_and_history():
 def test_status_shows_needs_attention_with_the_whole_cause_and_account_holds():
     world = World()
     world.started()
-    with classify_with_findings():
-        world.tick({"builder": agent("builder", banner("12:30pm")),
-                    "adversary": agent("adversary", PANE_IDLE, changed=world.now)}, advance=5)
-        world.tick({"builder": agent("builder", banner("12:30pm")),
-                    "adversary": agent("adversary", PANE_LOGIN)}, advance=5)
+    world.tick({"builder": agent("builder", banner("12:30pm")),
+                "adversary": agent("adversary", PANE_IDLE, changed=world.now)}, advance=5)
+    world.tick({"builder": agent("builder", banner("12:30pm")),
+                "adversary": agent("adversary", PANE_LOGIN)}, advance=5)
     text = render("demo", world.status, world.now)
     header, row = text.splitlines()[:2]
     assert row.split()[:7] == ["demo", "NeedsAttention", "0/3", "Limited", "NeedsAttention", "1/2",
