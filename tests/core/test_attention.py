@@ -249,3 +249,27 @@ def test_without_the_promise_the_probe_comes_at_the_window_end():
     probes = _resume_run(lambda: "Working\n\n5-hour limit reached ∙ resets 10:40am\n> ")
     reset = T0.replace(minute=40)
     assert probes and probes[0][0] < reset + timedelta(seconds=180)
+
+
+# -- transient throttling (fault 10): no window, no hold, no heal while the CLI retries ----------
+
+PANE_RETRYING = ("Working\n\n  ⎿  API Error (529 Overloaded) · Retrying in 12 seconds… (attempt 3/10)\n"
+                 "✻ Thinking… (esc to interrupt)\n> ")
+PANE_GAVE_UP = ('Working\n\n  ⎿  API Error: 529 {"type":"error","error":{"type":"overloaded_error",'
+                '"message":"Overloaded"}}\n> ')
+
+
+def test_transient_throttling_is_no_window_and_holds_nobody_and_is_nudged_only_once_idle():
+    world = World()
+    world.started()
+    seen = []
+    for _ in range(5):  # retrying for 25 minutes: working, whatever the error line says
+        seen += world.tick(screens(PANE_RETRYING, PANE_ACTIVE), advance=300)
+    assert world.status.agents["builder"].limit is None and world.status.holds == []
+    assert side_effects(seen) == []
+    queue_ping(world, "adversary")
+    gave_up = world.now
+    acts = world.tick(screens(PANE_GAVE_UP, PANE_ACTIVE, changed=gave_up), advance=10)
+    assert [a.purpose for a in of_type(acts, "SendText", "adversary")] == ["ping"]  # not held
+    acts = world.tick(screens(PANE_GAVE_UP, PANE_ACTIVE, changed=gave_up), advance=300)
+    assert [a.purpose for a in of_type(acts, "SendText", "builder")] == ["nudge"]

@@ -88,7 +88,7 @@ def spend_finding(role: str, agent: AgentStatus) -> Finding | None:
         "SpendLimit", window.rule, window.excerpt,
         f"{role}: spend or credit limit ({window.excerpt}); there is no reset to wait for: "
         "raise the spend limit or add credit. The agent is held (never restarted) and probed "
-        "slowly until the limit lifts",
+        "until the limit lifts",
     )
 
 
