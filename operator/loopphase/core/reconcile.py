@@ -45,7 +45,7 @@ from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
-from loopphase.core.limits import step_limit
+from loopphase.core.limits import LimitStep, step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
 from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
@@ -405,13 +405,9 @@ def _converge_agent(
         # probe, nudge or ping (they stay queued) and no heal; the limit window keeps its clock.
         _attend(d, role, a, blocked)
         return
-    probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
+    probe_text = _probe_text(spec, role, st)
     resume_by = _auto_resume_deadline(spec, a, reading)
-    step = step_limit(
-        a.limit, reading, now, spec.timing,
-        probe_already_typed=typed_in(reading.input_area, probe_text),
-        probe_deferred=resume_by is not None and now < resume_by,
-    )
+    step = _limit_step(spec, role, st, a, reading, now)
     a.limit = _with_class(step.window, reading)
     for note in step.notes:
         if note.kind == "probe":
@@ -552,9 +548,27 @@ def _preview_windows(
             # Not running, unreachable, starting, or a dialog/login: the window is left as it is.
             out[role] = window
         else:
-            ahead = step_limit(window, reading, now, spec.timing, probe_already_typed=True).window
-            out[role] = _with_class(ahead, reading)
+            assert a is not None  # a reading exists only for an agent with a status
+            out[role] = _with_class(_limit_step(spec, role, st, a, reading, now).window, reading)
     return out
+
+
+def _probe_text(spec: LoopPhaseSpec, role: Role, st: LoopPhaseStatus) -> str:
+    assert st.current is not None
+    return render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
+
+
+def _limit_step(
+    spec: LoopPhaseSpec, role: Role, st: LoopPhaseStatus, a: AgentStatus, reading: ScreenReading,
+    now: datetime,
+) -> LimitStep:
+    """The limit window's step for this tick (pure; the same call for the preview and the pass)."""
+    resume_by = _auto_resume_deadline(spec, a, reading)
+    return step_limit(
+        a.limit, reading, now, spec.timing,
+        probe_already_typed=typed_in(reading.input_area, _probe_text(spec, role, st)),
+        probe_deferred=resume_by is not None and now < resume_by,
+    )
 
 
 def _with_class(window: LimitWindow | None, reading: ScreenReading) -> LimitWindow | None:
