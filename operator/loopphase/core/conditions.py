@@ -34,6 +34,10 @@ def set_condition(
                       last_transition_time=now, observed_generation=status.observed_generation)
         )
         return
+    if (existing.status, existing.reason, existing.message, existing.observed_generation) == (
+        flag, reason, message, status.observed_generation
+    ):
+        return  # unchanged (the usual tick): no attribute writes
     if existing.status != flag:
         existing.last_transition_time = now
     existing.status = flag

@@ -41,10 +41,6 @@ def account_of(spec: LoopPhaseSpec, role: Role, namespace: str | None) -> str | 
     return None
 
 
-def _holds_account(window: LimitWindow | None) -> bool:
-    return window is not None and window.limit_class not in NOT_A_HOLD
-
-
 def compute(
     spec: LoopPhaseSpec,
     status: LoopPhaseStatus,
@@ -60,36 +56,46 @@ def compute(
     from ``previous`` for an account that stays held. ``exclude``: leave this role's own window
     out (what holds *it* is the others' limits; its own is its window). ``windows``: the
     windows to use instead of the agents' recorded ones (a preview of this tick's)."""
-    wanted = set(spec.roles())
-    sources: dict[str, list[AccountHold]] = {}
+    wanted = spec.roles()
+    # (account, window armed at, role, window) of every window that holds its account
+    local: list[tuple[str, datetime, Role, LimitWindow]] = []
     for role, agent in status.agents.items():
         window = windows.get(role) if windows is not None else agent.limit
-        if role not in wanted or role == exclude or agent.account is None or not _holds_account(window):
+        if (window is None or window.limit_class in NOT_A_HOLD or role == exclude
+                or agent.account is None or role not in wanted):
             continue
-        assert window is not None
-        sources.setdefault(agent.account, []).append(AccountHold(
-            account=agent.account, since=window.armed_at, until=window.until,
-            started_by=role, rule=window.rule, excerpt=window.excerpt,
-            limit_class=window.limit_class,
-        ))
-    reliable = {}
-    for role, agent in status.agents.items():
-        window = windows.get(role) if windows is not None else agent.limit
-        reliable[role] = window is not None and window.parsed
+        local.append((agent.account, window.armed_at, role, window))
+    if not local and not external:
+        return []  # the usual tick: no window anywhere, nothing held
     ours = {a.account for r, a in status.agents.items() if r in wanted and a.account}
-    for hold in external:
-        if hold.account in ours:
-            sources.setdefault(hold.account, []).append(hold)
+    imported = [h for h in external if h.account in ours]
     before = {h.account: h for h in previous}
     out: list[AccountHold] = []
-    for account in sorted(sources):
-        found = sources[account]
-        starter = min(found, key=lambda h: (h.since, h.loop_phase or "", h.started_by))
-        trusted = [h.until for h in found if h.loop_phase is not None or reliable.get(h.started_by)]
-        until = min(trusted) if trusted else min(h.until for h in found)
+    for account in sorted({entry[0] for entry in local} | {h.account for h in imported}):
+        mine = [entry for entry in local if entry[0] == account]
+        theirs = [h for h in imported if h.account == account]
+        # The earliest reliable reset: banner-stated windows here, whatever the others exported.
+        trusted = [w.until for _, _, _, w in mine if w.parsed] + [h.until for h in theirs]
+        until = min(trusted) if trusted else min(w.until for _, _, _, w in mine)
+        first_mine = min(mine, key=lambda e: (e[1], e[2])) if mine else None
+        first_theirs = min(theirs, key=lambda h: (h.since, h.loop_phase or "", h.started_by)) if theirs else None
+        if first_mine is not None and (first_theirs is None or first_mine[1] <= first_theirs.since):
+            _, _, role, window = first_mine
+            fields = {"started_by": role, "rule": window.rule, "excerpt": window.excerpt,
+                      "limit_class": window.limit_class, "loop_phase": None}
+        else:
+            assert first_theirs is not None
+            fields = {"started_by": first_theirs.started_by, "rule": first_theirs.rule,
+                      "excerpt": first_theirs.excerpt, "limit_class": first_theirs.limit_class,
+                      "loop_phase": first_theirs.loop_phase}
         kept = before.get(account)
         since = kept.since if kept is not None else now
-        out.append(starter.model_copy(update={"until": until, "since": since}))
+        if kept is not None and kept.until == until and all(
+            getattr(kept, name) == value for name, value in fields.items()
+        ):
+            out.append(kept)  # unchanged: the same object (no copy, a cheap compare)
+            continue
+        out.append(AccountHold(account=account, since=since, until=until, **fields))
     return out
 
 

@@ -96,14 +96,16 @@ def reconcile(
             for role in spec.roles():
                 if role in st.agents or role in observations.agents:
                     agent = st.agents.setdefault(role, AgentStatus())
-                    agent.account = holds.account_of(spec, role, namespace)
+                    account = holds.account_of(spec, role, namespace)
+                    if agent.account != account:
+                        agent.account = account
             readings = _read_all(spec, st, observations, now, tz)
             # What holds one agent is the others' windows as they stand after this tick (a
             # preview, so the order roles are converged in does not matter).
-            ahead = _preview_windows(spec, st, observations, readings, now, tz)
+            ahead, steps = _preview_windows(spec, st, observations, readings, now, tz)
             for role in _roles_to_converge(spec, st, observations):
                 _converge_role(spec, role, observations.agents.get(role), d, tz, namespace,
-                               external, readings.get(role), ahead)
+                               external, readings.get(role), ahead, steps.get(role))
             st.holds = holds.compute(spec, st, external, previous, now)
             _note_holds(d, previous)
             _deliver_pings(spec, d)
@@ -260,16 +262,15 @@ def _host_start_pending(spec: LoopPhaseSpec, obs: AgentObservation, a: AgentStat
 def _converge_role(
     spec: LoopPhaseSpec, role: Role, obs: AgentObservation | None, d: Decision, tz: ZoneInfo,
     namespace: str | None, external: tuple[AccountHold, ...], reading: ScreenReading | None,
-    ahead: dict[Role, LimitWindow | None],
+    ahead: dict[Role, LimitWindow | None], step: LimitStep | None,
 ) -> None:
     if obs is None:
         return  # not observed this tick: decide nothing rather than guess
     a = d.status.agents.setdefault(role, AgentStatus())
     hold = None
-    if role in spec.roles():
-        a.account = holds.account_of(spec, role, namespace)
+    if role in spec.roles():  # its account was set before the roles' passes
         hold = holds.held_by_others(spec, d.status, role, external, d.now, windows=ahead)
-    _converge_agent(spec, role, obs, a, d, tz, hold, reading)
+    _converge_agent(spec, role, obs, a, d, tz, hold, reading, step)
     if d.status.agents.get(role) is a:
         _settle_attention(role, a, d)
 
@@ -315,8 +316,11 @@ def _settle_attention(role: Role, a: AgentStatus, d: Decision) -> None:
 def _converge_agent(
     spec: LoopPhaseSpec, role: Role, obs: AgentObservation, a: AgentStatus, d: Decision,
     tz: ZoneInfo, hold: AccountHold | None, reading: ScreenReading | None,
+    step_ahead: LimitStep | None,
 ) -> None:
-    """One role's pass. ``hold``: the account hold other agents' limits put on this one."""
+    """One role's pass. ``hold``: the account hold other agents' limits put on this one;
+    ``reading``/``step_ahead``: this tick's reading and limit step, when already computed (the
+    step is pure and nothing before it in this pass changes its inputs)."""
     st, now = d.status, d.now
     assert st.current is not None
     if role not in spec.roles():
@@ -407,7 +411,7 @@ def _converge_agent(
         return
     probe_text = _probe_text(spec, role, st)
     resume_by = _auto_resume_deadline(spec, a, reading)
-    step = _limit_step(spec, role, st, a, reading, now)
+    step = step_ahead if step_ahead is not None else _limit_step(spec, role, st, a, reading, now)
     a.limit = _with_class(step.window, reading)
     for note in step.notes:
         if note.kind == "probe":
@@ -526,10 +530,12 @@ def _read_all(
 def _preview_windows(
     spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations,
     readings: dict[Role, ScreenReading], now: datetime, tz: ZoneInfo,
-) -> dict[Role, LimitWindow | None]:
+) -> tuple[dict[Role, LimitWindow | None], dict[Role, LimitStep]]:
     """Each role's limit window as this tick will leave it (what ``step_limit`` will decide),
-    for the account holds other roles see."""
+    for the account holds other roles see; and the limit steps computed for it (reused by the
+    role's pass)."""
     out: dict[Role, LimitWindow | None] = {}
+    steps: dict[Role, LimitStep] = {}
     assert st.current is not None
     for role in spec.roles():
         a = st.agents.get(role)
@@ -549,8 +555,9 @@ def _preview_windows(
             out[role] = window
         else:
             assert a is not None  # a reading exists only for an agent with a status
-            out[role] = _with_class(_limit_step(spec, role, st, a, reading, now).window, reading)
-    return out
+            steps[role] = _limit_step(spec, role, st, a, reading, now)
+            out[role] = _with_class(steps[role].window, reading)
+    return out, steps
 
 
 def _probe_text(spec: LoopPhaseSpec, role: Role, st: LoopPhaseStatus) -> str:
