@@ -1,8 +1,10 @@
 """Per-backend adapters: the agent's argv LIST (never a shell string) and how to talk to it.
 
-claude   cold: claude [--model M] [--dangerously-skip-permissions] <kickoff>
+claude   cold: claude [--model M] --dangerously-skip-permissions <kickoff>
          warm: claude (--resume <session id> | --continue) [--model M] [...] <continuation>
-         (--dangerously-skip-permissions only when not root: Claude Code refuses it as root)
+         CLAUDE_CONFIG_DIR is the role's own (``claude_setup``); as root IS_SANDBOX=1 is set
+         (Claude Code refuses --dangerously-skip-permissions as root outside a sandbox, and
+         without it starts in auto mode, whose safety check only Anthropic's servers run)
 opencode cold: opencode attach <server> --dir <workdir>        then the bootstrap line is sent
          warm: opencode attach <server> --dir <workdir> --continue, then the continuation line
          ``opencode attach`` has no --model flag: the model is the server's (configure it in
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from loopphase.shim.claude_setup import seed_claude_config
+from loopphase.shim.claude_setup import opencode_home_env, seed_claude_home
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,11 @@ class AgentConfig:
     env: dict[str, str] = field(default_factory=dict)
 
     @property
+    def agent_home(self) -> Path:
+        """The role's own CLI configuration (never the user's $HOME): see claude_setup."""
+        return self.state_dir / "agent-home"
+
+    @property
     def hook_events_file(self) -> Path:
         return self.state_dir / "hook-events.jsonl"
 
@@ -70,17 +77,13 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def claude_argv(
-    mode: Mode, prompt: str, model: str | None, session_id: str | None, root: bool
-) -> list[str]:
+def claude_argv(mode: Mode, prompt: str, model: str | None, session_id: str | None) -> list[str]:
     argv = ["claude"]
     if mode == "warm":
         argv += ["--resume", session_id] if session_id else ["--continue"]
     if model:
         argv += ["--model", model]
-    if not root:
-        argv.append("--dangerously-skip-permissions")
-    argv.append(prompt)
+    argv += ["--dangerously-skip-permissions", prompt]
     return argv
 
 
@@ -132,16 +135,20 @@ def build_launch(
         env["LOOPPHASE_PHASE_INDEX"] = str(phase_index)
     submit = DEFAULT_SUBMIT[cfg.backend]
     if cfg.backend == "claude":
-        seed_claude_config(Path.home(), cfg.workdir, cfg.hook_events_file)
-        root = _is_root()
-        if root:
-            log.warning("running as root: --dangerously-skip-permissions omitted (claude refuses it)")
-        return Launch(claude_argv(mode, prompt, cfg.model, session_id, root), env, submit)
+        agent_env = {**os.environ, **env}
+        env.update(seed_claude_home(cfg.agent_home, cfg.workdir, cfg.hook_events_file,
+                                    agent_env, Path.home()))
+        if _is_root() and "IS_SANDBOX" not in agent_env:
+            log.warning("running as root: IS_SANDBOX=1 so Claude Code accepts "
+                        "--dangerously-skip-permissions (run as a normal user to avoid this)")
+            env["IS_SANDBOX"] = "1"
+        return Launch(claude_argv(mode, prompt, cfg.model, session_id), env, submit)
     if cfg.backend == "opencode":
         if not cfg.opencode_server:
             raise LaunchError("backend opencode needs --opencode-server")
         if cfg.model:
             log.warning("opencode attach cannot take a model: %s must be the server's model", cfg.model)
+        env.update(opencode_home_env(cfg.agent_home))
         line = prompt if mode == "warm" else (cfg.bootstrap_text or prompt)
         if "\n" in line.strip():
             raise LaunchError("the opencode bootstrap/continuation must be one line")
