@@ -5,6 +5,8 @@ Shape::
     agents:
       builder:                    # routed by URL prefix /agent/builder, or by `keys`
         keys: [sk-builder]        # optional: x-api-key / Bearer values that mean this agent
+        system_match: "work/builder"   # optional regex on the system prompt (the CLI states
+                                  # its working directory there): for agents sharing one URL
         turns:
           - text: "Reading the plan."
           - bash: "git commit -qam 'claim(p1): done' && git push -q"
@@ -75,6 +77,7 @@ class AgentScript:
     turns: tuple[Turn, ...]
     keys: tuple[str, ...] = ()
     done_text: str = DEFAULT_DONE_TEXT
+    system_match: re.Pattern[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ class Script:
     def agent_for_key(self, key: str) -> str | None:
         for agent in self.agents.values():
             if key and key in agent.keys:
+                return agent.name
+        return None
+
+    def agent_for_system(self, system: str) -> str | None:
+        for agent in self.agents.values():
+            if agent.system_match is not None and agent.system_match.search(system):
                 return agent.name
         return None
 
@@ -185,7 +194,15 @@ def parse_script(data: Any, source: str = "script") -> Script:
         keys = body.get("keys", [])
         _need(isinstance(keys, list) and all(isinstance(k, str) for k in keys), where, "keys must be a list of strings")
         turns = tuple(parse_turn(t, f"{where}.turns[{i}]") for i, t in enumerate(turns_raw))
-        agents[name] = AgentScript(name, turns, tuple(keys), str(body.get("done_text", DEFAULT_DONE_TEXT)))
+        system_match = None
+        if body.get("system_match") is not None:
+            _need(isinstance(body["system_match"], str), where, "system_match must be a regex string")
+            try:
+                system_match = re.compile(body["system_match"])
+            except re.error as exc:
+                raise ScriptError(f"{where}: system_match is not a valid regex: {exc}") from exc
+        agents[name] = AgentScript(name, turns, tuple(keys), str(body.get("done_text", DEFAULT_DONE_TEXT)),
+                                   system_match)
     return Script(agents)
 
 

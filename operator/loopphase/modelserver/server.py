@@ -9,8 +9,8 @@ Routes (each also under ``/agent/<name>``, which is how an agent is usually told
     GET  /_log                        the request log as JSON (?agent=NAME)
 
 Without the prefix the agent is found by API key (``x-api-key`` or ``Authorization: Bearer``,
-listed in the script's ``keys``), then by the ``x-loopphase-agent`` header, then the script's
-only agent. An unknown agent is a 404 naming the known ones.
+listed in the script's ``keys``), then by the ``x-loopphase-agent`` header, then by the
+agents' ``system_match`` on the system prompt, then the script's only agent. An unknown agent is a 404 naming the known ones.
 
 In tests: ``with ModelServer(script) as server: server.base_url("builder")``; the server runs
 on its own thread and event loop, so sync and async tests can share one per module.
@@ -69,6 +69,7 @@ class LoggedRequest:
     human_text: str | None
     tool_results: list[str]
     headers: dict[str, str]
+    history: list[str]  # excerpts of the earlier assistant texts in the conversation sent
 
 
 def _tool_results(body: dict[str, Any]) -> list[str]:
@@ -87,6 +88,35 @@ def _tool_results(body: dict[str, Any]) -> list[str]:
                 if isinstance(inner, list):
                     inner = " ".join(str(b.get("text", "")) for b in inner if isinstance(b, dict))
                 out.append(str(inner)[:EXCERPT])
+    return out
+
+
+def system_text(body: dict[str, Any]) -> str:
+    """The system prompt as text (Anthropic ``system`` string/blocks, or OpenAI system messages)."""
+    parts: list[str] = []
+    system = body.get("system")
+    if isinstance(system, str):
+        parts.append(system)
+    elif isinstance(system, list):
+        parts += [str(b.get("text", "")) for b in system if isinstance(b, dict)]
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "system":
+            content = message.get("content")
+            parts.append(content if isinstance(content, str) else json.dumps(content))
+    return "\n".join(parts)
+
+
+def _assistant_texts(body: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            out.append(content[:EXCERPT])
+        elif isinstance(content, list):
+            out += [str(b.get("text", ""))[:EXCERPT] for b in content
+                    if isinstance(b, dict) and b.get("type") == "text" and b.get("text")]
     return out
 
 
@@ -115,13 +145,16 @@ class ModelApp:
         return app
 
     # -- routing -------------------------------------------------------------------------
-    def agent_of(self, request: web.Request) -> str:
-        agents = self.engine.script.agents
+    def agent_of(self, request: web.Request, body: dict[str, Any]) -> str:
+        script = self.engine.script
+        agents = script.agents
         name = request.match_info.get("agent")
         if name is None:
             auth = request.headers.get("authorization", "")
             key = request.headers.get("x-api-key") or (auth[7:] if auth.lower().startswith("bearer ") else "")
-            name = self.engine.script.agent_for_key(key) or request.headers.get("x-loopphase-agent")
+            name = script.agent_for_key(key) or request.headers.get("x-loopphase-agent")
+        if name is None:
+            name = script.agent_for_system(system_text(body))
         if name is None and len(agents) == 1:
             name = next(iter(agents))
         if name not in agents:
@@ -175,8 +208,8 @@ class ModelApp:
         return await self._serve(request, "openai")
 
     async def _serve(self, request: web.Request, api: str) -> web.StreamResponse:
-        agent = self.agent_of(request)
         body = await self._read(request)
+        agent = self.agent_of(request, body)
         main = bool(body.get("tools"))
         if self.dump_dir is not None:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
@@ -192,6 +225,7 @@ class ModelApp:
             human_text=human[:EXCERPT] if human else None, tool_results=_tool_results(body),
             headers={k.lower(): v for k, v in request.headers.items()
                      if k.lower() in ("user-agent", "anthropic-beta", "x-app")},
+            history=_assistant_texts(body),
         ))
         input_tokens = tokens(json.dumps(body.get("messages", [])))
         if answer.is_error:

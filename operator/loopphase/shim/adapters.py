@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from loopphase.shim.claude_setup import opencode_home_env, seed_claude_home
+from loopphase.shim.claude_setup import seed_claude_home, xdg_home_env
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def build_launch(
         agent_env = {**os.environ, **env}
         env.update(seed_claude_home(cfg.agent_home, cfg.workdir, cfg.hook_events_file,
                                     agent_env, Path.home()))
-        if _is_root() and "IS_SANDBOX" not in agent_env:
+        env.update(xdg_home_env(cfg.agent_home))
+        if _is_root() and agent_env.get("IS_SANDBOX") != "1":
             log.warning("running as root: IS_SANDBOX=1 so Claude Code accepts "
                         "--dangerously-skip-permissions (run as a normal user to avoid this)")
             env["IS_SANDBOX"] = "1"
@@ -148,7 +149,7 @@ def build_launch(
             raise LaunchError("backend opencode needs --opencode-server")
         if cfg.model:
             log.warning("opencode attach cannot take a model: %s must be the server's model", cfg.model)
-        env.update(opencode_home_env(cfg.agent_home))
+        env.update(xdg_home_env(cfg.agent_home))
         line = prompt if mode == "warm" else (cfg.bootstrap_text or prompt)
         if "\n" in line.strip():
             raise LaunchError("the opencode bootstrap/continuation must be one line")

@@ -6,7 +6,11 @@ locally, the role's PVC in a pod)::
     home/claude/             CLAUDE_CONFIG_DIR: .claude.json (onboarding done, the workdir
                              trusted, bypass mode accepted, the API key approved),
                              settings.json (hooks -> this role's events file), sessions
-    home/xdg/{config,data,state,cache}/   XDG_*_HOME for opencode (its config, sessions, logs)
+    home/xdg/{data,state}/   XDG_DATA_HOME, XDG_STATE_HOME for both CLIs (opencode keeps its
+                             sessions and logs there; Claude Code registers a URL handler
+                             under XDG_DATA_HOME/applications). XDG_CONFIG_HOME and
+                             XDG_CACHE_HOME stay the user's: git reads its config and
+                             credential-cache socket there.
 
 The user's login is used by reference and never written: ``ANTHROPIC_API_KEY`` /
 ``CLAUDE_CODE_OAUTH_TOKEN`` / ``ANTHROPIC_AUTH_TOKEN`` pass through the environment; when none
@@ -32,8 +36,7 @@ log = logging.getLogger(__name__)
 HOOK_EVENTS = ("SessionStart", "Stop", "StopFailure", "Notification")
 LOGIN_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
 CREDENTIALS_FILE = ".credentials.json"
-XDG_DIRS = {"XDG_CONFIG_HOME": "config", "XDG_DATA_HOME": "data",
-            "XDG_STATE_HOME": "state", "XDG_CACHE_HOME": "cache"}
+XDG_DIRS = {"XDG_DATA_HOME": "data", "XDG_STATE_HOME": "state"}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -124,8 +127,8 @@ def seed_claude_home(
     return {"CLAUDE_CONFIG_DIR": str(config_dir)}
 
 
-def opencode_home_env(home: Path) -> dict[str, str]:
-    """XDG_* dirs for opencode under the role's home (created); opencode keeps everything there."""
+def xdg_home_env(home: Path) -> dict[str, str]:
+    """XDG_DATA_HOME and XDG_STATE_HOME under the role's home (created), for either CLI."""
     env: dict[str, str] = {}
     for name, sub in XDG_DIRS.items():
         path = home / "xdg" / sub

@@ -1,0 +1,35 @@
+"""Recording real CLI screens as fixtures for the core's table test (tests/core/test_real_screens.py).
+
+A fixture is ``tests/fixtures/screens/<cli>-<version>/<name>.txt`` (the pane, as the shim
+captured it) plus ``<name>.yaml`` (cli, version, scenario, capturedAt, tz, expected). The
+real-CLI tests call :meth:`ScreenRecorder.save` with what they asserted; the files are
+(re)written only under ``pytest --record-screens`` (docs/real-clis.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ScreenRecorder:
+    root: Path
+    record: bool
+
+    def save(self, cli: str, version: str, name: str, pane: str, *, scenario: str,
+             captured_at: datetime, tz: str, expected: dict[str, Any]) -> Path | None:
+        if not self.record:
+            return None
+        folder = self.root / f"{cli}-{version}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.txt").write_text(pane.rstrip("\n") + "\n", encoding="utf-8")
+        meta = {"cli": cli, "version": version, "scenario": scenario,
+                "capturedAt": captured_at.isoformat(), "tz": tz, "expected": expected}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True),
+                                             encoding="utf-8")
+        return folder / f"{name}.txt"
