@@ -89,7 +89,8 @@ def test_container_runs_shim_argv_with_probes_and_resources() -> None:
         "--role": "builder", "--backend": "claude", "--workdir": "/work/repo",
         "--kickoff-file": "/etc/loopphase/prompts/kickoff-builder-p2.md",
         "--continuation-text": "Continue; $(rm -rf /) `x`",  # one argv element, never a shell
-        "--mode": "cold", "--phase-index": "1", "--phase-id": "p2", "--port": "8790",
+        "--mode": "cold", "--phase-index": "1", "--phase-id": "p2", "--host": "0.0.0.0",
+        "--port": "8790",
         "--token-file": "/etc/loopphase/token/token", "--state-dir": "/work/.loopphase/builder",
         "--model": "opus",
     }

@@ -185,9 +185,11 @@ async def test_auth_and_malformed_requests(start_shim) -> None:
             ("/send", b"{}", "text"),
             ("/send", b'{"text": ""}', "text"),
             ("/send", b'{"text": "a\\nb"}', "single line"),
-            ("/send", b'{"text": "' + b"x" * 4001 + b'"}', "longer"),
+            ("/send", b'{"text": "' + b"x" * 4001 + b'"}', "at most 4000"),
             ("/send", b'{"text": "hi", "submit": "C-c"}', "submit"),
             ("/send", b'{"text": "hi\\u001b[A"}', "control"),
+            ("/send", b'{"text": "hi\\u007f"}', "U+007F"),  # DEL: a backspace on terminals
+            ("/send", b'{"text": "hi\\u009b2J"}', "U+009B"),  # C1 CSI
             ("/restart", b'{"mode": "hot"}', "mode"),
             ("/restart", b'{"mode": "cold", "phaseIndex": "1"}', "phaseIndex"),
             ("/restart", b'{"mode": "cold", "phaseId": "a b"}', "phaseId"),

@@ -67,10 +67,32 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-SAFE_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
-SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]{0,254}$")
-K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# \Z, not $: "$" also matches before a trailing newline, which let "id\n" through.
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+SAFE_TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}\Z")
+SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]{0,254}\Z")
+K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
+# git check-ref-format: no control characters, space, ~ ^ : ? * [ \\ ; no "..", "@{", "//".
+_REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def ref_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid git branch name (``git check-ref-format --branch`` rules).
+
+    Returns None when it is valid. The rules come from git's documentation of
+    check-ref-format; git itself is not run (validation must work without git and I/O).
+    """
+    if not name or name == "@":
+        return "a branch name must be non-empty and not '@'"
+    if name.startswith(("-", "/")) or name.endswith(("/", ".")):
+        return "a branch name must not start with '-' or '/' nor end with '/' or '.'"
+    bad = _REF_FORBIDDEN_RE.search(name)
+    if bad:
+        return f"a branch name must not contain {bad.group(0)!r}"
+    for part in name.split("/"):
+        if part.startswith(".") or part.endswith(".lock"):
+            return f"no part of a branch name may start with '.' or end with '.lock' ({part!r})"
+    return None
 
 
 def check_relative_path(value: str, what: str) -> str:

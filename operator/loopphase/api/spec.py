@@ -5,9 +5,12 @@ Every validation error names the field (pydantic's location, camelCase) and says
 
 from __future__ import annotations
 
+import re
+import string
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from kubernetes.utils import parse_quantity
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from loopphase.api.base import (
     DNS_LABEL_RE,
@@ -16,8 +19,11 @@ from loopphase.api.base import (
     Duration,
     check_relative_path,
     check_safe_token,
+    ref_name_problem,
 )
 from loopphase.core.patterns import injected_text_violations
+from loopphase.core.typeable import untypeable_reason
+from loopphase.core.userpattern import compile_pattern
 
 Role = Literal["builder", "adversary", "orchestrator"]
 LoopRole = Literal["builder", "adversary"]
@@ -25,6 +31,8 @@ ROLES: tuple[Role, ...] = ("builder", "adversary", "orchestrator")
 Backend = Literal["claude", "opencode", "sim"]
 
 HOUR = 3600.0
+_RESOURCE_NAME_RE = re.compile(r"^(?:[a-z0-9.-]+/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
+PATTERN_MAX_CHARS = 200
 DAY = 86400.0
 
 
@@ -35,20 +43,29 @@ class RepoSpec(ApiModel):
     credentials_secret: str | None = Field(
         None, description="Secret with git credentials (keys: username/password or ssh key)"
     )
+    max_file_bytes: int = Field(
+        1024 * 1024, ge=1024, le=8 * 1024 * 1024,
+        description="the largest status/inbox file read at the pushed head (bytes); a larger "
+        "one is reported in the Degraded condition and treated as absent",
+    )
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value or any(ch.isspace() for ch in value) or value.startswith("-"):
-            raise ValueError("repo.url must be a git URL without spaces, not starting with '-'")
+        if not value or any(ch.isspace() or not ch.isprintable() for ch in value) or value.startswith("-"):
+            raise ValueError(
+                "repo.url must be a git URL without spaces or control characters, not starting "
+                "with '-'"
+            )
         return value
 
     @field_validator("branch")
     @classmethod
     def _branch(cls, value: str) -> str:
+        problem = ref_name_problem(value)
+        if problem is not None:
+            raise ValueError(f"repo.branch {value!r} is not a valid branch name: {problem}")
         check_safe_token(value, "repo.branch")
-        if value.startswith("-") or ".." in value:
-            raise ValueError(f"repo.branch {value!r} is not a valid branch name")
         return value
 
     @field_validator("state_dir")
@@ -150,8 +167,33 @@ class SecretEnv(ApiModel):
 
 
 class Resources(ApiModel):
+    """Container resources as Kubernetes quantities (``cpu: 500m``, ``memory: 2Gi``)."""
+
     requests: dict[str, str | int] | None = None
     limits: dict[str, str | int] | None = None
+
+    @field_validator("requests", "limits")
+    @classmethod
+    def _quantities(cls, value: dict[str, str | int] | None, info: ValidationInfo) -> dict[str, str | int] | None:
+        for name, amount in (value or {}).items():
+            if not _RESOURCE_NAME_RE.match(name):
+                raise ValueError(
+                    f"resources.{info.field_name}: {name!r} is not a resource name (e.g. cpu, "
+                    "memory, ephemeral-storage)"
+                )
+            try:
+                quantity = parse_quantity(amount)
+            except ValueError as err:
+                raise ValueError(
+                    f"resources.{info.field_name}.{name}: {amount!r} is not a Kubernetes "
+                    "quantity (e.g. 500m, 2, 512Mi, 2Gi)"
+                ) from err
+            if quantity < 0:
+                raise ValueError(
+                    f"resources.{info.field_name}.{name}: {amount!r} is negative; quantities are "
+                    "zero or more"
+                )
+        return value
 
 
 class AgentSpec(ApiModel):
@@ -244,12 +286,12 @@ class HandoffSpec(ApiModel):
     @field_validator("claim_pattern", "review_pattern", "pass_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        import re
-
-        try:
-            re.compile(value)
-        except re.error as err:
-            raise ValueError(f"{value!r} is not a valid regular expression: {err}") from err
+        if len(value) > PATTERN_MAX_CHARS:
+            raise ValueError(
+                f"pattern is {len(value)} characters; at most {PATTERN_MAX_CHARS} (a marker at "
+                "the start of a commit subject needs a short pattern)"
+            )
+        compile_pattern(value)  # PatternError is a ValueError naming the RE2 rule
         return value
 
     @field_validator("adversary_inbox", "builder_inbox")
@@ -314,9 +356,30 @@ SAMPLE_PLACEHOLDERS = {
 }
 
 
+class _Placeholders(string.Template):
+    """``{name}`` placeholders and nothing else: no format specs, attributes or indexing.
+
+    ``str.format`` would run ``{role:>200000000}`` (a 200 MB string) and ``{role.__class__}``
+    from a spec; ``string.Template`` with a braces-only pattern substitutes plain names only.
+    ``{{`` is a literal ``{``.
+    """
+
+    delimiter = "{"
+    pattern = r"""\{(?:
+        (?P<escaped>\{)
+      | (?P<braced>[a-z]+)\}
+      | (?P<named>(?!))
+      | (?P<invalid>)
+    )"""  # type: ignore[assignment]
+
+
 def render_text(template: str, **values: str) -> str:
-    """Fill placeholders; unknown placeholders are a spec error caught at validation."""
-    return " ".join(template.format(**values).split())
+    """Fill ``{role}``-style placeholders from ``values``; whitespace runs become one space.
+
+    Raises KeyError for a name not in ``values`` and ValueError for anything else in braces
+    (format specs, attribute access): spec validation turns both into a field-named error.
+    """
+    return " ".join(_Placeholders(template).substitute(values).split())
 
 
 def _check_injected(field: str, template: str) -> None:
@@ -325,10 +388,14 @@ def _check_injected(field: str, template: str) -> None:
     except (KeyError, IndexError, ValueError) as err:
         raise ValueError(
             f"{field}: unknown or malformed placeholder ({err}); use only "
-            "{role}, {phase}, {inbox}, {kickoff}"
+            "{role}, {phase}, {inbox}, {kickoff} (no format specs or attributes; '{{' is a "
+            "literal brace)"
         ) from err
     if not text.strip():
         raise ValueError(f"{field} must not be empty (an empty continuation aborts warm resume)")
+    problem = untypeable_reason(text)
+    if problem is not None:
+        raise ValueError(f"{field}: {problem} (the shim types this text and would refuse it)")
     hits = injected_text_violations(text)
     if hits:
         found = "; ".join(f"{rule} detector matches {excerpt!r}" for rule, excerpt in hits)

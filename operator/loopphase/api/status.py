@@ -134,6 +134,9 @@ class HandoffStatus(ApiModel):
     review_pending: bool = Field(False, description="a claim awaits a review in this phase")
     last_review_passed: bool = False
     remote_error: str | None = None
+    oversized_files: dict[str, int] = Field(
+        default_factory=dict, description="path -> bytes of pushed files over repo.maxFileBytes"
+    )
 
 
 class OrchestratorStatus(ApiModel):

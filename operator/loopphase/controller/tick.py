@@ -11,6 +11,7 @@ decisions are the core's, the I/O is the runtime's and the git source's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from loopphase.core.actions import (
 )
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
-from loopphase.core.observations import AgentObservation, GitObservation, Observations
+from loopphase.core.observations import AgentObservation, Commit, GitObservation, Observations
 from loopphase.core.reconcile import reconcile, settle
+from loopphase.outbound import scrub, scrub_optional
 from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
 
 log = logging.getLogger("loopphase.tick")
@@ -89,13 +91,34 @@ async def observe_all(
             log.warning("observe %s failed: %s", role, err)
             return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
 
-    agent_obs = await asyncio.gather(*(one(r) for r in roles))
+    agent_obs = [_scrubbed_agent(o) for o in await asyncio.gather(*(one(r) for r in roles))]
     git_obs = None
     if git is not None and status.completed_at is None:
         index = status.current.index if status.current else 0
         index = min(index, len(spec.phases) - 1)
-        git_obs = await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
+        git_obs = _scrubbed_git(
+            await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
+        )
     return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
+
+
+def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
+    """Error texts (git, HTTP, the platform) may quote credentials or carry terminal escapes;
+    they end up in status, history and Events. Panes stay raw: the classifier reads them."""
+    if obs.error is None:
+        return obs
+    return dataclasses.replace(obs, error=scrub(obs.error))
+
+
+def _scrubbed_git(obs: GitObservation) -> GitObservation:
+    """Commit subjects are whatever an agent wrote; they reach ping reasons and Events."""
+    commits = tuple(
+        c if scrub(c.subject) == c.subject else Commit(sha=c.sha, subject=scrub(c.subject))
+        for c in obs.commits
+    )
+    if commits == obs.commits and scrub_optional(obs.error) == obs.error:
+        return obs
+    return dataclasses.replace(obs, commits=commits, error=scrub_optional(obs.error))
 
 
 async def execute(
@@ -115,7 +138,7 @@ async def execute(
             level = logging.INFO if result.ok else logging.WARNING
             if not isinstance(action, EmitEvent):
                 log.log(level, "%s -> %s %s", describe(action), "ok" if result.ok else "FAILED", result.detail)
-            out.append((action, result.ok, result.detail))
+            out.append((action, result.ok, scrub(result.detail)))
         return out
 
     grouped = await asyncio.gather(*(run_role(q) for q in by_role.values()))

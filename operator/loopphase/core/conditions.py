@@ -85,14 +85,24 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     degraded_bits = [f"{r}: circuit open" for r in circuit]
     if remote_error:
         degraded_bits.append(f"remote unreachable: {remote_error}")
-    reason = "CircuitOpen" if circuit else ("RemoteUnreachable" if remote_error else "Healthy")
+    oversized = st.handoff.oversized_files
+    for path, size in sorted(oversized.items()):
+        degraded_bits.append(
+            f"{path} is {size} bytes, over repo.maxFileBytes ({spec.repo.max_file_bytes}): not read"
+        )
+    reason = (
+        "CircuitOpen" if circuit
+        else "RemoteUnreachable" if remote_error
+        else "FileTooLarge" if oversized
+        else "Healthy"
+    )
     set_condition(st, "Degraded", bool(degraded_bits), reason, "; ".join(degraded_bits), now)
 
     if complete:
         st.phase, st.message = "Complete", "every phase is DONE"
     elif spec.suspend:
         st.phase, st.message = "Suspended", "spec.suspend is true"
-    elif circuit or remote_error:
+    elif circuit or remote_error or oversized:
         st.phase, st.message = "Degraded", "; ".join(degraded_bits)
     elif old_phase:
         st.phase, st.message = "Advancing", f"switching {', '.join(old_phase)} to phase {st.current.id if st.current else '?'}"

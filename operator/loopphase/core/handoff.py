@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -11,18 +10,19 @@ from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import HandoffStatus, PendingPing
 from loopphase.core.files import INBOX_OF, inbox_name, resolve
 from loopphase.core.observations import Commit
+from loopphase.core.userpattern import capped, compile_pattern
 
 
 def scan_commits(
     spec: LoopPhaseSpec, handoff: HandoffStatus, commits: Iterable[Commit], now: datetime
 ) -> list[PendingPing]:
     """Claims ping the adversary, reviews ping the builder; updates the review bookkeeping."""
-    claim = re.compile(spec.handoff.claim_pattern, re.IGNORECASE)
-    review = re.compile(spec.handoff.review_pattern, re.IGNORECASE)
-    passed = re.compile(spec.handoff.pass_pattern)
+    claim = compile_pattern(spec.handoff.claim_pattern, ignore_case=True)
+    review = compile_pattern(spec.handoff.review_pattern, ignore_case=True)
+    passed = compile_pattern(spec.handoff.pass_pattern)
     pings: list[PendingPing] = []
     for commit in commits:
-        subject = commit.subject.strip()
+        subject = capped(commit.subject.strip())
         if claim.search(subject):
             handoff.claims_seen += 1
             handoff.review_pending = True

@@ -70,6 +70,8 @@ class GitObservation:
     force_pushed: bool = False
     files: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
+    # path -> size in bytes of files at ``head`` too large to read (``files`` says None for them)
+    oversized: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,7 @@ def _process_git(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
         handoff.remote_error = git.error or "remote unreachable"
         return
     handoff.remote_error = None
+    git = _drop_oversized(spec, git, d)
     if git.force_pushed:
         d.note(
             "force-push", None, "git.force-push",
@@ -146,6 +147,28 @@ def _process_git(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
         queue_ping(handoff, ping)
     if spec.timing.done_on_push or _heavy_tick_due(spec, d):
         _check_done(spec, git, d)
+
+
+def _drop_oversized(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> GitObservation:
+    """Files over ``repo.maxFileBytes`` count as absent; each newly seen one is a warning and
+    stays in ``handoff.oversizedFiles`` (the Degraded condition) until it shrinks."""
+    cap = spec.repo.max_file_bytes
+    oversized = dict(git.oversized)
+    for path, content in git.files.items():
+        if content is not None and len(content) * 4 > cap and len(content.encode("utf-8")) > cap:
+            oversized[path] = len(content.encode("utf-8"))
+    handoff = d.status.handoff
+    for path, size in oversized.items():
+        if path not in handoff.oversized_files:
+            d.note("warning", None, "git.file-too-large",
+                   f"{path} is {size} bytes at {(git.head or '')[:12]}, over repo.maxFileBytes "
+                   f"({cap}): not read; shrink it or raise the cap", warning=True)
+    if handoff.oversized_files != oversized:
+        handoff.oversized_files = oversized
+    if not oversized:
+        return git
+    files = {p: (None if p in oversized else c) for p, c in git.files.items()}
+    return dataclasses.replace(git, files=files)
 
 
 def _heavy_tick_due(spec: LoopPhaseSpec, d: Decision) -> bool:

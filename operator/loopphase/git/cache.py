@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from loopphase.core.files import normalize_repo_path
@@ -19,6 +20,18 @@ from loopphase.git.runner import GitRunner
 log = logging.getLogger(__name__)
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+# The most a pushed file read may cost, whatever the spec says (spec.repo.maxFileBytes caps
+# lower). Status and inbox files are a few KiB; 8 MiB leaves room and bounds memory.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TooLarge:
+    """A file at the pushed head that was not read because of its size (bytes)."""
+
+    size: int
 
 
 def is_sha(value: str) -> bool:
@@ -106,9 +119,16 @@ class CacheRepo:
     def count_between(self, base: str, head: str) -> int:
         return int(self._git("rev-list", "--count", f"{base}..{head}").strip() or 0)
 
-    def read_files(self, head: str, paths: Sequence[str]) -> dict[str, str | None]:
-        """Contents of ``paths`` at ``head`` (None = absent or not a regular file), one process."""
-        result: dict[str, str | None] = {}
+    def read_files(
+        self, head: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES
+    ) -> dict[str, str | TooLarge | None]:
+        """Contents of ``paths`` at ``head`` (None = absent or not a regular file).
+
+        Sizes are asked first (``cat-file --batch-check``); a blob over ``max_bytes`` is never
+        read (``TooLarge(size)`` instead), so an agent pushing a 60 MB status file costs
+        nothing but a warning. Two git processes per call at most.
+        """
+        result: dict[str, str | TooLarge | None] = {}
         wanted: list[tuple[str, str]] = []
         for path in paths:
             clean = normalize_repo_path(path)
@@ -120,22 +140,30 @@ class CacheRepo:
         if not wanted:
             return result
         request = "".join(f"{head}:{clean}\n" for _, clean in wanted).encode()
+        sizes = self.runner.check(["cat-file", "--batch-check"], cwd=self.path, stdin=request).stdout
+        readable: list[tuple[str, str]] = []
+        for (path, clean), line in zip(wanted, sizes.decode("utf-8", "replace").splitlines(), strict=True):
+            parts = line.rsplit(" ", 2)
+            if len(parts) != 3 or parts[1] != "blob" or not parts[2].isdigit():
+                result[path] = None  # "<name> missing", a tree, ...
+            elif int(parts[2]) > max_bytes:
+                result[path] = TooLarge(int(parts[2]))
+            else:
+                readable.append((path, clean))
+        if not readable:
+            return result
+        request = "".join(f"{head}:{clean}\n" for _, clean in readable).encode()
         data = self.runner.check(["cat-file", "--batch"], cwd=self.path, stdin=request).stdout
         pos = 0
-        for path, _ in wanted:
+        for path, _ in readable:
             end = data.index(b"\n", pos)
             header = data[pos:end].decode("utf-8", "replace")
             pos = end + 1
             parts = header.rsplit(" ", 2)
-            if (
-                len(parts) == 3
-                and parts[2].isdigit()
-                and parts[1] in ("blob", "tree", "commit", "tag")
-            ):
+            if len(parts) == 3 and parts[2].isdigit() and parts[1] == "blob":
                 size = int(parts[2])
-                body = data[pos : pos + size]
+                result[path] = data[pos : pos + size].decode("utf-8", "replace")
                 pos += size + 1  # content + trailing newline
-                result[path] = body.decode("utf-8", "replace") if parts[1] == "blob" else None
-            else:  # "<name> missing" / "ambiguous"
+            else:  # changed between the two calls cannot happen at a fixed sha; be safe
                 result[path] = None
         return result

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
-MASK = "***"
-
-# scheme://userinfo@host  (userinfo = anything up to the last '@' before the host part)
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
-# Authorization / token headers, e.g. "http.extraHeader=Authorization: Basic abc=="
-_AUTH_HEADER = re.compile(r"(?i)(authorization:\s*)(?:(basic|bearer|token)\s+)?\S+")
-# A private key block (PEM or OpenSSH), whole or cut off after its BEGIN line: ssh never prints
-# one, but a Secret pasted into the wrong field (a URL, a header) must not reach a log either.
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-    re.DOTALL,
-)
+from loopphase.outbound import MASK, QUERY_SECRET_RE, URL_USERINFO_RE, redact_patterns
 
 
 def _userinfo(url: str) -> str | None:
@@ -33,7 +21,8 @@ def _userinfo(url: str) -> str | None:
 
 def redact_url(url: str) -> str:
     """``https://user:token@host/x`` → ``https://***@host/x``; other URLs unchanged."""
-    return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", url)
+    out = URL_USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{MASK}@", url)
+    return QUERY_SECRET_RE.sub(lambda m: f"{m.group('name')}{MASK}", out)
 
 
 def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> str:
@@ -55,9 +44,7 @@ def redact(text: str, url: str | None = None, secrets: Iterable[str] = ()) -> st
                         needles.add(password)
                 elif len(variant) >= 8:
                     needles.add(variant)  # token-as-username (https://TOKEN@host); not "git"
-    out = _PRIVATE_KEY.sub(f"-----{MASK} PRIVATE KEY-----", text)
-    out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", out)
-    out = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", out)
+    out = redact_patterns(text)
     for needle in sorted(needles, key=len, reverse=True):
         out = out.replace(needle, MASK)
     return out

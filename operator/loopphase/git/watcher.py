@@ -7,10 +7,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from loopphase.core.observations import Commit, GitObservation
 from loopphase.git.backoff import Backoff
-from loopphase.git.cache import CacheRepo, cache_dir_name
+from loopphase.git.cache import CacheRepo, TooLarge, cache_dir_name
 from loopphase.git.errors import GitRemoteError
 from loopphase.git.redact import redact_url
 from loopphase.git.runner import GitRunner
@@ -60,7 +61,7 @@ class RemoteWatcher:
         self.ls_remotes = 0
         self.last_truncated: int | None = None  # total commit count when the last list was capped
         self._memo: tuple[float, str | None] | None = None
-        self._files: dict[str, dict[str, str | None]] = {}
+        self._files: dict[str, dict[str, str | TooLarge | None]] = {}
 
     def __repr__(self) -> str:
         return f"RemoteWatcher({redact_url(self.url)!r}, {self.branch!r})"
@@ -159,7 +160,7 @@ class RemoteWatcher:
             if not all(p in cached for p in paths):
                 return None
             self.backoff.success()
-            return GitObservation(reachable=True, head=memo[1], files={p: cached[p] for p in paths})
+            return GitObservation(reachable=True, head=memo[1], **_file_fields(cached, paths))
         finally:
             self.lock.release()
 
@@ -170,7 +171,7 @@ class RemoteWatcher:
             return GitObservation(reachable=False, error=self._no_branch())
         cached = self._files.get(head, {})
         if head == cursor and all(p in cached for p in paths):
-            return GitObservation(reachable=True, head=head, files={p: cached[p] for p in paths})
+            return GitObservation(reachable=True, head=head, **_file_fields(cached, paths))
         if not self.cache.has_commit(head):
             fetched = self.cache.fetch()
             if not self.cache.has_commit(head):  # moved again (rewritten) since ls-remote
@@ -183,7 +184,7 @@ class RemoteWatcher:
             head=head,
             commits=tuple(commits),
             force_pushed=force_pushed,
-            files=self._read(head, paths),
+            **_file_fields(self._read(head, paths), paths),
         )
 
     def _commits(self, cursor: str | None, head: str) -> tuple[list[Commit], bool]:
@@ -214,7 +215,7 @@ class RemoteWatcher:
             )
         return commits, False
 
-    def _read(self, head: str, paths: list[str]) -> dict[str, str | None]:
+    def _read(self, head: str, paths: list[str]) -> dict[str, str | TooLarge | None]:
         cached = self._files.pop(head, {})
         self._files[head] = cached  # most recently used last
         missing = [p for p in dict.fromkeys(paths) if p not in cached]
@@ -223,3 +224,17 @@ class RemoteWatcher:
         while len(self._files) > _KEPT_HEADS:
             self._files.pop(next(iter(self._files)))
         return {p: cached[p] for p in paths}
+
+
+def _file_fields(cached: dict[str, str | TooLarge | None], paths: list[str]) -> dict[str, Any]:
+    """``files`` and ``oversized`` of a GitObservation from cached reads."""
+    files: dict[str, str | None] = {}
+    oversized: dict[str, int] = {}
+    for path in paths:
+        value = cached[path]
+        if isinstance(value, TooLarge):
+            files[path] = None
+            oversized[path] = value.size
+        else:
+            files[path] = value
+    return {"files": files, "oversized": oversized}

@@ -13,6 +13,9 @@ from loopphase.core.actions import (
     StartAgent,
     StopAgent,
 )
+from loopphase.outbound import scrub
+
+EVENT_MESSAGE_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -53,5 +56,8 @@ def event_for(action: Action, ok: bool, detail: str) -> EventRecord:
     elif detail and not isinstance(action, EmitEvent):
         message += f" ({detail})"
     warning = (not ok) or (isinstance(action, EmitEvent) and action.warning)
-    return EventRecord(kind=_reason(kind), role=action.role, message=message[:1000],
+    message = scrub(message)
+    if len(message) > EVENT_MESSAGE_MAX:
+        message = message[: EVENT_MESSAGE_MAX - 1] + "…"
+    return EventRecord(kind=_reason(kind), role=action.role, message=message,
                        warning=warning)

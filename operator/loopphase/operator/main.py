@@ -15,6 +15,7 @@ import kopf
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
 from loopphase.operator.settings import PEERING_NAME, configure
+from loopphase.outbound import install_log_scrubbing
 from loopphase.runtime.k8s_objects import PodSettings
 
 
@@ -73,6 +74,7 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_scrubbing()
     ctx = make_context(args)
     registry = build_registry(ctx)
     priority = args.priority if args.priority is not None else random_priority()

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from loopphase.outbound import install_log_scrubbing
 from loopphase.runner.loop import Runner
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.runner.store import RunLocked
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_scrubbing()
     try:
         loaded = load_spec(args.file)
     except SpecFileError as err:

@@ -289,6 +289,7 @@ def shim_args(
         "--mode", launch.mode,
         "--phase-index", str(launch.phase_index),
         "--phase-id", launch.phase_id,
+        "--host", "0.0.0.0",  # the pod IP; the NetworkPolicy admits only the operator
         "--port", str(settings.shim_port),
         "--token-file", f"{TOKEN_MOUNT}/{TOKEN_KEY}",
         "--state-dir", f"{STATE_ROOT}/{launch.role}",

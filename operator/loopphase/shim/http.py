@@ -1,7 +1,10 @@
 """The shim's HTTP plumbing on the standard library (no aiohttp: every agent pod carries a shim).
 
 ``ApiServer`` is a ``ThreadingHTTPServer`` (one daemon thread per connection, HTTP/1.1
-keep-alive, a socket timeout so an idle or slow client cannot pin a thread for long). Requests
+keep-alive) with three bounds: at most ``MAX_CONNECTIONS`` connections at once (more are
+answered 503 and closed without a thread), a socket timeout for idle connections, and a
+deadline for reading one whole request (``READ_DEADLINE``: a client trickling a byte every few
+seconds is cut off, not served forever). JSON bodies nest at most ``MAX_JSON_DEPTH`` levels. Requests
 are authenticated (bearer token, constant-time compare) before routing, so an unauthenticated
 caller learns nothing about which routes exist. Route functions run in the connection's
 thread; anything touching the agent is handed to the asyncio loop with ``LoopBridge.call``,
@@ -19,6 +22,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +37,9 @@ MAX_BODY = 1024 * 1024
 DRAIN_CAP = 4 * 1024 * 1024  # an oversized body up to this is read and dropped before the 413
 CONNECTION_TIMEOUT = 30.0  # per socket read/write; above aiohttp's 15 s client keep-alive
 REQUEST_TIMEOUT = 90.0  # one request's work in the loop (a restart's kill budget is 15 s)
+READ_DEADLINE = 30.0  # reading one request (line, headers, body) from its first byte
+MAX_CONNECTIONS = 32  # the operator holds one or two; a fleet of clients is an attack
+MAX_JSON_DEPTH = 16  # the API's bodies are flat objects
 
 
 class HttpError(Exception):
@@ -60,9 +67,28 @@ class Request:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.read_body().decode("utf-8"))
+            value = json.loads(self.read_body().decode("utf-8"))
         except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
             raise HttpError(400, f"body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise HttpError(400, f"body nests deeper than {MAX_JSON_DEPTH} levels") from exc
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise HttpError(400, f"body nests deeper than {MAX_JSON_DEPTH} levels")
+        return value
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``[]`` is 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth + 1)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 Route = Callable[[Request], Any]  # returns the JSON payload of a 200 answer
@@ -107,6 +133,8 @@ class ApiServer(ThreadingHTTPServer):
         server_version: str = "loopphase-shim",
         connection_timeout: float = CONNECTION_TIMEOUT,
         max_body: int = MAX_BODY,
+        max_connections: int = MAX_CONNECTIONS,
+        read_deadline: float = READ_DEADLINE,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -117,6 +145,11 @@ class ApiServer(ThreadingHTTPServer):
         self.max_body = max_body
         self.closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.read_deadline = read_deadline
+        self.reading: dict[socket.socket, float] = {}  # connection -> deadline for its request
+        self.reading_lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
         handler = type(
             "ShimRequestHandler",
             (RequestHandler,),
@@ -135,7 +168,65 @@ class ApiServer(ThreadingHTTPServer):
     def serve_in_thread(self) -> threading.Thread:
         self._thread = threading.Thread(target=self.serve_forever, name="shim-http", daemon=True)
         self._thread.start()
+        self._reaper = threading.Thread(target=self._reap, name="shim-http-reaper", daemon=True)
+        self._reaper.start()
         return self._thread
+
+    # ---- bounds --------------------------------------------------------------------------
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread if a slot is free; else answer 503 here and close."""
+        if not self.slots.acquire(blocking=False):
+            log.warning("refused a connection from %s: %d connections already open",
+                        client_address, MAX_CONNECTIONS)
+            try:
+                request.settimeout(1.0)
+                body = b'{"error": "too many connections"}'
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: " + str(len(body)).encode()
+                    + b"\r\n\r\n" + body
+                )
+            except OSError as exc:
+                log.info("could not tell %s it was refused: %s", client_address, exc)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.reading_lock:
+                self.reading.pop(request, None)
+            self.slots.release()
+
+    def arm_read_deadline(self, conn: socket.socket) -> None:
+        with self.reading_lock:
+            self.reading[conn] = time.monotonic() + self.read_deadline
+
+    def disarm_read_deadline(self, conn: socket.socket) -> None:
+        with self.reading_lock:
+            self.reading.pop(conn, None)
+
+    def _reap(self) -> None:
+        """Cut connections still reading a request past its deadline (slow-loris clients)."""
+        while not self.closing.wait(min(1.0, self.read_deadline / 4)):
+            now = time.monotonic()
+            with self.reading_lock:
+                late = [c for c, deadline in self.reading.items() if deadline <= now]
+                for conn in late:
+                    del self.reading[conn]
+            for conn in late:
+                log.warning("cut a connection that took over %.0fs to send one request",
+                            self.read_deadline)
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError as exc:
+                    log.info("connection already gone: %s", exc)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A connection failed outside a route (client went away, ...): log it, go on."""
@@ -158,6 +249,15 @@ class RequestHandler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"  # so even a garbled request line gets a status line
     sys_version = ""
     server: ApiServer
+
+    def handle_one_request(self) -> None:
+        # The deadline covers the request line, headers and body; routes run without it (their
+        # own budget is LoopBridge's). Idle keep-alive waits are the socket timeout's.
+        self.server.arm_read_deadline(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.disarm_read_deadline(self.connection)
 
     # ---- answers -------------------------------------------------------------------------
     def answer(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
@@ -188,6 +288,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     # ---- body ----------------------------------------------------------------------------
     def read_body(self) -> bytes:
         self._body_read = True
+        try:
+            return self._read_body()
+        finally:
+            self.server.disarm_read_deadline(self.connection)  # the route's work is not reading
+
+    def _read_body(self) -> bytes:
         limit = self.server.max_body
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked(limit)
@@ -290,6 +396,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.answer(status, {"error": message}, headers)
 
     def route(self, path: str, query: str) -> Any:
+        if not (self._has_body() and not self._body_read):
+            self.server.disarm_read_deadline(self.connection)
         if path not in self.server.public and not self.authorized():
             log.warning("refused %s %s: missing or wrong bearer token", self.command, path)
             raise HttpError(401, "missing or wrong bearer token")

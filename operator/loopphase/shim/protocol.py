@@ -11,8 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from loopphase.core.typeable import MAX_TYPED_CHARS
+
 API_PREFIX = "/v1"
-MAX_SEND_CHARS = 4000
+MAX_SEND_CHARS = MAX_TYPED_CHARS
 MAX_STATE_LINES = 2000
 DEFAULT_STATE_LINES = 60
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
+from loopphase.core.typeable import untypeable_reason
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
 from loopphase.shim.host import AgentHost, Busy, StopFailed
 from loopphase.shim.http import ApiServer, HttpError, LoopBridge, Request, Routes
 from loopphase.shim.protocol import (
     API_PREFIX,
     DEFAULT_STATE_LINES,
-    MAX_SEND_CHARS,
     MAX_STATE_LINES,
 )
 from loopphase.shim.tmux import Tmux, TmuxError
@@ -108,14 +108,11 @@ class Api:
     def send(self, request: Request) -> dict[str, Any]:
         body = json_body(request)
         text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
             raise BadRequest("text must be a non-empty string")
-        if "\n" in text or "\r" in text:
-            raise BadRequest("text must be a single line")
-        if len(text) > MAX_SEND_CHARS:
-            raise BadRequest(f"text is longer than {MAX_SEND_CHARS} characters")
-        if any(ord(ch) < 32 and ch != "\t" for ch in text):
-            raise BadRequest("text must not contain control characters")
+        problem = untypeable_reason(text)
+        if problem is not None:
+            raise BadRequest(problem)
         submit = body.get("submit")
         if submit is not None and submit not in SUBMIT_KEYS:
             raise BadRequest(f"submit must be one of {', '.join(SUBMIT_KEYS)}")
@@ -187,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--scenario", help="sim backend: scenario YAML")
     p.add_argument("--opencode-server", help="opencode backend: server URL to attach to")
-    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default loopback; pods pass 0.0.0.0)")
     p.add_argument("--port", type=int, default=8790)
     p.add_argument("--token-file", help="bearer token file (else $LOOPPHASE_SHIM_TOKEN)")
     p.add_argument("--state-dir", help="hook events, transcript (default <workdir>/.loopphase-shim)")
@@ -198,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MIN_TOKEN_CHARS = 24
+
+
 def read_token(args: argparse.Namespace) -> str:
     if args.token_file:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
@@ -205,6 +206,11 @@ def read_token(args: argparse.Namespace) -> str:
         token = os.environ.get("LOOPPHASE_SHIM_TOKEN", "").strip()
     if not token:
         raise ValueError("no bearer token: give --token-file or set LOOPPHASE_SHIM_TOKEN")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"the bearer token is {len(token)} characters; use at least {MIN_TOKEN_CHARS} "
+            "random ones (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return token
 
 

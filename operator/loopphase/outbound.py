@@ -1,0 +1,100 @@
+"""One path for every text that leaves the process: credentials masked, terminal controls shown.
+
+Texts that reach logs, status, the action log, Kubernetes Events and ``loopphase status`` carry
+words other people wrote: git's error output (which quotes the remote URL, credentials
+included), commit subjects (any bytes an agent chose, escape sequences included), shim and API
+errors. ``scrub`` is applied where such text enters (the controller tick's observations and
+action results) and again where it leaves (the logging filter, Event messages), so a path
+nobody thought of is still covered by the last one.
+
+Pure functions; no state. Secret values known only at run time (a Secret's password) are
+masked by ``loopphase.git.redact.redact`` on top of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+MASK = "***"
+
+# scheme://userinfo@host: userinfo runs to the LAST '@' before the path, so a password with an
+# '@' in it ("p@ss") is masked whole, not cut at its first '@'.
+URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s]*)@")
+# Token-like query parameters (?access_token=…, &private_token=…, ?key=…, &sig=…).
+QUERY_SECRET_RE = re.compile(
+    r"(?P<name>[?&;](?:access_token|private_token|oauth_token|refresh_token|id_token|token|"
+    r"auth|key|api_key|apikey|password|passwd|secret|client_secret|sig|signature|"
+    r"x-amz-signature|x-amz-credential|code)=)[^&#\s\"'<>]+",
+    re.IGNORECASE,
+)
+# Authorization / token headers, e.g. "http.extraHeader=Authorization: Basic abc=="
+AUTH_HEADER_RE = re.compile(r"(?i)(authorization:\s*)(?:(basic|bearer|token)\s+)?\S+")
+# A private key block (PEM or OpenSSH), whole or cut off after its BEGIN line.
+PRIVATE_KEY_RE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+# C0 controls except TAB and LF, DEL, and C1 controls: a terminal acts on them (erases lines,
+# moves the cursor, writes the clipboard through OSC 52) instead of showing them.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def redact_patterns(text: str) -> str:
+    """Mask credentials recognisable by their shape (URL userinfo, token query parameters,
+    Authorization headers, private key blocks)."""
+    out = PRIVATE_KEY_RE.sub(f"-----{MASK} PRIVATE KEY-----", text)
+    out = URL_USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{MASK}@", out)
+    out = QUERY_SECRET_RE.sub(lambda m: f"{m.group('name')}{MASK}", out)
+    return AUTH_HEADER_RE.sub(lambda m: f"{m.group(1)}{MASK}", out)
+
+
+def show_controls(text: str) -> str:
+    """Control characters as visible ``\\xNN`` text (ESC becomes ``\\x1b``)."""
+    return CONTROL_RE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def scrub(text: str) -> str:
+    """``text`` safe to log, store in status or show on a terminal."""
+    if not text:
+        return text
+    return show_controls(redact_patterns(text))
+
+
+def scrub_optional(text: str | None) -> str | None:
+    return None if text is None else scrub(text)
+
+
+def url_credentials(url: str) -> list[str]:
+    """What in a repository URL looks like a credential (for a validation warning)."""
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return found
+    if parts.password is not None:
+        found.append("a password in the URL's user part")
+    elif parts.username and parts.username not in {"git", "ssh"} and len(parts.username) >= 20:
+        found.append("a token as the URL's user name")
+    if QUERY_SECRET_RE.search("?" + parts.query if parts.query else ""):
+        found.append("a token in the URL's query string")
+    return found
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs every log record's final message (installed on the root handlers by the CLI)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def install_log_scrubbing() -> None:
+    """Attach ``ScrubFilter`` to every handler of the root logger (call after basicConfig)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
