@@ -162,7 +162,7 @@ def init_repo(path: Path) -> Path:
     return path
 
 
-@dataclass
+@dataclass(eq=False)
 class RealShim:
     proc: subprocess.Popen[bytes]
     client: ShimClient

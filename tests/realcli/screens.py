@@ -33,3 +33,29 @@ class ScreenRecorder:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True),
                                              encoding="utf-8")
         return folder / f"{name}.txt"
+
+
+def observed(reading: Any) -> dict[str, Any]:
+    """A classification as the fixtures' ``expected`` mapping (only the findings present).
+
+    Keys: limit, reset (ISO UTC), kind, soft, active, fatal, waiting, and, where the core
+    reports them, limitClass, login, dialog, contextFull, autoResume (rule names).
+    """
+    def rule(match: Any) -> str | None:
+        return None if match is None else match.rule
+
+    out: dict[str, Any] = {
+        "limit": rule(reading.limit),
+        "reset": None if reading.reset is None else reading.reset.at.isoformat(),
+        "kind": None if reading.reset is None else reading.reset.kind,
+        "soft": rule(reading.soft_warning),
+        "active": rule(reading.active),
+        "fatal": rule(reading.fatal),
+        "waiting": None if reading.waiting_until is None else reading.waiting_until.isoformat(),
+        "limitClass": getattr(reading, "limit_class", None),
+        "login": rule(getattr(reading, "login", None)),
+        "dialog": rule(getattr(reading, "dialog", None)),
+        "contextFull": rule(getattr(reading, "context_full", None)),
+        "autoResume": rule(getattr(reading, "auto_resume", None)),
+    }
+    return {key: value for key, value in out.items() if value is not None}
