@@ -195,3 +195,29 @@ def test_bad_scripts_name_the_place(text: str, fragment: str) -> None:
     with pytest.raises(ScriptError) as info:
         load_script(text + "\n")
     assert fragment in str(info.value)
+
+
+def test_engine_rounds_resets_renders_now_and_routes_by_system_prompt() -> None:
+    from loopphase.modelserver.engine import Engine, RequestFacts
+    from loopphase.modelserver.server import ModelApp, system_text
+
+    script = load_script("""
+agents:
+  a:
+    system_match: "work/a\\\\b"
+    turns:
+      - text: "WAITING-UNTIL: {now+35}"
+      - limit: {claim: five_hour, reset_in: 10, round_up: 60}
+  b: {system_match: "work/b\\\\b", turns: []}
+""")
+    engine = Engine(script)
+    facts = RequestFacts("anthropic", True, "go")
+    answer, _ = engine.answer("a", facts, 1_000_000_000.0)
+    assert answer.text == "WAITING-UNTIL: 2001-09-09T01:47:15Z"
+    answer, _ = engine.answer("a", facts, 1_000_000_000.0)
+    assert answer.status == 429
+    assert answer.headers["anthropic-ratelimit-unified-reset"] == str(1_000_000_020)  # next whole minute
+    body = {"system": [{"type": "text", "text": "Primary working directory: /x/work/b"}], "messages": []}
+    assert script.agent_for_system(system_text(body)) == "b"
+    assert script.agent_for_system("Primary working directory: /x/work/bb") is None
+    assert ModelApp(script).engine.script is script

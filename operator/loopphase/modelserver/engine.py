@@ -8,8 +8,10 @@ loop while a test reads the log from another thread.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from loopphase.modelserver.script import Script, Turn
@@ -25,6 +27,17 @@ LIMIT_MESSAGES = {
 }
 # The unified headers name windows by short codes besides the claim.
 CLAIM_CODES = {"five_hour": "5h", "seven_day": "7d", "seven_day_opus": "7d_opus", "seven_day_sonnet": "7d_sonnet"}
+
+
+NOW_TOKEN = re.compile(r"\{now\+(\d+)\}")
+
+
+def render_now(text: str, now: float) -> str:
+    """``{now+N}`` -> the ISO-8601 UTC time N seconds after the answer (e.g. WAITING-UNTIL)."""
+    def iso(match: re.Match[str]) -> str:
+        stamp = datetime.fromtimestamp(now + int(match.group(1)), UTC)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return NOW_TOKEN.sub(iso, text)
 
 
 @dataclass(frozen=True)
@@ -80,8 +93,11 @@ class Engine:
                 return Answer(text=WAITING_TEXT), f"waiting for /{turn.when.pattern}/"
             label = f"turn {state.index}: {turn.kind}"
             if turn.kind == "limit":
-                reset = turn.params.get("reset_at") or now + turn.params["reset_in"]
-                state.limit_until = float(reset)
+                reset = float(turn.params.get("reset_at") or now + turn.params["reset_in"])
+                step = turn.params.get("round_up") or 0
+                if step:
+                    reset = -(-reset // step) * step
+                state.limit_until = reset
                 return self._limit(turn, state.limit_until), label
             if turn.kind == "error":
                 state.error_count += 1
@@ -90,13 +106,13 @@ class Engine:
                     state.index += 1
                 return self._error(turn), label
             state.index += 1
-            return self._reply(turn, facts.api), label
+            return self._reply(turn, facts.api, now), label
 
     @staticmethod
-    def _reply(turn: Turn, api: str) -> Answer:
+    def _reply(turn: Turn, api: str, now: float) -> Answer:
         p = turn.params
         if turn.kind == "text":
-            return Answer(text=p["text"])
+            return Answer(text=render_now(p["text"], now))
         if turn.kind == "bash":
             return Answer(tool_name=BASH_TOOL[api],
                           tool_input={"command": p["command"], "description": "Run a scripted command"})

@@ -9,12 +9,15 @@ Shape::
                                   # its working directory there): for agents sharing one URL
         turns:
           - text: "Reading the plan."
+          - text: "WAITING-UNTIL: {now+60}"   # {now+N}: ISO UTC time N s after the answer
           - bash: "git commit -qam 'claim(p1): done' && git push -q"
           - when: "CLAIM|review"   # any turn: wait for a human message matching this regex
             text: "Reviewing."
           - slow: {seconds: 5, text: "thinking slowly"}
           - stall: {seconds: 600}
-          - limit: {claim: five_hour, reset_in: 60}     # or reset_at: <epoch>
+          - limit: {claim: five_hour, reset_in: 60}     # or reset_at: <epoch>;
+                                    # round_up: 60 moves the reset to a whole minute, as the
+                                    # CLIs state it ("resets 1:57pm")
           - error: overloaded       # or expired_login, prompt_too_long, credit_balance,
                                     # or {status, type, message, headers, times}
           - tool: {name: Write, input: {file_path: x, content: y}}
@@ -150,7 +153,7 @@ def parse_turn(raw: Any, where: str) -> Turn:
         claim = value.get("claim", "five_hour")
         _need(claim in LIMIT_CLAIMS, where, f"limit.claim must be one of {', '.join(LIMIT_CLAIMS)}, got {claim!r}")
         _need(("reset_in" in value) != ("reset_at" in value), where, "limit needs exactly one of reset_in (seconds) or reset_at (epoch)")
-        params = {"claim": claim}
+        params = {"claim": claim, "round_up": _number(value.get("round_up", 0), where, "limit.round_up")}
         if "reset_in" in value:
             params["reset_in"] = _number(value["reset_in"], where, "limit.reset_in")
         else:

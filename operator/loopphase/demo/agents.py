@@ -1,0 +1,208 @@
+"""The demo with real agent CLIs (``loopphase demo --agents claude|opencode``).
+
+The same three phases as the simulated demo, played by real Claude Code (or opencode) against
+the scripted model endpoint (:mod:`loopphase.modelserver`): the model's turns make the real
+CLI run the real git commands (claims, reviews, the inbox note, ``## DONE``), draw its real
+usage-limit screen, wait on purpose (``WAITING-UNTIL``), wedge on a fatal API error and go
+silent until nudged. Nothing leaves the machine: the CLIs talk only to the local endpoint
+with a dummy login.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loopphase.modelserver.script import load_script
+from loopphase.modelserver.server import ModelServer
+
+AGENT_CLIS = {"claude": "claude", "opencode": "opencode"}
+# No telemetry, error reports, update checks or other side traffic from Claude Code.
+CLAUDE_QUIET = {
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+}
+DUMMY_OAUTH = "sk-ant-oat01-loopphase-demo-scripted"
+LOGIN_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CONFIG_DIR")
+PUSH = "git push -q origin HEAD:main"
+FATAL_MESSAGE = ("messages.3.content.0: thinking blocks in the latest assistant message cannot be "
+                 "modified. These blocks must remain as they were in the original response.")
+STATE = "machine-docs"
+
+
+class MissingCli(RuntimeError):
+    """The requested agent CLI is not on PATH; the message says how to install it."""
+
+
+def require_cli(name: str) -> str:
+    path = shutil.which(AGENT_CLIS[name])
+    if path is None:
+        raise MissingCli(
+            f"{AGENT_CLIS[name]} is not on PATH: `python3 dev.py demo --agents {name}` installs the "
+            "pinned version with npm into .tools/npm (images/agent/cli-pins.txt)")
+    return path
+
+
+def _git_step(body: str, tag: str) -> str:
+    return f"git pull -q --rebase origin main && {body} && {PUSH} && echo pushed-{tag}"
+
+
+def claim(phase: str) -> str:
+    return _git_step(f"mkdir -p src && echo '{phase} works' > src/{phase}.txt && git add -A && "
+                     f"git commit -qm 'claim({phase}-gate): {phase} implemented'", f"claim-{phase}")
+
+
+def review(phase: str) -> str:
+    return _git_step(f"echo 'PASS: {phase} verified' > {STATE}/REVIEW-{phase}.md && git add -A && "
+                     f"git commit -qm 'review({phase}-gate): PASS'", f"review-{phase}")
+
+
+def done(phase: str) -> str:
+    return _git_step(f"echo '## DONE' >> {STATE}/STATUS-{phase}.md && git add -A && "
+                     f"git commit -qm 'done({phase}): all DoD items verified'", f"done-{phase}")
+
+
+def demo_script(workdirs: dict[str, Path], limit_reset_in: float = 20.0) -> dict[str, Any]:
+    """Model turns for the demo's builder and adversary (agents routed by their workdir)."""
+    p1, p2, p3 = "p1-handoff", "p2-limits", "p3-healing"
+    inbox = f"{STATE}/ADVERSARY-INBOX.md"
+    builder = [
+        {"when": f"PHASE {p1} ", "bash": claim(p1)},
+        {"text": "Claimed the p1 gate; waiting for the Adversary's review."},
+        {"when": "verdict or finding", "bash": done(p1)},
+        {"text": "p1 is DONE."},
+        # p2: a 5-hour limit at once; after the reset the next turns go on, whoever asks
+        {"when": f"PHASE {p2} ", "limit": {"claim": "five_hour", "reset_in": limit_reset_in,
+                                           "round_up": 60}},
+        {"bash": _git_step(f"echo 'Please also check the limits doc.' > {inbox} && git add -A && "
+                           "git commit -qm 'inbox: note for the adversary'", "inbox")},
+        {"bash": claim(p2)},
+        {"text": "Resumed after the limit and claimed p2."},
+        {"when": "verdict or finding", "bash": done(p2)},
+        {"text": "p2 is DONE."},
+        # p3: silent after one line until the supervisor nudges or restarts it
+        {"when": f"PHASE {p3} ", "text": "Looking at p3."},
+        {"when": "nudge|Continue where you left off", "bash": claim(p3)},
+        {"text": "Claimed p3."},
+        {"when": "verdict or finding", "bash": done(p3)},
+        {"text": "p3 is DONE; the sequence is complete."},
+    ]
+    adversary = [
+        {"when": f"PHASE {p1} ", "text": "Adversary ready; waiting for a claim."},
+        {"when": "gate CLAIM", "bash": review(p1)},
+        {"text": "Reviewed p1: PASS."},
+        {"when": f"PHASE {p2} ", "text": "Nothing to verify yet.\nWAITING-UNTIL: {now+35}"},
+        # the inbox note and the claim land together: whichever ping comes first starts both
+        {"when": "ADVERSARY-INBOX|gate CLAIM",
+         "bash": _git_step(f"git rm -q {inbox} && git commit -qm 'inbox: consumed'", "inbox-consumed")},
+        {"bash": review(p2)},
+        {"text": "Read the inbox note and reviewed p2: PASS."},
+        # p3: the conversation wedges (a fatal API error); a cold restart starts it afresh
+        {"when": f"PHASE {p3} ", "error": {"status": 400, "type": "invalid_request_error",
+                                           "message": FATAL_MESSAGE}},
+        {"when": f"PHASE {p3} ", "text": "Adversary restarted; waiting for a claim."},
+        {"when": "gate CLAIM", "bash": review(p3)},
+        {"text": "Reviewed p3: PASS."},
+    ]
+    return {"agents": {
+        "demo-builder": {"system_match": f"{workdirs['builder']}\\b", "turns": builder},
+        "demo-adversary": {"system_match": f"{workdirs['adversary']}\\b", "turns": adversary},
+    }}
+
+
+@dataclass
+class RealAgents:
+    """What the demo runs the real CLIs with: the endpoint, the environment, the spec bits."""
+
+    server: ModelServer
+    agents_spec: dict[str, Any]
+
+
+def opencode_config(base_url: str) -> str:
+    """opencode.json: the scripted endpoint as an OpenAI-compatible provider, tools allowed."""
+    return json.dumps({
+        "$schema": "https://opencode.ai/config.json", "autoupdate": False, "share": "disabled",
+        "model": "scripted/scripted",
+        "provider": {"scripted": {
+            "npm": "@ai-sdk/openai-compatible", "name": "Scripted",
+            "options": {"baseURL": base_url + "/v1", "apiKey": "scripted"},
+            "models": {"scripted": {"name": "Scripted model", "tool_call": True}}}},
+        "permission": {"bash": "allow", "edit": "allow"},
+    })
+
+
+@contextmanager
+def real_agents(kind: str, workdir: Path, state: Path) -> Iterator[RealAgents]:
+    """Start the endpoint (and for opencode its server); set the environment the shims inherit.
+
+    The process environment is changed for the duration (the local runtime's shims inherit
+    it) and restored afterwards; the user's own login variables are hidden meanwhile.
+    """
+    require_cli(kind)
+    workdirs = {role: state / "work" / role for role in ("builder", "adversary")}
+    script = load_script(yaml.safe_dump(demo_script(workdirs)))
+    saved = dict(os.environ)
+    serve: subprocess.Popen[bytes] | None = None
+    with ModelServer(script, log_file=workdir / "model-requests.jsonl") as server:
+        try:
+            for name in LOGIN_VARS:
+                os.environ.pop(name, None)
+            os.environ["ANTHROPIC_BASE_URL"] = server.url
+            if kind == "claude":
+                os.environ.update(CLAUDE_QUIET)
+                os.environ["CLAUDE_CODE_OAUTH_TOKEN"] = DUMMY_OAUTH
+                spec = {role: {"backend": "claude", "prompt": {"inline": f"You are the {role.title()}."}}
+                        for role in ("builder", "adversary")}
+            else:
+                serve, url = _start_opencode(server.url, workdir)
+                spec = {role: {"backend": "opencode", "opencodeServer": url,
+                               "prompt": {"inline": f"You are the {role.title()}."}}
+                        for role in ("builder", "adversary")}
+            yield RealAgents(server, spec)
+        finally:
+            if serve is not None:
+                _stop(serve)
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def _start_opencode(model_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from loopphase.runtime.local import _free_port  # one free-port helper in the project
+
+    port = _free_port()
+    xdg = workdir / "opencode-server"
+    env = {**os.environ, "OPENCODE_CONFIG_CONTENT": opencode_config(model_url),
+           "OPENCODE_DISABLE_AUTOUPDATE": "1",
+           **{name: str(xdg / sub) for name, sub in (("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
+                                                      ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"))}}
+    log = (workdir / "opencode-serve.log").open("wb")
+    try:
+        proc = subprocess.Popen([require_cli("opencode"), "serve", "--hostname", "127.0.0.1", "--port", str(port)],
+                                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        log.close()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
