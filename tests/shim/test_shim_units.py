@@ -123,3 +123,13 @@ def test_transcript_cleaning(tmp_path: Path) -> None:
     raw.write_bytes("a\r\n⠋ Working\r\n⠙ Working\r\n> \r\nb\r\npart".encode())
     tail = TranscriptTail(raw)
     assert tail.read_new() == ["a", "⠋ Working", "b"]
+
+
+def test_opencode_multi_line_prompt_goes_to_a_file(tmp_path: Path) -> None:
+    """opencode takes one typed line: a multi-line kickoff used to be refused (LaunchError)."""
+    launch = build_launch(cfg(tmp_path, "opencode", opencode_server="http://o:4096"),
+                          "cold", "*** PHASE p1 ***\nread the plan", 0, "p1", None)
+    path = tmp_path / "state" / "LOOPPHASE-KICKOFF-p1.md"
+    assert launch.after_start_line == f"Read {path} in full and follow it now."
+    assert path.read_text() == "*** PHASE p1 ***\nread the plan"
+    assert launch.env["XDG_DATA_HOME"].startswith(str(tmp_path / "state" / "agent-home"))

@@ -74,17 +74,32 @@ def done(phase: str) -> str:
                      f"git commit -qm 'done({phase}): all DoD items verified'", f"done-{phase}")
 
 
-def demo_script(workdirs: dict[str, Path], limit_reset_in: float = 20.0) -> dict[str, Any]:
+# What the core cannot read on opencode's screens yet (its idle screen reads as working, its
+# rate-limit and API-error screens are not recognised): the opencode demo plays those phases
+# as plain handoffs and its summary does not ask for these mechanisms.
+OPENCODE_UNSHOWN = ("limit window armed", "limit probe", "limit lifted", "stall healed",
+                    "fatal restarted cold", "declared wait")
+
+
+def demo_script(workdirs: dict[str, Path], limit_reset_in: float = 20.0,
+                kind: str = "claude") -> dict[str, Any]:
     """Model turns for the demo's builder and adversary (agents routed by their workdir)."""
+    if kind == "opencode":
+        return handoff_script(workdirs)
     p1, p2, p3 = "p1-handoff", "p2-limits", "p3-healing"
+
+    def kickoff(phase: str) -> str:
+        """Claude Code gets the kickoff typed; opencode a line naming the kickoff file."""
+        return f"PHASE {phase} |KICKOFF-{phase}\\b"
+
     inbox = f"{STATE}/ADVERSARY-INBOX.md"
     builder = [
-        {"when": f"PHASE {p1} ", "bash": claim(p1)},
+        {"when": kickoff(p1), "bash": claim(p1)},
         {"text": "Claimed the p1 gate; waiting for the Adversary's review."},
         {"when": "verdict or finding", "bash": done(p1)},
         {"text": "p1 is DONE."},
         # p2: a 5-hour limit at once; after the reset the next turns go on, whoever asks
-        {"when": f"PHASE {p2} ", "limit": {"claim": "five_hour", "reset_in": limit_reset_in,
+        {"when": kickoff(p2), "limit": {"claim": "five_hour", "reset_in": limit_reset_in,
                                            "round_up": 60}},
         {"bash": _git_step(f"echo 'Please also check the limits doc.' > {inbox} && git add -A && "
                            "git commit -qm 'inbox: note for the adversary'", "inbox")},
@@ -93,29 +108,57 @@ def demo_script(workdirs: dict[str, Path], limit_reset_in: float = 20.0) -> dict
         {"when": "verdict or finding", "bash": done(p2)},
         {"text": "p2 is DONE."},
         # p3: silent after one line until the supervisor nudges or restarts it
-        {"when": f"PHASE {p3} ", "text": "Looking at p3."},
+        {"when": kickoff(p3), "text": "Looking at p3."},
         {"when": "nudge|Continue where you left off", "bash": claim(p3)},
         {"text": "Claimed p3."},
         {"when": "verdict or finding", "bash": done(p3)},
         {"text": "p3 is DONE; the sequence is complete."},
     ]
     adversary = [
-        {"when": f"PHASE {p1} ", "text": "Adversary ready; waiting for a claim."},
+        {"when": kickoff(p1), "text": "Adversary ready; waiting for a claim."},
         {"when": "gate CLAIM", "bash": review(p1)},
         {"text": "Reviewed p1: PASS."},
-        {"when": f"PHASE {p2} ", "text": "Nothing to verify yet.\nWAITING-UNTIL: {now+35}"},
+        {"when": kickoff(p2), "text": "Nothing to verify yet.\nWAITING-UNTIL: {now+35}"},
         # the inbox note and the claim land together: whichever ping comes first starts both
         {"when": "ADVERSARY-INBOX|gate CLAIM",
          "bash": _git_step(f"git rm -q {inbox} && git commit -qm 'inbox: consumed'", "inbox-consumed")},
         {"bash": review(p2)},
         {"text": "Read the inbox note and reviewed p2: PASS."},
         # p3: the conversation wedges (a fatal API error); a cold restart starts it afresh
-        {"when": f"PHASE {p3} ", "error": {"status": 400, "type": "invalid_request_error",
+        {"when": kickoff(p3), "error": {"status": 400, "type": "invalid_request_error",
                                            "message": FATAL_MESSAGE}},
-        {"when": f"PHASE {p3} ", "text": "Adversary restarted; waiting for a claim."},
+        {"when": kickoff(p3), "text": "Adversary restarted; waiting for a claim."},
         {"when": "gate CLAIM", "bash": review(p3)},
         {"text": "Reviewed p3: PASS."},
     ]
+    return {"agents": {
+        "demo-builder": {"system_match": f"{workdirs['builder']}\\b", "turns": builder},
+        "demo-adversary": {"system_match": f"{workdirs['adversary']}\\b", "turns": adversary},
+    }}
+
+
+def handoff_script(workdirs: dict[str, Path]) -> dict[str, Any]:
+    """Every phase a plain claim -> review -> DONE handshake (the opencode demo)."""
+    builder: list[dict[str, Any]] = []
+    adversary: list[dict[str, Any]] = []
+    for phase in ("p1-handoff", "p2-limits", "p3-healing"):
+        start = f"PHASE {phase} |KICKOFF-{phase}\\b"
+        note = ""
+        if phase == "p2-limits":  # an inbox note for the adversary, consumed with its review
+            note = _git_step(f"echo 'Please also check the limits doc.' > {STATE}/ADVERSARY-INBOX.md && "
+                             "git add -A && git commit -qm 'inbox: note for the adversary'", "inbox") + " && "
+        builder += [{"when": start, "bash": note + claim(phase)},
+                    {"text": f"Claimed {phase}; waiting for the review."},
+                    {"when": "verdict or finding", "bash": done(phase)},
+                    {"text": f"{phase} is DONE."}]
+        # opencode starts slowly: the claim ping may come before the kickoff line, so either
+        # starts a review that first waits (bounded) for the claim to be on the branch
+        wait_claim = (f"for i in $(seq 90); do git pull -q --rebase origin main; "
+                      f"git log --format=%s | grep -q '^claim({phase}-gate)' && break; sleep 1; done")
+        consume = (f"if [ -e {STATE}/ADVERSARY-INBOX.md ]; then git rm -q {STATE}/ADVERSARY-INBOX.md && "
+                   f"git commit -qm 'inbox: consumed' && {PUSH}; fi; ")
+        adversary += [{"when": f"{start}|gate CLAIM", "bash": f"{wait_claim}; {consume}{review(phase)}"},
+                      {"text": f"Reviewed {phase}: PASS."}]
     return {"agents": {
         "demo-builder": {"system_match": f"{workdirs['builder']}\\b", "turns": builder},
         "demo-adversary": {"system_match": f"{workdirs['adversary']}\\b", "turns": adversary},
@@ -128,6 +171,7 @@ class RealAgents:
 
     server: ModelServer
     agents_spec: dict[str, Any]
+    unshown: tuple[str, ...] = ()  # mechanisms this CLI's demo does not show
 
 
 def opencode_config(base_url: str) -> str:
@@ -152,7 +196,7 @@ def real_agents(kind: str, workdir: Path, state: Path) -> Iterator[RealAgents]:
     """
     require_cli(kind)
     workdirs = {role: state / "work" / role for role in ("builder", "adversary")}
-    script = load_script(yaml.safe_dump(demo_script(workdirs)))
+    script = load_script(yaml.safe_dump(demo_script(workdirs, kind=kind)))
     saved = dict(os.environ)
     serve: subprocess.Popen[bytes] | None = None
     with ModelServer(script, log_file=workdir / "model-requests.jsonl") as server:
@@ -170,7 +214,7 @@ def real_agents(kind: str, workdir: Path, state: Path) -> Iterator[RealAgents]:
                 spec = {role: {"backend": "opencode", "opencodeServer": url,
                                "prompt": {"inline": f"You are the {role.title()}."}}
                         for role in ("builder", "adversary")}
-            yield RealAgents(server, spec)
+            yield RealAgents(server, spec, OPENCODE_UNSHOWN if kind == "opencode" else ())
         finally:
             if serve is not None:
                 _stop(serve)

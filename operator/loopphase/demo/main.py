@@ -106,17 +106,18 @@ class Printer:
 async def run_demo(workdir: Path, timeout: float, agents: str = "sim") -> tuple[Summary, Runner]:
     """Run the three phases; ``agents`` is ``sim`` or a real CLI (``claude``, ``opencode``)."""
     if agents == "sim":
-        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)))
+        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)), ())
     state = workdir / "state"
     with real_agents(agents, workdir, state) as real:
         manifest = demo_manifest(build_repo(workdir))
         manifest["spec"]["agents"] = real.agents_spec
         # Real CLIs start in seconds, not instantly, and idle at their prompt between pings.
         manifest["spec"]["timing"].update({"startGrace": "30s", "stallIdle": "25s"})
-        return await _run(workdir, timeout, manifest)
+        return await _run(workdir, timeout, manifest, real.unshown)
 
 
-async def _run(workdir: Path, timeout: float, manifest: dict[str, Any]) -> tuple[Summary, Runner]:
+async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
+               unshown: tuple[str, ...]) -> tuple[Summary, Runner]:
     spec_path = workdir / "loopphase-demo.yaml"
     spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     printer = Printer()
@@ -128,7 +129,7 @@ async def _run(workdir: Path, timeout: float, manifest: dict[str, Any]) -> tuple
         print(f"demo: timed out after {timeout:.0f}s in phase {status.current.id if status.current else '?'}")
     finally:
         await runner.stop_everything()
-    return summarise(status, runner.store.read_actions(), printer.states_seen), runner
+    return summarise(status, runner.store.read_actions(), printer.states_seen, unshown), runner
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ claude   cold: claude [--model M] --dangerously-skip-permissions <kickoff>
          without it starts in auto mode, whose safety check only Anthropic's servers run)
 opencode cold: opencode attach <server> --dir <workdir>        then the bootstrap line is sent
          warm: opencode attach <server> --dir <workdir> --continue, then the continuation line
+         (a multi-line kickoff/continuation is written to a file and the typed line names it)
          ``opencode attach`` has no --model flag: the model is the server's (configure it in
          the server's opencode.json / ``opencode serve`` environment); the adapter logs this.
 sim      <python> -m loopphase.sim.agent --scenario F --role R --phase P --workdir W
@@ -115,6 +116,19 @@ def sim_argv(
     return argv
 
 
+def prompt_file_line(cfg: AgentConfig, mode: Mode, phase_id: str | None, prompt: str) -> str:
+    """opencode takes one typed line: a multi-line prompt goes to a file the line points at.
+
+    The file is ``<state-dir>/LOOPPHASE-KICKOFF-<phase>.md`` (cold) or
+    ``LOOPPHASE-CONTINUE-<phase>.md`` (warm), written before each start.
+    """
+    kind = "KICKOFF" if mode == "cold" else "CONTINUE"
+    path = cfg.state_dir / f"LOOPPHASE-{kind}-{phase_id or 'default'}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prompt, encoding="utf-8")
+    return f"Read {path} in full and follow it now."
+
+
 def build_launch(
     cfg: AgentConfig,
     mode: Mode,
@@ -152,7 +166,7 @@ def build_launch(
         env.update(xdg_home_env(cfg.agent_home))
         line = prompt if mode == "warm" else (cfg.bootstrap_text or prompt)
         if "\n" in line.strip():
-            raise LaunchError("the opencode bootstrap/continuation must be one line")
+            line = prompt_file_line(cfg, mode, phase_id, line)
         return Launch(opencode_argv(cfg.opencode_server, cfg.workdir, mode), env, submit, line.strip())
     if cfg.backend == "sim":
         return Launch(sim_argv(cfg, phase_id, mode, prompt), env, submit)
