@@ -4,7 +4,6 @@ the commit made by opencode's own bash tool; the working and the idle screen rec
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from loopphase.core.screen import classify
+from loopphase.demo.agents import opencode_config, wait_listening
 from loopphase.modelserver.server import ModelServer
 from loopphase.shim.client import ShimClient
 
@@ -26,19 +26,6 @@ from tests.realcli.screens import observed
 pytestmark = [pytest.mark.realcli, pytest.mark.timeout(240)]
 
 BOOTSTRAP = "Read PLAN.md and make the p1 claim commit now."
-
-
-def opencode_config(base_url: str) -> str:
-    """opencode.json for a custom OpenAI-compatible provider at the scripted endpoint."""
-    return json.dumps({
-        "$schema": "https://opencode.ai/config.json", "autoupdate": False, "share": "disabled",
-        "model": "scripted/scripted",
-        "provider": {"scripted": {
-            "npm": "@ai-sdk/openai-compatible", "name": "Scripted",
-            "options": {"baseURL": base_url + "/v1", "apiKey": "scripted"},
-            "models": {"scripted": {"name": "Scripted model", "tool_call": True}}}},
-        "permission": {"bash": "allow", "edit": "allow"},
-    })
 
 
 @pytest.fixture
@@ -57,6 +44,7 @@ def opencode_server(tmp_path: Path, opencode_cli, model_server: ModelServer) -> 
                             cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
+        wait_listening(f"http://127.0.0.1:{port}/config")
         yield f"http://127.0.0.1:{port}", workdir
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

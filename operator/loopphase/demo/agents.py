@@ -238,7 +238,35 @@ def _start_opencode(model_url: str, workdir: Path) -> tuple[subprocess.Popen[byt
                                 start_new_session=True)
     finally:
         log.close()
-    return proc, f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_listening(url + "/config")
+    except TimeoutError:
+        _stop(proc)
+        raise
+    return proc, url
+
+
+def wait_listening(url: str, timeout: float = 60.0) -> None:
+    """Block until ``url`` answers HTTP (any status); TimeoutError after ``timeout`` seconds.
+
+    ``opencode attach`` started before its server listens draws nothing and never recovers.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, OSError) as err:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not answering after {timeout}s: {err}") from err
+        time.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -70,6 +70,7 @@ class LoggedRequest:
     tool_results: list[str]
     headers: dict[str, str]
     history: list[str]  # excerpts of the earlier assistant texts in the conversation sent
+    reset_epoch: float | None = None  # a limit answer's anthropic-ratelimit-unified-reset
 
 
 def _tool_results(body: dict[str, Any]) -> list[str]:
@@ -226,6 +227,8 @@ class ModelApp:
             headers={k.lower(): v for k, v in request.headers.items()
                      if k.lower() in ("user-agent", "anthropic-beta", "x-app")},
             history=_assistant_texts(body),
+            reset_epoch=(float(answer.headers["anthropic-ratelimit-unified-reset"])
+                         if "anthropic-ratelimit-unified-reset" in answer.headers else None),
         ))
         input_tokens = tokens(json.dumps(body.get("messages", [])))
         if answer.is_error:
