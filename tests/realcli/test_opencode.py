@@ -116,7 +116,6 @@ agents:
     assert log[0] == "claim(p1-gate): widget", log
     main = [r for r in model_server.requests("oc") if r.main]
     assert main[0].human_text == BOOTSTRAP and main[1].tool_results == ["committed-p1\n"]
-    # The working footer reads as active. The idle screen still shows opencode's "▣ Build ·"
-    # line, which today's activity rules also take for work (issue 11's taxonomy owns this).
+    # The working footer ("esc interrupt") reads as active, the idle screen as not.
     assert classify(working.pane, now, ZoneInfo("UTC")).active is not None
-    assert classify(idle.pane, now, ZoneInfo("UTC")).active is not None
+    assert classify(idle.pane, now, ZoneInfo("UTC")).active is None
