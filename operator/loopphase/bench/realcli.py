@@ -233,7 +233,7 @@ async def _limit_resume(timeout: float, base: Path) -> dict[str, Any]:
                         task.result()
                     return resumed()
                 await _poll("the builder working again", seen, timeout)
-                await asyncio.sleep(5)  # a late duplicate prompt would show here
+                await asyncio.sleep(20)  # a probe queued behind the resumed turn would show here
             finally:
                 runner.request_stop()
                 await asyncio.wait_for(task, 30)

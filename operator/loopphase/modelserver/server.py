@@ -261,6 +261,15 @@ class ModelApp:
         return response
 
 
+async def _cancel_pending() -> None:
+    """Cancel what is still running on the server's loop (hung answers still sleeping)."""
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 class ModelServer:
     """The endpoint on its own thread: ``start()`` -> port; ``stop()``; also a context manager."""
 
@@ -297,6 +306,7 @@ class ModelServer:
             return
         loop.run_forever()
         loop.run_until_complete(self._cleanup())
+        loop.run_until_complete(_cancel_pending())
         loop.close()
 
     async def _serve(self) -> None:
