@@ -42,11 +42,3 @@ def test_cannot_start_clears_and_the_role_starts_when_the_cause_is_gone() -> Non
     assert any(isinstance(a, EmitEvent) and a.kind == "attention-cleared" for a in actions)
     assert world.status.agents["builder"].attention is None
 
-
-def test_a_running_agent_is_not_stopped_or_flagged_for_a_problem_of_its_next_start() -> None:
-    world = World()
-    world.started()
-    running = AgentObservation(role="builder", present=True, alive=True, pane=PANE_ACTIVE, cannot_start=CAUSE)
-    world.tick({"builder": running, "adversary": agent("adversary", PANE_ACTIVE)}, advance=5)
-    assert world.status.agents["builder"].state == "Active"
-    assert world.status.agents["builder"].attention is None

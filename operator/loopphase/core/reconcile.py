@@ -340,7 +340,7 @@ def _converge_agent(
         else:
             st.agents.pop(role, None)
         return
-    if obs.cannot_start is not None and not obs.alive:  # a running agent is judged as usual
+    if obs.cannot_start is not None:
         _cannot_start(role, a, obs.cannot_start, d)
         return
     if a.attention is not None and a.attention.reason == "CannotStart":
