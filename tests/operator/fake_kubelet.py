@@ -39,7 +39,6 @@ SHIM_READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 POLL = 0.05
 PROMPTS_MOUNT = "/etc/loopphase/prompts"
-TOKEN_MOUNT = "/etc/loopphase/token"
 
 
 def loopback_usable(ip: str = "127.0.0.2") -> bool:
@@ -198,16 +197,9 @@ class FakeKubelet:
         cm = self.kmock.objects["v1/configmaps", self.namespace, cm_name]
         for key, value in (cm.get("data") or {}).items():
             (prompts_dir / key).write_text(value)
-        secret_name = volumes["shim-token"]["secret"]["secretName"]
-        secret = self.kmock.objects["v1/secrets", self.namespace, secret_name]
-        token_dir = incarnation / "token"
-        token_dir.mkdir(parents=True, exist_ok=True)
-        for key, value in (secret.get("data") or {}).items():
-            (token_dir / key).write_bytes(base64.b64decode(value))
-
         args = _rewrite(list(container["args"]), {
             "/work/repo": str(repo), "/work/.loopphase": str(pvc / ".loopphase"),
-            "/work": str(pvc), PROMPTS_MOUNT: str(prompts_dir), TOKEN_MOUNT: str(token_dir),
+            "/work": str(pvc), PROMPTS_MOUNT: str(prompts_dir),
         })
         socket_name = f"lpk-{uuid.uuid4().hex[:10]}"
         args += ["--host", ip, "--tmux-socket", socket_name,
@@ -216,6 +208,11 @@ class FakeKubelet:
         for item in container.get("env", []):
             if "value" in item:
                 env[item["name"]] = item["value"]
+            elif "secretKeyRef" in item.get("valueFrom", {}):
+                # As the kubelet does: the Secret's key becomes the variable's value.
+                ref = item["valueFrom"]["secretKeyRef"]
+                secret = self.kmock.objects["v1/secrets", self.namespace, ref["name"]]
+                env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
         env["HOME"] = str(pvc / "home")
         log_path = incarnation / "shim.log"
         with log_path.open("ab") as log_file:

@@ -91,7 +91,7 @@ def test_container_runs_shim_argv_with_probes_and_resources() -> None:
         "--continuation-text": "Continue; $(rm -rf /) `x`",  # one argv element, never a shell
         "--mode": "cold", "--phase-index": "1", "--phase-id": "p2", "--host": "0.0.0.0",
         "--port": "8790",
-        "--token-file": "/etc/loopphase/token/token", "--state-dir": "/work/.loopphase/builder",
+        "--state-dir": "/work/.loopphase/builder",
         "--model": "opus",
     }
     assert container["readinessProbe"]["httpGet"] == {"path": "/v1/health", "port": 8790}
@@ -110,7 +110,10 @@ def test_volumes_pvc_prompts_token_and_optional_git_credentials() -> None:
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["work"]["persistentVolumeClaim"] == {"claimName": "demo-builder-work"}
     assert volumes["prompts"]["configMap"]["name"] == "demo-prompts"
-    assert volumes["shim-token"]["secret"]["secretName"] == "demo-shim-token"
+    assert "shim-token" not in volumes  # the token comes by env and leaves it (shim/server.py)
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["LOOPPHASE_SHIM_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "demo-builder-shim-token", "key": "token"}
     assert "git-credentials" not in volumes
 
     spec = make_spec(repo={"url": "git@host:r.git", "credentialsSecret": "git-creds"})
@@ -164,8 +167,8 @@ def test_pvc_secret_configmap() -> None:
         "storageClassName": "fast",
     }
     assert pvc["metadata"]["ownerReferences"][0]["uid"] == "uid-1234"
-    secret = ko.token_secret(OWNER, "s3cret")
-    assert secret["metadata"]["name"] == "demo-shim-token"
+    secret = ko.token_secret(OWNER, "adversary", "s3cret")
+    assert secret["metadata"]["name"] == "demo-adversary-shim-token"
     assert "stringData" not in secret
     assert ko.read_token(secret) == "s3cret"
     cm = ko.prompts_configmap(OWNER, {ko.kickoff_key("builder", "p1"): "hello"})
@@ -208,3 +211,21 @@ def test_pod_env_carries_phase_facts_like_the_local_runtime() -> None:
     assert env["LOOPPHASE_PHASE"] == plan.phase_id
     assert env["LOOPPHASE_STATUS_FILE"] == spec.phases[plan.phase_index].status_file
     assert env["LOOPPHASE_STATE_DIR"] == spec.repo.state_dir
+
+
+def test_agents_network_policy_admits_only_the_operator_on_the_shim_port() -> None:
+    settings = ko.PodSettings(operator_namespace="ops", shim_port=9000)
+    policy = ko.agents_network_policy(OWNER, settings)
+    assert policy["metadata"]["name"] == "demo-agents"
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1234"
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"loopphase.dev/name": "demo"}}
+    assert spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"port": 9000, "protocol": "TCP"}]
+    assert rule["from"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "loopphase-operator"}},
+    }]
+    pod = ko.agent_pod(OWNER, make_spec(), launch(), settings)
+    assert pod["metadata"]["labels"]["loopphase.dev/name"] == "demo"  # selected by the policy

@@ -35,7 +35,7 @@ def lp_body(url: str, **spec: Any) -> dict[str, Any]:
             "repo": {"url": url, "branch": "main"},
             "phases": [{"id": "p1", "plan": "PLAN-1.md", "statusFile": "STATUS-1.md"},
                        {"id": "p2", "plan": "PLAN-2.md", "statusFile": "STATUS-2.md"}],
-            "agents": {"builder": {"backend": "sim"}},
+            "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n"}},
             "timing": {"signalInterval": 0.2, "startGrace": 1},
         },
     }
@@ -100,7 +100,7 @@ async def test_invalid_spec_is_reported_and_nothing_is_created(
                               and any(k.startswith("loopphase.dev/")
                                       for k in (o["metadata"].get("annotations") or {})) and o)
     assert pod_creations(kmock) == 0
-    assert obj(kmock, "v1/secrets", "demo-shim-token") is None
+    assert obj(kmock, "v1/secrets", "demo-builder-shim-token") is None
     assert obj(kmock, "v1/configmaps", "demo-prompts") is None
     # kopf's bookkeeping lives in annotations, not in .status (nothing for the schema to prune)
     assert "kopf" not in lp["status"]
@@ -125,7 +125,8 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
             assert obj(kmock, "v1/persistentvolumeclaims", f"demo-{role}-work")
         cm = obj(kmock, "v1/configmaps", "demo-prompts")
         assert cm and "kickoff-builder-p1.md" in cm["data"] and "p1" in cm["data"]["kickoff-builder-p1.md"]
-        assert obj(kmock, "v1/secrets", "demo-shim-token")
+        tokens = [obj(kmock, "v1/secrets", f"demo-{r}-shim-token") for r in ("builder", "adversary")]
+        assert all(tokens) and tokens[0]["data"] != tokens[1]["data"]  # one token per role
         await eventually(lambda: any(e.get("reason") == "Start" for e in events(kmock)))
 
         # Play the kubelet: pods get loopback IPs; the (fake) shims answer "active".
@@ -163,7 +164,7 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
     ctx2 = make_context(kube, shims, tmp_path)
     async with running_operator(kmock, ctx2):
         await eventually(lambda: "uid-demo" in ctx2.runtimes)
-        await eventually(lambda: ctx2.runtimes["uid-demo"]._token is not None)
+        await eventually(lambda: ctx2.runtimes["uid-demo"]._tokens)
         lp = obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo")
         assert lp is not None and lp["status"]["current"]["id"] == "p2"
     assert pod_creations(kmock) == created
@@ -198,7 +199,8 @@ async def test_unusable_credentials_secret_is_a_warning_event_naming_it(
     origin, _ = bare_repo(tmp_path)
     await kube.create(f"/api/v1/namespaces/{NS}/secrets",
                       {"apiVersion": "v1", "kind": "Secret",
-                       "metadata": {"name": "git-creds", "namespace": NS},
+                       "metadata": {"name": "git-creds", "namespace": NS,
+                                    "labels": {"loopphase.dev/git-credentials": "true"}},
                        "data": {"token": "c2VjcmV0"}})
     body = lp_body(str(origin))
     body["spec"]["repo"]["credentialsSecret"] = "git-creds"

@@ -92,7 +92,7 @@ async def test_operator_restart_mid_limit_window_keeps_window_and_pods(
         # kopf's watch).
         await eventually(lambda: calls.count() >= 12, timeout=20)
         await eventually(lambda: "uid-demo" in ctx2.runtimes
-                         and ctx2.runtimes["uid-demo"]._token is not None)
+                         and ctx2.runtimes["uid-demo"]._tokens)
         after = await eventually(lambda: builder_limited(kmock), timeout=10)
     assert pod_posts(kmock) == posts, "the restarted operator created a pod"
     assert fake_kubelet.started == shims, "a shim was restarted"

@@ -19,7 +19,7 @@ SPEC = LoopPhaseSpec.model_validate({
     "repo": {"url": "https://git.example/r.git"},
     "phases": [{"id": "p1", "plan": "P1.md", "statusFile": "S1.md"},
                {"id": "p2", "plan": "P2.md", "statusFile": "S2.md"}],
-    "agents": {"builder": {"backend": "sim", "simScenario": "steps: []\n"}},
+    "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n"}},
 })
 
 
@@ -89,16 +89,20 @@ async def test_start_creates_secret_configmap_pvc_and_pod(kmock: Any, runtime: K
     assert "--scenario" in pod["spec"]["containers"][0]["args"]
     cm = kmock.objects["v1/configmaps", NS, "demo-prompts"]
     assert cm["data"] == {"kickoff-builder-p1.md": "kickoff builder 0",
-                          "scenario-builder.yaml": "steps: []\n"}
+                          "scenario-builder.yaml": "phases: {default: []}\n"}
     assert kmock.objects["v1/persistentvolumeclaims", NS, "demo-builder-work"]["spec"]
-    token = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-shim-token"]))
+    token = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-builder-shim-token"]))
     assert token and len(token) >= 32
 
-    # A second role adds its key to the same ConfigMap and reuses the same token.
+    # A second role adds its key to the same ConfigMap and gets a token of its own.
     assert (await runtime.start(plan("adversary"))).ok
     cm = kmock.objects["v1/configmaps", NS, "demo-prompts"]
     assert cm["data"]["kickoff-adversary-p1.md"] == "kickoff adversary 0"
     assert cm["data"]["kickoff-builder-p1.md"] == "kickoff builder 0"
+    other = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-adversary-shim-token"]))
+    assert other and other != token
+    policy = kmock.objects["networking.k8s.io/v1/networkpolicies", NS, "demo-agents"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"loopphase.dev/name": "demo"}
 
 
 async def test_start_twice_adopts_and_never_creates_a_second_pod(
@@ -112,7 +116,7 @@ async def test_start_twice_adopts_and_never_creates_a_second_pod(
     creates = [r for r in list(kmock) if r.method == "POST" and r.resource
                and r.resource.plural == "pods"]
     assert len(creates) == 2  # the second POST got 409; no second pod exists
-    assert await again.token() == await runtime.token()
+    assert await again.token("builder") == await runtime.token("builder")
 
 
 async def test_foreign_pod_with_our_name_is_not_adopted(kmock: Any, runtime: KubernetesRuntime) -> None:
@@ -147,7 +151,7 @@ async def test_observe_absent_pending_running_and_unreachable(
     assert running.alive and running.pane == "hello" and running.phase_index == 1
     assert running.pod_name == "demo-builder"
     assert shims.made[-1].url == "http://127.0.0.7:8790"
-    assert shims.made[-1].token == await runtime.token()
+    assert shims.made[-1].token == await runtime.token("builder")
     shims.fail = True
     down = await runtime.observe("builder")
     assert down.present and not down.alive and "connection refused" in (down.error or "")
@@ -218,3 +222,34 @@ async def test_restart_of_dead_pod_recreates(kmock: Any, kubelet: Any, runtime: 
     result = await runtime.restart(plan(mode="cold"))
     assert result.ok and "recreated" in result.detail
     assert not any(c[0] == "restart" for s in shims.made for c in s.calls)
+
+
+async def test_a_scenario_path_cannot_start_on_a_cluster(kmock: Any, runtime: KubernetesRuntime) -> None:
+    """A one-line simScenario names a file `loopphase run` reads; a pod would get the path as
+    its scenario and never start: CannotStart before any pod is created."""
+    runtime.spec = LoopPhaseSpec.model_validate({**SPEC.to_wire(), "agents": {"builder": {"backend": "sim",
+                                                 "simScenario": "scenarios/builder.yaml"}}})
+    obs = await runtime.observe("builder")
+    assert not obs.present
+    assert obs.cannot_start is not None
+    assert "agents.builder.simScenario names a file (scenarios/builder.yaml)" in obs.cannot_start
+
+
+async def test_pods_never_mount_a_secret_not_labelled_for_loopphase(
+    kmock: Any, kube: KubeApi, shims: Shims
+) -> None:
+    spec = LoopPhaseSpec.model_validate({**SPEC.model_dump(by_alias=True, exclude_none=True),
+                                         "repo": {"url": "https://git.example.invalid/r.git",
+                                                  "credentialsSecret": "team-db-password"}})
+    kmock.objects["v1/secrets", NS, "team-db-password"] = {
+        "metadata": {"name": "team-db-password", "namespace": NS}, "data": {"password": "eA=="}}
+    runtime = KubernetesRuntime(kube, OWNER, spec, ko.PodSettings(shim_port=8790),
+                                shim_factory=shims, to_observation=to_obs)
+    refused = await runtime.start(plan())
+    assert not refused.ok and "loopphase.dev/git-credentials=true" in refused.detail
+    assert ("v1/pods", NS, "demo-builder") not in kmock.objects  # nothing mounts it
+    kmock.objects["v1/secrets", NS, "team-db-password"] = {
+        "metadata": {"name": "team-db-password", "namespace": NS,
+                     "labels": {"loopphase.dev/git-credentials": "true"}},
+        "data": {"password": "eA=="}}
+    assert (await runtime.start(plan())).ok

@@ -46,12 +46,13 @@ def spec(url: str, secret: str | None = "git-creds") -> LoopPhaseSpec:
     return LoopPhaseSpec.model_validate({
         "repo": {"url": url, "credentialsSecret": secret},
         "phases": [{"id": "p1", "plan": "PLAN.md", "statusFile": "STATUS.md"}],
-        "agents": {"builder": {"backend": "sim"}},
+        "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}"}},
     })
 
 
 def secret(**data: bytes) -> dict[str, Any]:
-    return {"metadata": {"name": "git-creds", "namespace": NS},
+    return {"metadata": {"name": "git-creds", "namespace": NS,
+                         "labels": {"loopphase.dev/git-credentials": "true"}},
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
 
 
@@ -558,3 +559,29 @@ def test_init_script_writes_the_host_key_policy_ssh_reads(
     else:
         assert config["stricthostkeychecking"] == "accept-new"
         assert config["userknownhostsfile"] == str(home / ".ssh" / "known_hosts")
+
+
+async def test_unlabelled_secret_is_never_sent(tmp_path: Path) -> None:
+    """A LoopPhase may name any Secret of its namespace: only one labelled for LoopPhase git
+    access is used (a confused deputy otherwise), and the warning says how to label it."""
+    warnings: list[tuple[str, str]] = []
+    plain = secret(username=b"bot", password=b"hunter2-hunter2")
+    del plain["metadata"]["labels"]
+    api = SecretsApi(**{"git-creds": plain})
+    env = await git_env(api, NS, spec("https://git.example.invalid/r.git"), None,  # type: ignore[arg-type]
+                        warn=lambda reason, message: warnings.append((reason, message)))
+    assert env is None
+    assert warnings and warnings[0][0] == "CredentialsNotAllowed"
+    assert "kubectl label secret -n" in warnings[0][1] and "hunter2" not in warnings[0][1]
+    plain["metadata"]["labels"] = {"loopphase.dev/git-credentials": "true"}
+    env = await git_env(api, NS, spec("https://git.example.invalid/r.git"), None)  # type: ignore[arg-type]
+    assert env is not None and any("extraHeader" in v or "Authorization" in v for v in env.values())
+
+
+def test_credentials_are_never_sent_over_plain_http() -> None:
+    from pydantic import ValidationError
+
+    for url in ("http://git.example.invalid/r.git", "git://git.example.invalid/r.git"):
+        with pytest.raises(ValidationError, match="only sent over https:// or ssh"):
+            spec(url)
+    assert spec("http://git.example.invalid/r.git", secret=None).repo.url.startswith("http://")

@@ -33,6 +33,16 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+SHOWN_MAX = 80
+
+
+def shown(value: object, limit: int = SHOWN_MAX) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with an ellipsis (an
+    error must name the bad input, not echo 5,000 characters of it)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -48,7 +58,7 @@ def parse_duration(value: Any) -> float:
         if match:
             return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     raise ValueError(
-        f"{value!r} is not a duration: use seconds (30) or a string like '30s', '5m', '6h'"
+        f"{shown(value)} is not a duration: use seconds (30) or a string like '30s', '5m', '6h'"
     )
 
 
@@ -91,24 +101,30 @@ def ref_name_problem(name: str) -> str | None:
         return f"a branch name must not contain {bad.group(0)!r}"
     for part in name.split("/"):
         if part.startswith(".") or part.endswith(".lock"):
-            return f"no part of a branch name may start with '.' or end with '.lock' ({part!r})"
+            return f"no part of a branch name may start with '.' or end with '.lock' ({shown(part)})"
     return None
 
 
 def check_relative_path(value: str, what: str) -> str:
     if not SAFE_PATH_RE.match(value) or value.startswith("/"):
         raise ValueError(
-            f"{what} {value!r} must be a relative path of letters, digits, '.', '_', '-', '/'"
+            f"{what} {shown(value)} must be a relative path of letters, digits, '.', '_', '-', '/'"
         )
     if ".." in value.split("/"):
-        raise ValueError(f"{what} {value!r} must not contain '..': keep it inside the repository")
+        raise ValueError(f"{what} {shown(value)} must not contain '..': keep it inside the repository")
     return value
 
 
 def check_safe_token(value: str, what: str) -> str:
     if not SAFE_TOKEN_RE.match(value):
         raise ValueError(
-            f"{what} {value!r} may only contain letters, digits and . _ : / @ + - "
+            f"{what} {shown(value)} may only contain letters, digits and . _ : / @ + - "
             "(no spaces, quotes, '$', ';' or backticks)"
         )
     return value
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters for a one-line display, ending in '…' when
+    cut (never silently); the whole text stays where it is stored (status, logs)."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"

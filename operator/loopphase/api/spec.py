@@ -20,6 +20,7 @@ from loopphase.api.base import (
     check_relative_path,
     check_safe_token,
     ref_name_problem,
+    shown,
 )
 from loopphase.core.patterns import injected_text_violations
 from loopphase.core.typeable import untypeable_reason
@@ -44,7 +45,7 @@ class KeyRef(ApiModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not K8S_NAME_RE.match(value):
-            raise ValueError(f"{value!r} must be a Kubernetes object name")
+            raise ValueError(f"{shown(value)} must be a Kubernetes object name")
         return value
 
 
@@ -107,7 +108,7 @@ class RepoSpec(ApiModel):
     def _branch(cls, value: str) -> str:
         problem = ref_name_problem(value)
         if problem is not None:
-            raise ValueError(f"repo.branch {value!r} is not a valid branch name: {problem}")
+            raise ValueError(f"repo.branch {shown(value)} is not a valid branch name: {problem}")
         check_safe_token(value, "repo.branch")
         return value
 
@@ -120,8 +121,18 @@ class RepoSpec(ApiModel):
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         if value is not None and not K8S_NAME_RE.match(value):
-            raise ValueError(f"repo.credentialsSecret {value!r} must be a Kubernetes object name")
+            raise ValueError(f"repo.credentialsSecret {shown(value)} must be a Kubernetes object name")
         return value
+
+    @model_validator(mode="after")
+    def _no_credentials_in_clear(self) -> RepoSpec:
+        if self.credentials_secret and self.url.lower().startswith(("http://", "git://")):
+            raise ValueError(
+                f"repo.credentialsSecret is set but repo.url {self.url.split('://')[0]}:// is "
+                "not encrypted: credentials are only sent over https:// or ssh; change the URL "
+                "or drop the Secret"
+            )
+        return self
 
 
 class PhaseSpec(ApiModel):
@@ -135,7 +146,7 @@ class PhaseSpec(ApiModel):
     def _id(cls, value: str) -> str:
         if not DNS_LABEL_RE.match(value):
             raise ValueError(
-                f"phase id {value!r} must be a DNS label: lower-case letters, digits and '-', "
+                f"phase id {shown(value)} must be a DNS label: lower-case letters, digits and '-', "
                 "at most 63 characters, starting and ending with a letter or digit"
             )
         return value
@@ -193,7 +204,7 @@ class SecretEnv(ApiModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not value.replace("_", "a").isalnum() or value[0].isdigit():
-            raise ValueError(f"env name {value!r} must be letters, digits and '_'")
+            raise ValueError(f"env name {shown(value)} must be letters, digits and '_'")
         return value
 
 
@@ -209,19 +220,19 @@ class Resources(ApiModel):
         for name, amount in (value or {}).items():
             if not _RESOURCE_NAME_RE.match(name):
                 raise ValueError(
-                    f"resources.{info.field_name}: {name!r} is not a resource name (e.g. cpu, "
+                    f"resources.{info.field_name}: {shown(name)} is not a resource name (e.g. cpu, "
                     "memory, ephemeral-storage)"
                 )
             try:
                 quantity = parse_quantity(amount)
             except ValueError as err:
                 raise ValueError(
-                    f"resources.{info.field_name}.{name}: {amount!r} is not a Kubernetes "
+                    f"resources.{info.field_name}.{name}: {shown(amount)} is not a Kubernetes "
                     "quantity (e.g. 500m, 2, 512Mi, 2Gi)"
                 ) from err
             if quantity < 0:
                 raise ValueError(
-                    f"resources.{info.field_name}.{name}: {amount!r} is negative; quantities are "
+                    f"resources.{info.field_name}.{name}: {shown(amount)} is negative; quantities are "
                     "zero or more"
                 )
         return value
@@ -236,7 +247,9 @@ class AgentSpec(ApiModel):
     env: list[SecretEnv] = Field(default_factory=list)
     opencode_server: str | None = Field(None, description="opencode server URL to attach to")
     sim_scenario: str | None = Field(
-        None, description="sim backend: scenario YAML (inline text) or a path (loopphase run)"
+        None,
+        description="sim backend: the scenario as inline YAML text (a mapping with 'phases'), or "
+        "one line naming a scenario file relative to the spec file (loopphase run only)",
     )
 
     @field_validator("model")
@@ -436,6 +449,37 @@ def _check_injected(field: str, template: str) -> None:
         )
 
 
+def agent_field(spec: LoopPhaseSpec, role: Role) -> str:
+    """The spec path that configures ``role``'s agent (the adversary may borrow the builder's)."""
+    if role == "adversary" and spec.agents.adversary is None:
+        return "agents.builder"
+    return f"agents.{role}"
+
+
+def _check_sim_scenarios(spec: LoopPhaseSpec) -> None:
+    """A sim agent needs a scenario; an inline one must parse with known steps (names the field)."""
+    from loopphase.sim.scenario import ScenarioError, scenario_source
+
+    problems = []
+    for role in spec.roles():
+        agent = spec.agent(role)
+        where = f"{agent_field(spec, role)}.simScenario"
+        if agent.backend != "sim" or f"{where}:" in " ".join(problems):
+            continue
+        if agent.sim_scenario is None:
+            problems.append(
+                f"{where}: required for backend sim (the scenario the simulated agent plays): give "
+                "inline scenario YAML (a mapping with 'phases') or a path to a scenario file"
+            )
+            continue
+        try:
+            scenario_source(agent.sim_scenario)
+        except ScenarioError as err:
+            problems.append(f"{where}: {err}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 class LoopPhaseSpec(ApiModel):
     repo: RepoSpec
     phases: list[PhaseSpec] = Field(min_length=1, max_length=200)
@@ -459,7 +503,7 @@ class LoopPhaseSpec(ApiModel):
             raise ValueError(f"phases: duplicate phase id(s) {', '.join(dupes)}: ids must be unique")
         if self.start_at is not None and self.start_at not in ids:
             raise ValueError(
-                f"startAt {self.start_at!r} is not a phase id; choose one of {', '.join(ids)}"
+                f"startAt {shown(self.start_at)} is not a phase id; choose one of {', '.join(ids)}"
             )
         if self.time_zone is not None:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -468,7 +512,7 @@ class LoopPhaseSpec(ApiModel):
                 ZoneInfo(self.time_zone)
             except (ZoneInfoNotFoundError, ValueError) as err:
                 raise ValueError(
-                    f"timeZone {self.time_zone!r} is not an IANA zone (e.g. Europe/Berlin)"
+                    f"timeZone {shown(self.time_zone)} is not an IANA zone (e.g. Europe/Berlin)"
                 ) from err
         for name in TextsSpec.model_fields:
             alias = TextsSpec.model_fields[name].alias or name
@@ -482,6 +526,7 @@ class LoopPhaseSpec(ApiModel):
                     f"agents.{role}.opencodeServer is required for the opencode backend "
                     "(the URL of the opencode server to attach to)"
                 )
+        _check_sim_scenarios(self)
         return self
 
     # -- derived views (one source of truth: the fields above) -------------------------------

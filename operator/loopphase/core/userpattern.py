@@ -16,6 +16,8 @@ from typing import Protocol
 
 import re2
 
+from loopphase.api.base import shown
+
 SUBJECT_MAX = 1000
 # RE2's own memory budget for one compiled program (bytes); its default is 8 MiB. A spec
 # pattern is a short marker: 1 MiB refuses absurd repetition counts without a giant DFA.
@@ -42,7 +44,7 @@ def compile_pattern(pattern: str, *, ignore_case: bool = False) -> CompiledPatte
         detail = err.args[0].decode("utf-8", "replace") if err.args and isinstance(
             err.args[0], bytes) else str(err)
         raise PatternError(
-            f"{pattern!r} is not a supported regular expression ({detail}); patterns use RE2 "
+            f"{shown(pattern)} is not a supported regular expression ({detail}); patterns use RE2 "
             "syntax (linear time): no backreferences (\\1) and no lookaround ((?=…), (?!…))"
         ) from err
 

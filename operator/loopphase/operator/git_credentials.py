@@ -87,6 +87,24 @@ class GitCredentials:
 CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
 CREDENTIALS_UNUSABLE = "CredentialsUnusable"
 HOST_KEY_UNPINNED = "HostKeyUnpinned"
+CREDENTIALS_NOT_ALLOWED = "CredentialsNotAllowed"
+# The label that marks a Secret as meant for LoopPhase git access. Without it, a LoopPhase
+# could name any Secret of its namespace and have the operator send its password to the URL
+# the spec chose (a confused deputy: creating a LoopPhase would be reading Secrets).
+ALLOW_LABEL = "loopphase.dev/git-credentials"
+
+
+def credentials_refusal(namespace: str, name: str, secret: dict[str, Any]) -> str | None:
+    """Why the Secret may not be used as spec.repo.credentialsSecret, or None when it may."""
+    labels = (secret.get("metadata") or {}).get("labels") or {}
+    if labels.get(ALLOW_LABEL) == "true":
+        return None
+    return (
+        f"Secret {namespace}/{name} (spec.repo.credentialsSecret) is not labelled "
+        f"{ALLOW_LABEL}=true, so LoopPhase does not use it (only Secrets marked for LoopPhase "
+        f"git access are sent to a repository): kubectl label secret -n {namespace} {name} "
+        f"{ALLOW_LABEL}=true"
+    )
 
 
 def _decode(secret: dict[str, Any]) -> dict[str, bytes]:
@@ -141,6 +159,13 @@ async def _resolve(
         creds.discard_key(namespace, name)
         return None, None
     creds.resolved(namespace, name, CREDENTIALS_NOT_FOUND, user=user)
+    refusal = credentials_refusal(namespace, name, secret)
+    if refusal is not None:
+        creds.warn(namespace, name, CREDENTIALS_NOT_ALLOWED,
+                   refusal + "; git reads go unauthenticated", warn, user=user)
+        creds.discard_key(namespace, name)
+        return None, None
+    creds.resolved(namespace, name, CREDENTIALS_NOT_ALLOWED, user=user)
     data = _decode(secret)
     if is_ssh_url(spec.repo.url):
         env = _ssh_env(creds, namespace, name, data, warn, user)

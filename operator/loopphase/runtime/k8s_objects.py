@@ -42,7 +42,7 @@ REPO_DIR = f"{WORK_MOUNT}/repo"
 HOME_DIR = f"{WORK_MOUNT}/home"
 STATE_ROOT = f"{WORK_MOUNT}/.loopphase"
 PROMPTS_MOUNT = "/etc/loopphase/prompts"
-TOKEN_MOUNT = "/etc/loopphase/token"
+SHIM_TOKEN_ENV = "LOOPPHASE_SHIM_TOKEN"
 GIT_CREDS_MOUNT = "/etc/loopphase/git"
 # Read-only to its owner (root) in the spec; the kubelet adds group read for the pod's fsGroup
 # (AGENT_UID), so the agent reads it as 0440 root:1000, and ssh accepts it (ssh only refuses
@@ -139,6 +139,11 @@ class PodSettings:
     storage_size: str = "10Gi"
     storage_class: str | None = None
     termination_grace_seconds: int = 30
+    # Where the operator runs: the agents' NetworkPolicy admits the shim port from its pods.
+    operator_namespace: str = "loopphase-system"
+    operator_pod_labels: tuple[tuple[str, str], ...] = (
+        ("app.kubernetes.io/name", "loopphase-operator"),
+    )
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -152,8 +157,13 @@ def pvc_name(lp: str, role: Role) -> str:
     return f"{lp}-{role}-work"
 
 
-def token_secret_name(lp: str) -> str:
-    return f"{lp}-shim-token"
+def network_policy_name(lp: str) -> str:
+    return f"{lp}-agents"
+
+
+def token_secret_name(lp: str, role: Role) -> str:
+    """One token per role: a builder that reads its own token cannot drive the adversary."""
+    return f"{lp}-{role}-shim-token"
 
 
 def prompts_configmap_name(lp: str) -> str:
@@ -219,14 +229,41 @@ def _metadata(owner: Owner, name: str, role: Role | None = None) -> dict[str, An
 # -- objects ---------------------------------------------------------------------------------
 
 
-def token_secret(owner: Owner, token: str) -> dict[str, Any]:
-    """The shim bearer token. ``data`` (not ``stringData``) so a read returns what was written."""
+def token_secret(owner: Owner, role: Role, token: str) -> dict[str, Any]:
+    """The bearer token of one role's shim. ``data`` (not ``stringData``) so a read returns
+    what was written."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(owner, token_secret_name(owner.name)),
+        "metadata": _metadata(owner, token_secret_name(owner.name, role), role),
         "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def agents_network_policy(owner: Owner, settings: PodSettings) -> dict[str, Any]:
+    """Ingress to this LoopPhase's agent pods: the shim port, from the operator's pods only.
+
+    Agents reach nothing of each other (a builder cannot call the adversary's shim even with a
+    token). Egress is left to the cluster's policy (see manifests/examples for one that blocks
+    the cloud metadata endpoint). Needs a CNI that enforces NetworkPolicy.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(owner, network_policy_name(owner.name)),
+        "spec": {
+            "podSelector": {"matchLabels": {LABEL_NAME: label_value(owner.name)}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{
+                    "namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": settings.operator_namespace}},
+                    "podSelector": {"matchLabels": dict(settings.operator_pod_labels)},
+                }],
+                "ports": [{"port": settings.shim_port, "protocol": "TCP"}],
+            }],
+        },
     }
 
 
@@ -291,7 +328,6 @@ def shim_args(
         "--phase-id", launch.phase_id,
         "--host", "0.0.0.0",  # the pod IP; the NetworkPolicy admits only the operator
         "--port", str(settings.shim_port),
-        "--token-file", f"{TOKEN_MOUNT}/{TOKEN_KEY}",
         "--state-dir", f"{STATE_ROOT}/{launch.role}",
     ]
     if launch.model:
@@ -345,6 +381,15 @@ def agent_pod(
         ANN_SPAWN_MODE: launch.mode,
     }
     env: list[dict[str, Any]] = [
+        # The shim takes its token from the environment, removes it before it starts the agent
+        # and makes itself non-dumpable: the agent (same uid) reads neither a file nor
+        # /proc/<shim>/environ. No token volume is mounted.
+        {
+            "name": SHIM_TOKEN_ENV,
+            "valueFrom": {
+                "secretKeyRef": {"name": token_secret_name(owner.name, role), "key": TOKEN_KEY}
+            },
+        },
         {"name": "HOME", "value": HOME_DIR},
         {"name": "LOOPPHASE_ROLE", "value": role},
         # The same facts the local runtime passes, so the sim backend behaves alike in pods.
@@ -364,15 +409,10 @@ def agent_pod(
     mounts = [
         {"name": "work", "mountPath": WORK_MOUNT},
         {"name": "prompts", "mountPath": PROMPTS_MOUNT, "readOnly": True},
-        {"name": "shim-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "work", "persistentVolumeClaim": {"claimName": pvc_name(owner.name, role)}},
         {"name": "prompts", "configMap": {"name": prompts_configmap_name(owner.name)}},
-        {
-            "name": "shim-token",
-            "secret": {"secretName": token_secret_name(owner.name), "defaultMode": 0o440},
-        },
     ]
     init_mounts = [{"name": "work", "mountPath": WORK_MOUNT}]
     init_env: list[dict[str, Any]] = [{"name": "HOME", "value": HOME_DIR}]

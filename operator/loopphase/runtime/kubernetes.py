@@ -27,6 +27,7 @@ import aiohttp
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
+from loopphase.operator.git_credentials import credentials_refusal
 from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_path
 from loopphase.operator.pod_cache import PodCache
 from loopphase.runtime import k8s_objects as ko
@@ -234,7 +235,8 @@ class KubernetesRuntime:
         self.poll_interval = poll_interval
         self.clock = clock
         self.pods = pods
-        self._token: str | None = None
+        self._tokens: dict[Role, str] = {}
+        self._network_policy_ready = False
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -264,18 +266,19 @@ class KubernetesRuntime:
 
     # -- owned support objects -----------------------------------------------------------------
 
-    async def token(self) -> str:
-        """The shim token: read from (or first written to) the ``<lp>-shim-token`` Secret."""
-        if self._token is not None:
-            return self._token
-        path = core_path(self.owner.namespace, "secrets", ko.token_secret_name(self.owner.name))
+    async def token(self, role: Role) -> str:
+        """The role's shim token: read from (or first written to) ``<lp>-<role>-shim-token``."""
+        if role in self._tokens:
+            return self._tokens[role]
+        name = ko.token_secret_name(self.owner.name, role)
+        path = core_path(self.owner.namespace, "secrets", name)
         secret = await self.api.get(path)
         if secret is None:
             candidate = secrets.token_urlsafe(32)
             try:
                 secret = await self.api.create(
                     core_path(self.owner.namespace, "secrets"),
-                    ko.token_secret(self.owner, candidate),
+                    ko.token_secret(self.owner, role, candidate),
                 )
             except KubeApiError as err:
                 if err.status != 409:
@@ -283,8 +286,8 @@ class KubernetesRuntime:
                 secret = await self.api.get(path)  # created concurrently: use that one
         token = ko.read_token(secret or {})
         if not token:
-            raise RuntimeError(f"Secret {ko.token_secret_name(self.owner.name)} has no token key")
-        self._token = token
+            raise RuntimeError(f"Secret {name} has no token key")
+        self._tokens[role] = token
         return token
 
     async def _ensure_prompts(self, wanted: dict[str, str]) -> None:
@@ -307,6 +310,33 @@ class KubernetesRuntime:
         if changed:
             await self.api.merge_patch(path, {"data": changed})
 
+    async def _credentials_refusal(self) -> str | None:
+        """The agent pod mounts spec.repo.credentialsSecret: only a Secret labelled for
+        LoopPhase (see operator.git_credentials.ALLOW_LABEL), never an arbitrary one."""
+        name = self.spec.repo.credentials_secret
+        if not name:
+            return None
+        secret = await self.api.get(core_path(self.owner.namespace, "secrets", name))
+        if secret is None:
+            return (f"credentials Secret {self.owner.namespace}/{name} "
+                    "(spec.repo.credentialsSecret) not found: create it or fix the name")
+        return credentials_refusal(self.owner.namespace, name, secret)
+
+    async def _ensure_network_policy(self) -> None:
+        """Create ``<lp>-agents`` once per runtime. Refused (no RBAC, no API) is logged and the
+        start goes on: the shims still require their per-role bearer token."""
+        if self._network_policy_ready:
+            return
+        path = f"/apis/networking.k8s.io/v1/namespaces/{self.owner.namespace}/networkpolicies"
+        try:
+            await self.api.create(path, ko.agents_network_policy(self.owner, self.settings))
+        except KubeApiError as err:
+            if err.status != 409:
+                log.warning("could not create NetworkPolicy %s: %s (agents' shim ports are "
+                            "guarded by their tokens only)", ko.network_policy_name(self.owner.name), err)
+                return
+        self._network_policy_ready = True
+
     async def _ensure_pvc(self, role: Role) -> None:
         try:
             await self.api.create(
@@ -321,6 +351,24 @@ class KubernetesRuntime:
         agent = self.spec.agent(role)
         return agent.sim_scenario if agent.backend == "sim" else None
 
+    def _cannot_start(self, role: Role) -> str | None:
+        """What keeps a pod for ``role`` from ever starting, known before creating it: a sim
+        scenario given as a file path (a cluster has only what the spec holds)."""
+        from loopphase.api.spec import agent_field
+        from loopphase.sim.scenario import ScenarioError, scenario_source
+
+        agent = self.spec.agent(role)
+        if agent.backend != "sim" or agent.sim_scenario is None:
+            return None
+        try:
+            kind, value = scenario_source(agent.sim_scenario)
+        except ScenarioError as err:
+            return f"{agent_field(self.spec, role)}.simScenario: {err}"
+        if kind == "path":
+            return (f"{agent_field(self.spec, role)}.simScenario names a file ({value}); on a cluster "
+                    "give the scenario inline (YAML text that is a mapping with 'phases')")
+        return None
+
     # -- AgentRuntime --------------------------------------------------------------------------
 
     async def observe(self, role: Role) -> AgentObservation:
@@ -329,7 +377,7 @@ class KubernetesRuntime:
         except (KubeApiError, TimeoutError, OSError) as err:
             return AgentObservation(role=role, present=False, error=f"reading pod: {err}")
         if pod is None:
-            return AgentObservation(role=role, present=False)
+            return AgentObservation(role=role, present=False, cannot_start=self._cannot_start(role))
         facts = pod_facts(pod, self.owner.uid)
         base = AgentObservation(
             role=role,
@@ -358,11 +406,11 @@ class KubernetesRuntime:
                                        host_pending=facts.phase == "Pending")
         try:
             try:
-                state = await self._shim_call(facts.ip, "state")
+                state = await self._shim_call(role, facts.ip, "state")
             except _shim_errors() as err:
                 if not _stale_connection(err):
                     raise
-                state = await self._shim_call(facts.ip, "state")  # once, on a fresh connection
+                state = await self._shim_call(role, facts.ip, "state")  # once, on a fresh connection
         except _shim_errors() as err:
             if facts.phase == "Pending":  # has its IP, but init/pull/container start still runs
                 why = f" (Pending: {facts.pending_reason})" if facts.pending_reason else " (Pending)"
@@ -388,14 +436,18 @@ class KubernetesRuntime:
 
     async def _start(self, plan: LaunchPlan) -> HostResult:
         role = plan.role
-        await self.token()
+        await self.token(role)
         phase_id = plan.phase_id
         prompts = {ko.kickoff_key(role, phase_id): plan.kickoff}
         scenario = self._scenario(role)
         if scenario:
             prompts[ko.scenario_key(role)] = scenario
+        refusal = await self._credentials_refusal()
+        if refusal is not None:
+            return HostResult(False, refusal)
         await self._ensure_prompts(prompts)
         await self._ensure_pvc(role)
+        await self._ensure_network_policy()
         launch = ko.PodLaunch(
             role=role, phase_index=plan.phase_index, phase_id=phase_id, mode=plan.mode,
             continuation=plan.continuation, model=plan.model,
@@ -440,7 +492,7 @@ class KubernetesRuntime:
             return await self.recreate(plan)
         try:
             result = await self._shim_call(
-                facts.ip, "restart", plan.mode, plan.kickoff, plan.continuation,
+                plan.role, facts.ip, "restart", plan.mode, plan.kickoff, plan.continuation,
                 plan.phase_index, plan.phase_id,
             )
         except _shim_errors() as err:
@@ -496,7 +548,7 @@ class KubernetesRuntime:
         if not facts.ours or facts.terminating or facts.ip is None or facts.finished:
             return HostResult(False, f"send {role}: pod {facts.name} cannot take input now")
         try:
-            result = await self._shim_call(facts.ip, "send", text)
+            result = await self._shim_call(role, facts.ip, "send", text)
         except _shim_errors() as err:
             return HostResult(False, f"send {role}: {err}")
         ok, detail = _result_ok(result)
@@ -508,8 +560,8 @@ class KubernetesRuntime:
         host = f"[{ip}]" if ":" in ip else ip
         return f"http://{host}:{self.settings.shim_port}"
 
-    async def _shim_call(self, ip: str, method: str, *args: Any) -> Any:
-        token = await self.token()
+    async def _shim_call(self, role: Role, ip: str, method: str, *args: Any) -> Any:
+        token = await self.token(role)
         shim = self.shim_factory(self.shim_url(ip), token, self.shim_timeout)
         # send waits for delivery to be verified, restart for the kill-verify-start cycle.
         floor = {"send": 15.0, "restart": 30.0, "stop": 30.0}.get(method, 0.0)

@@ -20,6 +20,8 @@ def declare_resources(kmock: Any) -> None:
                          ("persistentvolumeclaims", "PersistentVolumeClaim")]:
         kmock.resources[f"v1/{plural}"] = kmock.ResourceInfo(
             kind=kind, namespaced=True, verbs={"list", "watch", "get", "create", "patch", "delete"})
+    kmock.resources["networking.k8s.io/v1/networkpolicies"] = kmock.ResourceInfo(
+        kind="NetworkPolicy", namespaced=True, verbs={"list", "watch", "get", "create", "delete"})
     # kopf's namespace & CRD observers wait for these two resources to be discoverable.
     kmock.resources["v1/namespaces"] = kmock.ResourceInfo(
         kind="Namespace", namespaced=False, verbs={"list", "watch", "get"})
