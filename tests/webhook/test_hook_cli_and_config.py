@@ -76,3 +76,50 @@ def test_hook_install_creates_secret_and_never_clobbers_a_foreign_hook(
     assert hook_main(["install", str(bare), "--secret-file", str(secret), "--url", "ftp://x"]) == 1
     assert hook_main(["install", str(tmp_path / "nope"), "--secret-file", str(secret)]) == 1
     assert "not a git repository" in capsys.readouterr().err
+
+
+async def test_the_installed_hook_signs_pushes_the_receiver_accepts(tmp_path: Path) -> None:
+    """The real post-receive hook against the real receiver: a push with the right secret is
+    accepted (the pusher sees nothing); with a wrong secret it is refused (403) and the pusher
+    sees one line saying so, while the push itself succeeds."""
+    import asyncio
+    import subprocess
+
+    from loopphase.webhook import Receiver, Subscription
+    from loopphase.webhook.hook_cli import install
+
+    bare, work = tmp_path / "r.git", tmp_path / "w"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    subprocess.run(["git", "clone", "-q", str(bare), str(work)], check=True, capture_output=True)
+    good, bad = tmp_path / "good.secret", tmp_path / "bad.secret"
+    good.write_text("the-right-secret\n")
+    bad.write_text("a-wrong-secret\n")
+    notices: list[str | None] = []
+    receiver = Receiver()
+    receiver.subscribe(Subscription(key="lp", url=f"file://{bare}", branch="main",
+                                    secret=b"the-right-secret",
+                                    on_push=lambda n: notices.append(n.after)))
+    await receiver.start("127.0.0.1", 0)
+
+    def push(n: int) -> subprocess.CompletedProcess[str]:
+        (work / f"f{n}").write_text(f"{n}\n")
+        subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
+        subprocess.run(["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t",
+                        "commit", "-qm", f"c{n}"], check=True)
+        return subprocess.run(["git", "-C", str(work), "push", "origin", "HEAD:main"],
+                              capture_output=True, text=True, timeout=30)
+
+    try:
+        install(bare, url=receiver.url(), secret_file=good)
+        ok = await asyncio.to_thread(push, 1)
+        sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert ok.returncode == 0 and "loopphase hook" not in ok.stderr
+        assert notices == [sha]
+        install(bare, url=receiver.url(), secret_file=bad)
+        refused = await asyncio.to_thread(push, 2)
+        assert refused.returncode == 0
+        assert "the receiver answered 403" in refused.stderr
+        assert notices == [sha] and receiver.counters.as_dict()["forbidden"] == 1
+    finally:
+        await receiver.stop()

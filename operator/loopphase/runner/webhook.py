@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,7 @@ class LocalWebhooks:
         self.git = git
         self.wake = wake
         self.receiver = Receiver()
+        self.notices: deque[PushNotice] = deque(maxlen=1000)  # the latest, for `loopphase bench`
 
     async def start(self) -> str:
         """Listen, subscribe, slow the poll down; returns the URL to give the git host.
@@ -113,6 +115,7 @@ class LocalWebhooks:
         return url
 
     def _on_push(self, notice: PushNotice) -> None:
+        self.notices.append(notice)
         self.git.watcher().hint(notice.received_at, notice.after)
         self.wake()
 

