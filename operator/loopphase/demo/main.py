@@ -1,8 +1,10 @@
 """`loopphase demo`: the whole loop on simulated agents, against a throwaway git repository.
 
-Three phases show every mechanism: handoff pings both ways, an inbox note, a usage-limit
-window (armed, quiet, probed, lifted, zero kills), a declared wait, a stall healed gently, a
-fatal wedge restarted cold, DONE -> phase advance, and sequence complete. It ends with a
+Three phases show every mechanism: an expired login that needs a human (no heals; supervision
+resumes by itself once it is fixed), handoff pings both ways, an inbox note, a usage-limit
+window (armed, quiet, probed, lifted, zero kills) that holds the other agent of the same
+account, a declared wait, a stall healed gently, a fatal wedge restarted cold, DONE -> phase
+advance, and sequence complete. It ends with a
 summary and exit code 0 when every mechanism was seen and nothing was killed in a window.
 """
 

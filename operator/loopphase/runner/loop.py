@@ -21,7 +21,9 @@ from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.controller.account_holds import FileHoldRegistry
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
+from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.git import WatcherRegistry
 from loopphase.git.source import WatchedRemote
@@ -102,6 +104,8 @@ class Runner:
         self.on_tick = on_tick
         self.on_message = on_message or (lambda text: log.warning("%s", text))
         self.tz = self.spec.time_zone or local_zone_name()
+        # Runs whose state directories sit side by side (specs in one folder) share holds.
+        self.hold_registry = FileHoldRegistry(self.state_dir.parent / "account-holds")
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self.webhooks = (LocalWebhooks(webhook, loaded.name, self.git, self._wake.set)
@@ -219,9 +223,12 @@ class Runner:
     async def tick_once(self, status: LoopPhaseStatus, now: datetime | None = None) -> TickResult:
         self._check_state_dir()
         self.reload_spec()
-        result = await run_tick(self.spec, status, self.runtime, self.git, now or datetime.now(UTC),
+        now = now or datetime.now(UTC)
+        result = await run_tick(self.spec, status, self.runtime, self.git, now,
                                 role_prompt=self.role_prompt, default_tz=self.tz,
-                                generation=self.generation)
+                                generation=self.generation,
+                                account_holds=self.hold_registry.others(self.loaded.name, now))
+        self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
         self._check_state_dir()
         self._record(result)
         if result.status != status:
@@ -282,7 +289,9 @@ class Runner:
             self.store.unlock()
 
     async def stop_everything(self) -> list[str]:
-        return await self.runtime.stop_all()
+        stopped = await self.runtime.stop_all()
+        self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
+        return stopped
 
 
 def _stamp(path: Path) -> tuple[int, ...]:

@@ -5,7 +5,8 @@ locally, the role's PVC in a pod)::
 
     home/claude/             CLAUDE_CONFIG_DIR: .claude.json (onboarding done, the workdir
                              trusted, bypass mode accepted, the API key approved),
-                             settings.json (hooks -> this role's events file), sessions
+                             settings.json (hooks -> this role's events file, the repo's
+                             .mcp.json servers approved), sessions
     home/xdg/{data,state}/   XDG_DATA_HOME, XDG_STATE_HOME for both CLIs (opencode keeps its
                              sessions and logs there; Claude Code registers a URL handler
                              under XDG_DATA_HOME/applications). XDG_CONFIG_HOME and
@@ -110,6 +111,9 @@ def seed_claude_home(
     settings_path = config_dir / "settings.json"
     settings = _load(settings_path)
     settings["skipDangerousModePermissionPrompt"] = True
+    # The repo's .mcp.json servers are approved up front: otherwise the MCP-server approval
+    # dialog waits for an answer and the agent never starts working (issue 11, fault 4).
+    settings["enableAllProjectMcpServers"] = True
     hooks = settings.setdefault("hooks", {})
     command = hook_command(events_file)
     for event in HOOK_EVENTS:

@@ -15,6 +15,7 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.core.screen import classify
 from loopphase.shim import proctree
 from loopphase.shim.adapters import AgentConfig, LaunchError, Mode, build_launch
 from loopphase.shim.inputarea import text_pending
@@ -33,6 +34,10 @@ HOOK_EVENTS_KEPT = 20
 
 class Busy(RuntimeError):
     """A send, restart or stop is already in progress."""
+
+
+class DialogOpen(RuntimeError):
+    """A dialog is on screen: typed text would answer it (Enter picks its selected option)."""
 
 
 class StopFailed(RuntimeError):
@@ -194,6 +199,9 @@ class AgentHost:
                 return
             except Busy:
                 await asyncio.sleep(0.5)
+            except DialogOpen as exc:
+                log.error("bootstrap line not sent: %s", exc)
+                return
         log.error("bootstrap line not sent: the host stayed busy")
 
     def _spawn(self, coro: object) -> None:
@@ -252,6 +260,12 @@ class AgentHost:
         info = await self.tmux.pane_info()
         if not info or info.dead:
             return SendResult(accepted=False, detail="agent is not running", tries=0)
+        dialog = classify(await self.tmux.capture(), utcnow(), UTC).dialog
+        if dialog is not None:
+            raise DialogOpen(
+                f"not typing: a dialog is on screen ({dialog.excerpt}); typed text would answer "
+                "it. Answer it in the agent's terminal, then send again"
+            )
         log.info("typing %d chars into the agent, then %s", len(text), submit)
         await self.tmux.send_literal(text)
         await asyncio.sleep(PASTE_SETTLE)  # let the TUI take the paste before the submit key
