@@ -20,12 +20,13 @@ def cfg(tmp_path: Path, backend: str, **kw: object) -> AgentConfig:
 
 
 def test_claude_argv_cold_warm() -> None:
+    session = "0f9c1c7e-1d2b-4c3a-9e8f-123456789abc"
     assert claude_argv("cold", "go; rm -rf /", "opus", None) == [
-        "claude", "--model", "opus", "--dangerously-skip-permissions", "go; rm -rf /"]
+        "claude", "--model", "opus", "--dangerously-skip-permissions", "--", "go; rm -rf /"]
     assert claude_argv("warm", "carry on", None, None) == [
-        "claude", "--continue", "--dangerously-skip-permissions", "carry on"]
-    assert claude_argv("warm", "carry on", None, "abc-123") == [
-        "claude", "--resume", "abc-123", "--dangerously-skip-permissions", "carry on"]
+        "claude", "--continue", "--dangerously-skip-permissions", "--", "carry on"]
+    assert claude_argv("warm", "carry on", None, session) == [
+        "claude", "--resume", session, "--dangerously-skip-permissions", "--", "carry on"]
 
 
 def test_claude_launch_configures_the_role_home_not_the_users(
@@ -66,7 +67,7 @@ def test_sim_and_opencode_launch(tmp_path: Path) -> None:
     launch = build_launch(cfg(tmp_path, "sim", scenario="s.yaml", env={"A": "1"}),
                           "warm", "go on", 2, "gate-1", None)
     assert launch.argv[:3] == [sys.executable, "-m", "loopphase.sim.agent"]
-    assert launch.argv[-2:] == ["--continue", "go on"] and "gate-1" in launch.argv
+    assert launch.argv[-3:] == ["--continue", "--", "go on"] and "gate-1" in launch.argv
     assert launch.env == {"A": "1", "LOOPPHASE_ROLE": "builder", "LOOPPHASE_PHASE": "gate-1",
                           "LOOPPHASE_PHASE_INDEX": "2"}
     oc = build_launch(cfg(tmp_path, "opencode", opencode_server="http://o:4096",

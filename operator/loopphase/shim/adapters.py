@@ -1,7 +1,10 @@
 """Per-backend adapters: the agent's argv LIST (never a shell string) and how to talk to it.
 
-claude   cold: claude [--model M] --dangerously-skip-permissions <kickoff>
-         warm: claude (--resume <session id> | --continue) [--model M] [...] <continuation>
+claude   cold: claude [--model M] --dangerously-skip-permissions -- <kickoff>
+         warm: claude (--resume <session id> | --continue) [--model M] [...] -- <continuation>
+         ("--" ends the options: a prompt starting with "--settings=..." is a prompt, not a
+         flag; a session id not shaped like Claude Code's UUIDs is never passed to --resume;
+         a prompt over ``ARGV_PROMPT_MAX`` bytes goes to a file the argv line points at)
          CLAUDE_CONFIG_DIR is the role's own (``claude_setup``); as root IS_SANDBOX=1 is set
          (Claude Code refuses --dangerously-skip-permissions as root outside a sandbox, and
          without it starts in auto mode, whose safety check only Anthropic's servers run)
@@ -11,7 +14,7 @@ opencode cold: opencode attach <server> --dir <workdir>        then the bootstra
          ``opencode attach`` has no --model flag: the model is the server's (configure it in
          the server's opencode.json / ``opencode serve`` environment); the adapter logs this.
 sim      <python> -m loopphase.sim.agent --scenario F --role R --phase P --workdir W
-         --input-log L [--model M] [--continue] <prompt>
+         --input-log L [--model M] [--continue] -- <prompt>
 
 A warm start always carries a non-empty continuation prompt (REFERENCE.md lesson 13).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,12 @@ log = logging.getLogger(__name__)
 Mode = Literal["warm", "cold"]
 BACKENDS = ("claude", "opencode", "sim")
 DEFAULT_SUBMIT = {"claude": "Enter", "opencode": "C-m", "sim": "Enter"}
+# Linux refuses one argv string over MAX_ARG_STRLEN (128 KiB) and the whole argv+env over
+# ARG_MAX: a longer prompt would make exec fail after the old agent was already stopped.
+ARGV_PROMPT_MAX = 64 * 1024
+# Claude Code's session ids are UUIDs; the hook events file they come from is writable by the
+# agent, so anything else (e.g. "--settings=/tmp/x.json") is refused, not passed to --resume.
+SESSION_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
 class LaunchError(ValueError):
@@ -78,13 +88,23 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+def valid_session_id(session_id: str | None) -> str | None:
+    """``session_id`` if it has the shape of a Claude Code session id, else None (logged)."""
+    if session_id is None or SESSION_ID_RE.match(session_id):
+        return session_id
+    log.warning("ignoring a session id that is not a UUID (%r): resuming with --continue",
+                session_id[:80])
+    return None
+
+
 def claude_argv(mode: Mode, prompt: str, model: str | None, session_id: str | None) -> list[str]:
     argv = ["claude"]
     if mode == "warm":
-        argv += ["--resume", session_id] if session_id else ["--continue"]
+        resume = valid_session_id(session_id)
+        argv += ["--resume", resume] if resume else ["--continue"]
     if model:
         argv += ["--model", model]
-    argv += ["--dangerously-skip-permissions", prompt]
+    argv += ["--dangerously-skip-permissions", "--", prompt]
     return argv
 
 
@@ -112,8 +132,18 @@ def sim_argv(
         argv += ["--model", cfg.model]
     if mode == "warm":
         argv.append("--continue")
-    argv.append(prompt)
+    argv += ["--", prompt]
     return argv
+
+
+def argv_prompt(cfg: AgentConfig, mode: Mode, phase_id: str | None, prompt: str) -> str:
+    """The prompt as one argv string: itself, or, when over ``ARGV_PROMPT_MAX`` bytes, a line
+    naming a file that holds it (written before anything is stopped)."""
+    if len(prompt.encode("utf-8")) <= ARGV_PROMPT_MAX:
+        return prompt
+    line = prompt_file_line(cfg, mode, phase_id, prompt)
+    log.info("prompt is %d bytes: passed by file (%s)", len(prompt.encode("utf-8")), line)
+    return line
 
 
 def prompt_file_line(cfg: AgentConfig, mode: Mode, phase_id: str | None, prompt: str) -> str:
@@ -157,6 +187,7 @@ def build_launch(
             log.warning("running as root: IS_SANDBOX=1 so Claude Code accepts "
                         "--dangerously-skip-permissions (run as a normal user to avoid this)")
             env["IS_SANDBOX"] = "1"
+        prompt = argv_prompt(cfg, mode, phase_id, prompt)
         return Launch(claude_argv(mode, prompt, cfg.model, session_id), env, submit)
     if cfg.backend == "opencode":
         if not cfg.opencode_server:
@@ -169,5 +200,6 @@ def build_launch(
             line = prompt_file_line(cfg, mode, phase_id, line)
         return Launch(opencode_argv(cfg.opencode_server, cfg.workdir, mode), env, submit, line.strip())
     if cfg.backend == "sim":
+        prompt = argv_prompt(cfg, mode, phase_id, prompt)
         return Launch(sim_argv(cfg, phase_id, mode, prompt), env, submit)
     raise LaunchError(f"unknown backend {cfg.backend!r} (known: {', '.join(BACKENDS)})")
