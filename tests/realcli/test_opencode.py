@@ -114,6 +114,8 @@ agents:
     log = subprocess.run(["git", "log", "--format=%s"], cwd=workdir, capture_output=True, text=True,
                          timeout=10, check=True).stdout.splitlines()
     assert log[0] == "claim(p1-gate): widget", log
+    user_home = tmp_path / "user-home"
+    assert not user_home.exists() or not any(user_home.iterdir()), sorted(user_home.rglob("*"))
     main = [r for r in model_server.requests("oc") if r.main]
     assert main[0].human_text == BOOTSTRAP and main[1].tool_results == ["committed-p1\n"]
     # The working footer ("esc interrupt") reads as active, the idle screen as not.

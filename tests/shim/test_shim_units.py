@@ -45,6 +45,8 @@ def test_claude_launch_configures_the_role_home_not_the_users(
     c = cfg(tmp_path, "claude")
     launch = build_launch(c, "cold", "start", 0, "p", None)
     assert launch.env["CLAUDE_CONFIG_DIR"] == str(c.agent_home / "claude")
+    # git (run by claude's tools) keeps the user's config and credential cache
+    assert "XDG_CONFIG_HOME" not in launch.env and "XDG_CACHE_HOME" not in launch.env
     settings = json.loads((c.agent_home / "claude" / "settings.json").read_text())
     assert str(c.hook_events_file) in settings["hooks"]["Stop"][0]["hooks"][0]["command"]
     assert {p: p.read_bytes() for p in user_home.rglob("*") if p.is_file()} == before
@@ -134,4 +136,5 @@ def test_opencode_multi_line_prompt_goes_to_a_file(tmp_path: Path) -> None:
     path = tmp_path / "state" / "LOOPPHASE-KICKOFF-p1.md"
     assert launch.after_start_line == f"Read {path} in full and follow it now."
     assert path.read_text() == "*** PHASE p1 ***\nread the plan"
-    assert launch.env["XDG_DATA_HOME"].startswith(str(tmp_path / "state" / "agent-home"))
+    for name in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        assert launch.env[name].startswith(str(tmp_path / "state" / "agent-home")), name

@@ -33,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
+from loopphase.cli import LOG_LEVELS, log_level
 from loopphase.modelserver.engine import Engine, RequestFacts, human_text, newest_turn_message
 from loopphase.modelserver.script import Script, ScriptError, load_script
 from loopphase.modelserver.wire import (
@@ -367,10 +368,11 @@ def running(script: Script | str | Path) -> Iterator[ModelServer]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loopphase.cli import LOG_LEVELS, log_level, plain
 
-    p = argparse.ArgumentParser(prog="loopphase model-server",
-                                description=plain(__doc__.split("\n")[0]))
+    p = argparse.ArgumentParser(
+        prog="loopphase model-server",
+        description="A scripted model endpoint (Anthropic Messages and OpenAI chat completions) "
+                    "for running the real agent CLIs without a real model; see docs/real-clis.md.")
     p.add_argument("--script", required=True, help="the script YAML (see docs/real-clis.md)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")

@@ -194,7 +194,7 @@ def build_launch(
             raise LaunchError("backend opencode needs --opencode-server")
         if cfg.model:
             log.warning("opencode attach cannot take a model: %s must be the server's model", cfg.model)
-        env.update(xdg_home_env(cfg.agent_home))
+        env.update(xdg_home_env(cfg.agent_home, everything=True))
         line = prompt if mode == "warm" else (cfg.bootstrap_text or prompt)
         if "\n" in line.strip():
             line = prompt_file_line(cfg, mode, phase_id, line)

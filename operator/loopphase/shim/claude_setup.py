@@ -5,13 +5,16 @@ locally, the role's PVC in a pod)::
 
     home/claude/             CLAUDE_CONFIG_DIR: .claude.json (onboarding done, the workdir
                              trusted, bypass mode accepted, the API key approved),
-                             settings.json (the repo's .mcp.json servers approved,
-                             hooks -> this role's events file), sessions
-    home/xdg/{data,state}/   XDG_DATA_HOME, XDG_STATE_HOME for both CLIs (opencode keeps its
-                             sessions and logs there; Claude Code registers a URL handler
-                             under XDG_DATA_HOME/applications). XDG_CONFIG_HOME and
-                             XDG_CACHE_HOME stay the user's: git reads its config and
-                             credential-cache socket there.
+                             settings.json (hooks -> this role's events file, the repo's
+                             .mcp.json servers approved), sessions
+    home/xdg/{data,state}/   XDG_DATA_HOME, XDG_STATE_HOME for both CLIs (Claude Code
+                             registers a URL handler under XDG_DATA_HOME/applications). For
+                             Claude Code XDG_CONFIG_HOME and XDG_CACHE_HOME stay the user's:
+                             its tools run git, which reads its config and credential-cache
+                             socket there.
+    home/xdg/{config,cache}/ also for ``opencode attach`` (it creates ~/.config/opencode and
+                             ~/.cache/opencode otherwise); its tools run in the opencode
+                             server, not in the attached TUI.
 
 The user's login is used by reference and never written: ``ANTHROPIC_API_KEY`` /
 ``CLAUDE_CODE_OAUTH_TOKEN`` / ``ANTHROPIC_AUTH_TOKEN`` pass through the environment; when none
@@ -38,6 +41,7 @@ HOOK_EVENTS = ("SessionStart", "Stop", "StopFailure", "Notification")
 LOGIN_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
 CREDENTIALS_FILE = ".credentials.json"
 XDG_DIRS = {"XDG_DATA_HOME": "data", "XDG_STATE_HOME": "state"}
+XDG_ALL_DIRS = {**XDG_DIRS, "XDG_CONFIG_HOME": "config", "XDG_CACHE_HOME": "cache"}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -131,10 +135,11 @@ def seed_claude_home(
     return {"CLAUDE_CONFIG_DIR": str(config_dir)}
 
 
-def xdg_home_env(home: Path) -> dict[str, str]:
-    """XDG_DATA_HOME and XDG_STATE_HOME under the role's home (created), for either CLI."""
+def xdg_home_env(home: Path, *, everything: bool = False) -> dict[str, str]:
+    """XDG_DATA_HOME and XDG_STATE_HOME under the role's home (created); with ``everything``
+    also XDG_CONFIG_HOME and XDG_CACHE_HOME (opencode attach)."""
     env: dict[str, str] = {}
-    for name, sub in XDG_DIRS.items():
+    for name, sub in (XDG_ALL_DIRS if everything else XDG_DIRS).items():
         path = home / "xdg" / sub
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         env[name] = str(path)
