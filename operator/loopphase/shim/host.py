@@ -24,7 +24,9 @@ from loopphase.shim.tmux import Tmux, TmuxError
 
 log = logging.getLogger(__name__)
 
-PASTE_SETTLE = 0.3
+PASTE_SETTLE = 0.3  # the most we wait for the pasted text to show before the submit key
+PASTE_SEEN_GRACE = 0.03  # after it shows: the TUI has taken the paste; a breath, then submit
+PASTE_POLL = 0.02
 SUBMIT_TRIES = 5
 SUBMIT_VERIFY_WINDOW = 1.0
 POLL_INTERVAL = 0.1
@@ -274,8 +276,8 @@ class AgentHost:
             )
         log.info("typing %d chars into the agent, then %s", len(text), submit)
         await self.tmux.send_literal(text)
-        await asyncio.sleep(PASTE_SETTLE)  # let the TUI take the paste before the submit key
         loop = asyncio.get_running_loop()
+        await self._settle_paste(text, loop.time() + PASTE_SETTLE)
         for attempt in range(1, SUBMIT_TRIES + 1):
             await self.tmux.send_key(submit)
             deadline = loop.time() + SUBMIT_VERIFY_WINDOW
@@ -292,6 +294,17 @@ class AgentHost:
             detail=f"text still in the input area after {SUBMIT_TRIES} submits",
             tries=SUBMIT_TRIES,
         )
+
+    async def _settle_paste(self, text: str, deadline: float) -> None:
+        """Wait until the pasted text shows in the input area (the TUI has taken it), or until
+        ``deadline`` (a CLI that folds a long paste into "[Pasted text]" never shows it): a
+        submit key sent while the paste is still being read can be swallowed into it."""
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            await asyncio.sleep(PASTE_POLL)
+            if text_pending(await self.tmux.capture(), text):
+                await asyncio.sleep(PASTE_SEEN_GRACE)
+                return
 
     # ---- observation ---------------------------------------------------------------------
     def _note_screen(self, screen: str) -> None:
