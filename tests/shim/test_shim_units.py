@@ -93,3 +93,22 @@ def test_transcript_cleaning(tmp_path: Path) -> None:
     raw.write_bytes("a\r\n⠋ Working\r\n⠙ Working\r\n> \r\nb\r\npart".encode())
     tail = TranscriptTail(raw)
     assert tail.read_new() == ["a", "⠋ Working", "b"]
+
+
+def test_dialog_title_agrees_with_the_screen_classifier() -> None:
+    """The shim's light dialog check (no kubernetes/yaml imports) is the classifier's detector."""
+    from datetime import UTC, datetime
+
+    from loopphase.core.screen import classify
+    from loopphase.shim.inputarea import dialog_title
+
+    from tests.core.reconcile_helpers import DIALOG_TITLE, PANE_ACTIVE, PANE_DIALOG, PANE_IDLE
+
+    now = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    with_prompt = PANE_DIALOG + "\n> "
+    quoted = "The dialog said 'Enter to confirm · Esc to cancel' and I chose Yes.\n\n> "
+    for pane in (PANE_DIALOG, with_prompt, PANE_IDLE, PANE_ACTIVE, quoted):
+        found = classify(pane, now, UTC).dialog
+        assert dialog_title(pane) == (found.excerpt if found else None), pane
+    assert dialog_title(PANE_DIALOG) == DIALOG_TITLE
+    assert dialog_title(quoted) is None
