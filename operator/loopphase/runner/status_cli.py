@@ -8,10 +8,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
-from loopphase.runner.store import StateStore
+from loopphase.runner.store import StateDamaged, StateStore
 
 
 def _age(ts: datetime | None, now: datetime) -> str:
@@ -46,7 +48,7 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
             window = agent.limit
             how = window.decided_by or ("from banner" if window.parsed else "flat probe")
             lines.append(f"  {window.limit_class} limit window until {window.until.isoformat()} "
-                         f"({how}), probes {window.nudges}: {window.excerpt[:80]}")
+                         f"({how}), probes {window.nudges}: {clip(window.excerpt, 80)}")
         if agent.waiting_until is not None:
             lines.append(f"  declared wait until {agent.waiting_until.isoformat()}")
         heal = agent.heal
@@ -59,7 +61,7 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         who = f"{hold.loop_phase}:{hold.started_by}" if hold.loop_phase else hold.started_by
         lines.append(f"account hold {hold.account}: {hold.limit_class} limit of {who} since "
                      f"{_age(hold.since, now)} ago, until {hold.until.isoformat()}: "
-                     f"{hold.excerpt[:80]} (pings queued, stall clocks paused)")
+                     f"{clip(hold.excerpt, 80)} (pings queued, stall clocks paused)")
     pending = status.handoff.pending_pings
     if pending:
         lines.append("pending pings: " + ", ".join(f"{p.kind}->{p.role}" for p in pending))
@@ -75,14 +77,14 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         lines += ["", "recent:"]
         for entry in status.history[-history:]:
             lines.append(f"  #{entry.seq:<4} {entry.time.strftime('%H:%M:%S')} {entry.kind:<13} "
-                         f"{entry.role or '':<10} {entry.rule}: {entry.reason[:90]}")
+                         f"{entry.role or '':<10} {entry.rule}: {clip(entry.reason, 90)}")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase status", description=__doc__)
-    parser.add_argument("file", nargs="?", type=Path, help="the LoopPhase YAML given to `loopphase run`")
-    parser.add_argument("--state-dir", type=Path)
+    parser = argparse.ArgumentParser(prog="loopphase status", description=plain(__doc__))
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the LoopPhase YAML given to `loopphase run`")
+    parser.add_argument("--state-dir", type=Path, help="where the run keeps its state (default: .loopphase/<name> beside FILE)")
     parser.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
     args = parser.parse_args(argv)
     if args.state_dir is None and args.file is None:
@@ -96,12 +98,17 @@ def main(argv: list[str]) -> int:
             print(f"loopphase status: {err}", file=sys.stderr)
             return 2
         name, state_dir = loaded.name, default_state_dir(loaded)
-    store = StateStore(state_dir)
-    if not store.status_path.exists():
+    store = StateStore(state_dir, create=False, spec_hint=str(args.file or "SPEC.yaml"))
+    if not store.status_path.exists() and not store.journal_path.exists():
         print(f"loopphase status: no run state in {state_dir} (start one with `loopphase run`)", file=sys.stderr)
         return 1
     while True:
-        text = render(name, store.load(), datetime.now(UTC))
+        try:
+            status = store.load()
+        except StateDamaged as err:
+            print(f"loopphase status: {err}", file=sys.stderr)
+            return 1
+        text = render(name, status, datetime.now(UTC))
         if not args.watch:
             print(text)
             return 0
