@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from loopphase.api.status import Attention, PendingPing
+from loopphase.api.status import PendingPing
 from loopphase.core.observations import AgentObservation, HookEvent
 
 from tests.core.reconcile_helpers import (
@@ -162,17 +162,18 @@ def test_an_open_circuit_is_needs_attention_circuit_open_until_the_agent_works()
     assert warnings(acts, "attention-cleared")
 
 
-def test_cannot_start_set_elsewhere_shows_generically_and_is_left_alone():
+def test_cannot_start_from_its_producer_shows_in_the_condition_and_printer_generically():
     world = World()
     world.started()
-    world.status.agents["builder"].attention = Attention(
-        reason="CannotStart", message="builder: the claude CLI is not installed on this host",
-        since=world.now)
-    world.tick(screens(PANE_IDLE, changed=world.now), advance=1)
+    cause = "builder: backend sim needs agents.builder.simScenario (the scenario YAML)"
+    cannot = AgentObservation(role="builder", present=True, alive=False, phase_index=0,
+                              started_at=T0, cannot_start=cause)
+    world.tick({"builder": cannot, "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
     condition = world.status.condition("NeedsAttention")
     assert condition.status == "True" and condition.reason == "CannotStart"
-    assert "not installed" in condition.message
-    assert world.status.agents["builder"].attention.reason == "CannotStart"
+    assert condition.message == cause  # the whole cause
+    assert world.status.needs_attention == "builder:CannotStart"
+    assert world.status.phase == "NeedsAttention"
 
 
 # -- a full context ------------------------------------------------------------------------------
