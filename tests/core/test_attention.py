@@ -6,6 +6,7 @@ Screens are issue 11's minimal inputs, read by the real screen classifier.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -162,18 +163,22 @@ def test_an_open_circuit_is_needs_attention_circuit_open_until_the_agent_works()
     assert warnings(acts, "attention-cleared")
 
 
-def test_cannot_start_from_its_producer_shows_in_the_condition_and_printer_generically():
+def test_cannot_start_shows_generically_and_clears_when_the_host_can_start():
+    """CannotStart comes from the host (``AgentObservation.cannot_start``, see the local
+    runtime); it shows in the same NeedsAttention condition and clears once the host can start."""
     world = World()
     world.started()
-    cause = "builder: backend sim needs agents.builder.simScenario (the scenario YAML)"
-    cannot = AgentObservation(role="builder", present=True, alive=False, phase_index=0,
-                              started_at=T0, cannot_start=cause)
-    world.tick({"builder": cannot, "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
+    cause = "builder: the claude CLI is not installed on this host"
+    blocked = screens(PANE_IDLE, changed=world.now)
+    blocked["builder"] = dataclasses.replace(blocked["builder"], cannot_start=cause)
+    world.tick(blocked, advance=1)
     condition = world.status.condition("NeedsAttention")
     assert condition.status == "True" and condition.reason == "CannotStart"
-    assert condition.message == cause  # the whole cause
-    assert world.status.needs_attention == "builder:CannotStart"
-    assert world.status.phase == "NeedsAttention"
+    assert "not installed" in condition.message
+    assert world.status.agents["builder"].attention.reason == "CannotStart"
+    world.tick(screens(PANE_IDLE, changed=world.now), advance=1)
+    assert world.status.agents["builder"].attention is None
+    assert world.status.condition("NeedsAttention").status == "False"
 
 
 # -- a full context ------------------------------------------------------------------------------

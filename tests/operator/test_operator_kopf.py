@@ -223,7 +223,8 @@ async def test_a_limit_in_one_loopphase_holds_another_on_the_same_account(
     kmock = setup
     origin, _ = bare_repo(tmp_path)
     ctx = make_context(kube, shims, tmp_path)
-    agents = {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n", "account": "team-max"}}
+    agents = {"builder": {"backend": "sim", "account": "team-max",
+                          "simScenario": "phases: {default: []}\n"}}
     ips = {"a": ("127.0.0.12", "127.0.0.13"), "b": ("127.0.0.14", "127.0.0.15")}
     for ip in (*ips["a"], *ips["b"]):
         shims.panes[f"http://{ip}:8790"] = "I pushed the claim and will wait for review.\n\n> "

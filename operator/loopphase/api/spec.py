@@ -9,7 +9,6 @@ import re
 import string
 from typing import Literal
 
-from kubernetes.utils import parse_quantity
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from loopphase.api.base import (
@@ -223,6 +222,10 @@ class Resources(ApiModel):
                     f"resources.{info.field_name}: {shown(name)} is not a resource name (e.g. cpu, "
                     "memory, ephemeral-storage)"
                 )
+            # Imported here: the shim imports the spec module, and every agent pod carries a
+            # shim (the kubernetes package costs it megabytes; tests/shim checks its imports).
+            from kubernetes.utils.quantity import parse_quantity
+
             try:
                 quantity = parse_quantity(amount)
             except ValueError as err:

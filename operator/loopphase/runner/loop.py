@@ -21,13 +21,13 @@ from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.controller.account_holds import FileHoldRegistry
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.git import WatcherRegistry
 from loopphase.git.source import WatchedRemote
 from loopphase.outbound import redact_patterns
-from loopphase.runner.hold_files import FileHoldRegistry
 from loopphase.runner.secure import write_private
 from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
 from loopphase.runner.store import StateStore
@@ -228,8 +228,8 @@ class Runner:
                                 role_prompt=self.role_prompt, default_tz=self.tz,
                                 generation=self.generation,
                                 account_holds=self.hold_registry.others(self.loaded.name, now))
-        self._check_state_dir()
         self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
+        self._check_state_dir()
         self._record(result)
         if result.status != status:
             self.store.save(result.status)
@@ -289,9 +289,9 @@ class Runner:
             self.store.unlock()
 
     async def stop_everything(self) -> list[str]:
-        failures = await self.runtime.stop_all()
+        stopped = await self.runtime.stop_all()
         self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
-        return failures
+        return stopped
 
 
 def _stamp(path: Path) -> tuple[int, ...]:
