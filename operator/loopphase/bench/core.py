@@ -37,6 +37,10 @@ def make_spec() -> LoopPhaseSpec:
             for i in (1, 2, 3)
         ],
         "timeZone": "UTC",
+        # Two accounts: the adversary keeps working (and is pinged) while the builder is
+        # limited; on one account the builder's limit would hold it (an account hold).
+        "agents": {"builder": {"account": "builder-account"},
+                   "adversary": {"account": "adversary-account"}},
     })
 
 
