@@ -37,10 +37,9 @@ def make_spec() -> LoopPhaseSpec:
             for i in (1, 2, 3)
         ],
         "timeZone": "UTC",
-        # Two accounts: the adversary keeps working (and is pinged) while the builder is
-        # limited; on one account the builder's limit would hold it (an account hold).
-        "agents": {"builder": {"account": "builder-account"},
-                   "adversary": {"account": "adversary-account"}},
+        # Two subscriptions: with one, the builder's limit would hold the adversary's pings
+        # (an account-wide hold) and the changing call would relay nothing.
+        "agents": {"builder": {"account": "team-a"}, "adversary": {"account": "team-b"}},
     })
 
 
