@@ -5,16 +5,18 @@ A's hold lifts. The registries: in memory (operator) and files (``loopphase run`
 from __future__ import annotations
 
 import asyncio
+import stat
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from loopphase.api.spec import Role
 from loopphase.api.status import AccountHold, LoopPhaseStatus, PendingPing
-from loopphase.controller.account_holds import FileHoldRegistry, MemoryHoldRegistry
+from loopphase.controller.account_holds import MemoryHoldRegistry
 from loopphase.controller.tick import run_tick
 from loopphase.core import holds
 from loopphase.core.observations import AgentObservation
+from loopphase.runner.hold_files import FileHoldRegistry
 from loopphase.runtime.base import HostResult, LaunchPlan
 
 from tests.core.reconcile_helpers import PANE_ACTIVE, PANE_IDLE, T0, banner, make_spec
@@ -113,5 +115,8 @@ def test_file_registry_round_trip_and_staleness(tmp_path: Path):
     assert registry.others("loop-b", T0 + timedelta(seconds=61)) == ()  # its publisher stopped
     (tmp_path / "account-holds" / "broken.json").write_text("{not json", encoding="utf-8")
     assert len(registry.others("loop-b", T0)) == 1  # an unreadable file is skipped, logged
+    directory = tmp_path / "account-holds"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700  # private, like the run state
+    assert stat.S_IMODE((directory / "loop-a.json").stat().st_mode) == 0o600
     registry.publish("loop-a", [], T0)
     assert registry.others("loop-b", T0) == ()

@@ -138,3 +138,22 @@ def test_opencode_multi_line_prompt_goes_to_a_file(tmp_path: Path) -> None:
     assert path.read_text() == "*** PHASE p1 ***\nread the plan"
     for name in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
         assert launch.env[name].startswith(str(tmp_path / "state" / "agent-home")), name
+
+
+def test_dialog_title_agrees_with_the_screen_classifier() -> None:
+    """The shim's light dialog check (no kubernetes/yaml imports) is the classifier's detector."""
+    from datetime import UTC, datetime
+
+    from loopphase.core.screen import classify
+    from loopphase.shim.inputarea import dialog_title
+
+    from tests.core.reconcile_helpers import DIALOG_TITLE, PANE_ACTIVE, PANE_DIALOG, PANE_IDLE
+
+    now = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    with_prompt = PANE_DIALOG + "\n> "
+    quoted = "The dialog said 'Enter to confirm · Esc to cancel' and I chose Yes.\n\n> "
+    for pane in (PANE_DIALOG, with_prompt, PANE_IDLE, PANE_ACTIVE, quoted):
+        found = classify(pane, now, UTC).dialog
+        assert dialog_title(pane) == (found.excerpt if found else None), pane
+    assert dialog_title(PANE_DIALOG) == DIALOG_TITLE
+    assert dialog_title(quoted) is None

@@ -3,12 +3,12 @@
 After each tick a LoopPhase publishes the holds its own agents' windows started
 (``core.holds.exported``); before its next tick every other LoopPhase reads them back as
 observations (``Observations.account_holds``), each stamped with the publisher's key in
-``loopPhase``. Two stores with one interface:
+``loopPhase``. Two stores with one interface (``HoldRegistry``):
 
-* ``MemoryHoldRegistry``: one operator process (every LoopPhase it runs), keyed
+* ``MemoryHoldRegistry`` (here): one operator process (every LoopPhase it runs), keyed
   ``namespace/name``;
-* ``FileHoldRegistry``: ``loopphase run`` processes sharing a state directory (specs beside
-  each other share ``.loopphase/``): one JSON file per LoopPhase, written atomically.
+* ``runner.hold_files.FileHoldRegistry``: ``loopphase run`` processes sharing a state
+  directory (specs beside each other share ``.loopphase/``).
 
 A publisher that stopped ticking must not hold the others forever: entries older than
 ``stale_after`` seconds are ignored (a live LoopPhase republishes every tick).
@@ -16,21 +16,13 @@ A publisher that stopped ticking must not hold the others forever: entries older
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Protocol
-
-from pydantic import TypeAdapter, ValidationError
 
 from loopphase.api.status import AccountHold
 
-log = logging.getLogger(__name__)
 STALE_AFTER = 600.0
-_HOLDS = TypeAdapter(list[AccountHold])
 
 
 class HoldRegistry(Protocol):
@@ -41,7 +33,8 @@ class HoldRegistry(Protocol):
     def forget(self, key: str) -> None: ...
 
 
-def _stamp(key: str, holds: list[AccountHold]) -> list[AccountHold]:
+def stamp(key: str, holds: list[AccountHold]) -> list[AccountHold]:
+    """The holds as the others see them: ``loopPhase`` = the publisher's key."""
     return [h.model_copy(update={"loop_phase": key}) for h in holds]
 
 
@@ -52,7 +45,7 @@ class MemoryHoldRegistry:
 
     def publish(self, key: str, holds: list[AccountHold], now: datetime) -> None:
         if holds:
-            self._published[key] = (now, _stamp(key, holds))
+            self._published[key] = (now, stamp(key, holds))
         else:
             self._published.pop(key, None)
 
@@ -65,50 +58,3 @@ class MemoryHoldRegistry:
 
     def forget(self, key: str) -> None:
         self._published.pop(key, None)
-
-
-@dataclass
-class FileHoldRegistry:
-    """``<directory>/<key>.json``: {"publishedAt": ISO time, "holds": [AccountHold, ...]}."""
-
-    directory: Path
-    stale_after: float = STALE_AFTER
-
-    def _path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
-
-    def publish(self, key: str, holds: list[AccountHold], now: datetime) -> None:
-        path = self._path(key)
-        if not holds:
-            path.unlink(missing_ok=True)
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        body = {
-            "publishedAt": now.isoformat(),
-            "holds": [h.model_dump(mode="json", by_alias=True) for h in _stamp(key, holds)],
-        }
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-
-    def others(self, key: str, now: datetime) -> tuple[AccountHold, ...]:
-        if not self.directory.is_dir():
-            return ()
-        fresh = now - timedelta(seconds=self.stale_after)
-        out: list[AccountHold] = []
-        for path in sorted(self.directory.glob("*.json")):
-            if path.stem == key:
-                continue
-            try:
-                body = json.loads(path.read_text(encoding="utf-8"))
-                published = datetime.fromisoformat(body["publishedAt"])
-                holds = _HOLDS.validate_python(body["holds"])
-            except (OSError, ValueError, KeyError, TypeError, ValidationError) as err:
-                log.warning("account holds file %s unreadable, ignored: %s", path, err)
-                continue
-            if published >= fresh:
-                out.extend(holds)
-        return tuple(out)
-
-    def forget(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)

@@ -21,13 +21,13 @@ from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
-from loopphase.controller.account_holds import FileHoldRegistry
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.git import WatcherRegistry
 from loopphase.git.source import WatchedRemote
 from loopphase.outbound import redact_patterns
+from loopphase.runner.hold_files import FileHoldRegistry
 from loopphase.runner.secure import write_private
 from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
 from loopphase.runner.store import StateStore

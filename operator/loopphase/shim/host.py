@@ -15,10 +15,9 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loopphase.core.screen import classify
 from loopphase.shim import proctree
 from loopphase.shim.adapters import AgentConfig, Launch, LaunchError, Mode, build_launch
-from loopphase.shim.inputarea import text_pending
+from loopphase.shim.inputarea import dialog_title, text_pending
 from loopphase.shim.protocol import HookEventInfo, RestartResult, SendResult, ShimState
 from loopphase.shim.tmux import Tmux, TmuxError
 
@@ -268,11 +267,11 @@ class AgentHost:
         info = await self.tmux.pane_info()
         if not info or info.dead:
             return SendResult(accepted=False, detail="agent is not running", tries=0)
-        dialog = classify(await self.tmux.capture(), utcnow(), UTC).dialog
+        dialog = dialog_title(await self.tmux.capture())
         if dialog is not None:
             raise DialogOpen(
-                f"not typing: a dialog is on screen ({dialog.excerpt}); typed text would answer "
-                "it. Answer it in the agent's terminal, then send again"
+                f"not typing: a dialog is on screen ({dialog}); typed text would answer it. "
+                "Answer it in the agent's terminal, then send again"
             )
         log.info("typing %d chars into the agent, then %s", len(text), submit)
         await self.tmux.send_literal(text)
