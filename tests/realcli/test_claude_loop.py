@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,53 +20,9 @@ from loopphase.runner.loop import Runner
 from loopphase.runner.specfile import load_spec
 
 from tests.realcli.conftest import CLAUDE_ENV, LOGIN_VARS, OAUTH_TOKEN, TOOLS_BIN, snapshot
+from tests.realcli.loop_script import git_log, script
 
 pytestmark = [pytest.mark.realcli, pytest.mark.slow, pytest.mark.timeout(300)]
-
-PUSH = "git push -q origin HEAD:main"
-
-
-def step(phase: str, role: str, what: str) -> str:
-    """One shell line the model asks the CLI to run (pull first: the other role pushes too)."""
-    state = "machine-docs"
-    if what == "claim":
-        body = (f"mkdir -p src && echo '{phase} works' > src/{phase}.txt && git add -A && "
-                f"git commit -qm 'claim({phase}-gate): {phase} implemented'")
-    elif what == "review":
-        body = (f"echo 'PASS: {phase} verified' > {state}/REVIEW-{phase}.md && git add -A && "
-                f"git commit -qm 'review({phase}-gate): PASS'")
-    else:
-        body = (f"echo '## DONE' >> {state}/STATUS-{phase}.md && git add -A && "
-                f"git commit -qm 'done({phase}): all DoD items verified'")
-    return f"git pull -q --rebase origin main && {body} && {PUSH} && echo pushed-{what}-{phase}"
-
-
-def script(phases: list[str], workdirs: dict[str, Path]) -> str:
-    builder: list[dict] = []
-    adversary: list[dict] = []
-    for phase in phases:
-        builder += [
-            {"when": f"PHASE {phase} ", "bash": step(phase, "builder", "claim")},
-            {"text": f"Claimed the {phase} gate; waiting for the review."},
-            {"when": "verdict or finding", "bash": step(phase, "builder", "done")},
-            {"text": f"{phase} is DONE."},
-        ]
-        adversary += [
-            {"when": f"PHASE {phase} ", "text": f"Adversary ready for {phase}; waiting for a claim."},
-            {"when": "gate CLAIM", "bash": step(phase, "adversary", "review")},
-            {"text": f"Reviewed {phase}: PASS."},
-        ]
-    return yaml.safe_dump({"agents": {
-        "loop-builder": {"system_match": f"{workdirs['builder']}\\b", "turns": builder},
-        "loop-adversary": {"system_match": f"{workdirs['adversary']}\\b", "turns": adversary},
-    }})
-
-
-def git_log(bare: Path) -> list[str]:
-    out = subprocess.run(["git", "--git-dir", str(bare), "log", "--format=%an|%s", "main"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
-    return out.splitlines()[::-1]
-
 
 async def test_two_role_two_phase_loop_completes(
     tmp_path: Path, model_server: ModelServer, claude_cli, user_home: Path,

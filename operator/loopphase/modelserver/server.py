@@ -272,11 +272,15 @@ async def _cancel_pending() -> None:
 
 
 class ModelServer:
-    """The endpoint on its own thread: ``start()`` -> port; ``stop()``; also a context manager."""
+    """The endpoint on its own thread: ``start()`` -> port; ``stop()``; also a context manager.
+
+    ``log_file`` and ``dump_dir`` are as for ``loopphase model-server`` (``dump_dir`` keeps each
+    request whole, as JSON, where the log keeps excerpts)."""
 
     def __init__(self, script: Script | str | Path, host: str = "127.0.0.1", port: int = 0,
-                 log_file: Path | None = None) -> None:
-        self.model = ModelApp(script if isinstance(script, Script) else load_script(script), log_file)
+                 log_file: Path | None = None, dump_dir: Path | None = None) -> None:
+        self.model = ModelApp(script if isinstance(script, Script) else load_script(script), log_file,
+                              dump_dir)
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
