@@ -92,3 +92,37 @@ def test_transcript_cleaning(tmp_path: Path) -> None:
     raw.write_bytes("a\r\n⠋ Working\r\n⠙ Working\r\n> \r\nb\r\npart".encode())
     tail = TranscriptTail(raw)
     assert tail.read_new() == ["a", "⠋ Working", "b"]
+
+
+def test_stop_failure_banner_text_reaches_the_core_and_sets_the_window(tmp_path: Path) -> None:
+    """Issue 11 fault 9: Claude Code's StopFailure carries the banner in
+    ``last_assistant_message``; through the real hook command and the host's reader it reaches
+    HookEvent.message, and the core reads its reset and class from it."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from loopphase.core.hooks import hook_reading
+    from loopphase.core.screen import classify
+    from loopphase.shim.client import to_observation
+    from loopphase.shim.host import AgentHost
+    from loopphase.shim.protocol import ShimState
+
+    events = tmp_path / "hook-events.jsonl"
+    payload = {
+        "hook_event_name": "StopFailure", "session_id": "s-1", "error": "rate_limit",
+        "last_assistant_message": "You've hit your weekly limit · resets 9pm (Asia/Singapore)",
+    }
+    subprocess.run([sys.executable, "-m", "loopphase.shim.hook", str(events)],
+                   input=json.dumps(payload), text=True, timeout=20, check=True)
+    host = SimpleNamespace(cfg=SimpleNamespace(hook_events_file=events))
+    infos = AgentHost.hook_events(host)  # type: ignore[arg-type]  # only cfg.hook_events_file is read
+    assert [(e.name, e.error_type, e.message) for e in infos] == [
+        ("StopFailure", "rate_limit", payload["last_assistant_message"])]
+    state = ShimState.model_validate({"version": "t", "role": "builder", "backend": "claude", "alive": True,
+                                      "pane": "> ", "hookEvents": [e.wire() for e in infos]})
+    obs = to_observation("builder", state, None)
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # 11:00 in Singapore
+    reading = hook_reading(classify(obs.pane, now, UTC), obs, now - timedelta(hours=1), now, UTC)
+    assert reading.limit is not None and reading.limit.rule == "hook.stop-failure"
+    assert reading.limit_class == "weekly"
+    assert reading.reset is not None and reading.reset.at == datetime(2026, 11, 22, 13, 0, tzinfo=UTC)

@@ -34,11 +34,11 @@ from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
+from loopphase.core.hooks import hook_reading
 from loopphase.core.limits import step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
-from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
-from loopphase.core.screen import Match, already_typed, classify, typed_in
+from loopphase.core.screen import ScreenReading, already_typed, classify, typed_in
 
 LOOP_ROLES: tuple[LoopRole, ...] = ("builder", "adversary")
 DELIVERABLE = {"Active", "Idle", "Waiting"}
@@ -305,11 +305,7 @@ def _converge_role(
         a.start_requested_at = None  # the start completed: the host runs the agent
     a.started_at = obs.started_at or a.started_at
     a.session_id = obs.session_id or a.session_id
-    reading = classify(obs.pane, now, tz)
-    if reading.limit is None and reading.active is None:
-        hook = hook_limit(obs, a.active_since)
-        if hook is not None:
-            reading = dataclasses.replace(reading, limit=hook)
+    reading = hook_limit(classify(obs.pane, now, tz), obs, a.active_since, now, tz)
     probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
     step = step_limit(
         a.limit, reading, now, spec.timing,
@@ -377,23 +373,14 @@ def _converge_role(
     _set_state(a, "Idle", now, "")
 
 
-def hook_limit(obs: AgentObservation, active_since: datetime | None) -> Match | None:
-    """A StopFailure hook event with a limit-type error, newer than the last visible work.
-
-    The structured signal behind a banner the classifier may not know yet; a later clean
-    Stop or a new session supersedes it.
-    """
-    for event in reversed(obs.hook_events):
-        if event.name in {"Stop", "SessionStart"}:
-            return None
-        if event.name != "StopFailure":
-            continue
-        if not event.error_type or not LIMIT_ERROR_TYPE_RE.search(event.error_type):
-            return None
-        if event.time is not None and active_since is not None and event.time <= active_since:
-            return None
-        return Match("hook.stop-failure", f"StopFailure error_type={event.error_type}")
-    return None
+def hook_limit(
+    reading: ScreenReading, obs: AgentObservation, active_since: datetime | None, now: datetime,
+    tz: ZoneInfo,
+) -> ScreenReading:
+    """The screen reading plus what a StopFailure hook newer than the last visible work adds:
+    its message (the banner text) read by the same classifier, so a hook-only limit keeps the
+    banner's reset and class, and throttling is no window (core/hooks.py)."""
+    return hook_reading(reading, obs, active_since, now, tz)
 
 
 CLOCK_SKEW = timedelta(seconds=5)

@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from loopphase.shim import proctree
 from loopphase.shim.adapters import AgentConfig, LaunchError, Mode, build_launch
@@ -30,6 +31,21 @@ POLL_INTERVAL = 0.1
 KILL_BUDGET = 15.0
 HOOK_EVENTS_KEPT = 20
 
+
+
+# The end of a hook's message is kept: the banner (and its reset) is the last thing said.
+HOOK_MESSAGE_MAX = 4000
+
+
+def hook_message(raw: dict[str, Any]) -> str | None:
+    """The text a hook event carries: ``message`` (Notification), else Claude Code's
+    ``last_assistant_message`` (Stop, StopFailure: the banner with its reset), its last
+    HOOK_MESSAGE_MAX characters."""
+    for key in ("message", "last_assistant_message"):
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip():
+            return value[-HOOK_MESSAGE_MAX:]
+    return None
 
 class Busy(RuntimeError):
     """A send, restart or stop is already in progress."""
@@ -110,7 +126,7 @@ class AgentHost:
                     time=raw.get("receivedAt"),
                     session_id=raw.get("session_id"),
                     error_type=str(error) if error is not None else None,
-                    message=raw.get("message") if isinstance(raw.get("message"), str) else None,
+                    message=hook_message(raw),
                 )
             )
         return events
