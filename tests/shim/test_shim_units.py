@@ -112,11 +112,14 @@ def test_stop_failure_banner_text_reaches_the_core_and_sets_the_window(tmp_path:
         "hook_event_name": "StopFailure", "session_id": "s-1", "error": "rate_limit",
         "last_assistant_message": "You've hit your weekly limit · resets 9pm (Asia/Singapore)",
     }
-    subprocess.run([sys.executable, "-m", "loopphase.shim.hook", str(events)],
-                   input=json.dumps(payload), text=True, timeout=20, check=True)
+    clean = {"hook_event_name": "Stop", "session_id": "s-1", "last_assistant_message": "A long answer."}
+    for event in (clean, payload):
+        subprocess.run([sys.executable, "-m", "loopphase.shim.hook", str(events)],
+                       input=json.dumps(event), text=True, timeout=20, check=True)
     host = SimpleNamespace(cfg=SimpleNamespace(hook_events_file=events))
     infos = AgentHost.hook_events(host)  # type: ignore[arg-type]  # only cfg.hook_events_file is read
     assert [(e.name, e.error_type, e.message) for e in infos] == [
+        ("Stop", None, None),  # a clean Stop's answer does not ride along every state answer
         ("StopFailure", "rate_limit", payload["last_assistant_message"])]
     state = ShimState.model_validate({"version": "t", "role": "builder", "backend": "claude", "alive": True,
                                       "pane": "> ", "hookEvents": [e.wire() for e in infos]})

@@ -245,8 +245,13 @@ def _banner_reset(
 # ── soft warning, activity, fatal ────────────────────────────────────────────────────────────
 
 # Not anchored: Claude Code may show it right-aligned in the status line, and it never blocks.
+# Claude Code 2.1.x also warns "You've used 90% of your weekly limit · resets 9pm" and "You're
+# close to your usage limit".
 _SOFT_RE = re.compile(
-    r"Approaching (?:your )?(?:[\w-]+ ){0,2}(?:usage |spend )?limit(?:" + _SEP + r"resets?\b.*)?",
+    r"(?:(?P<approaching>Approaching (?:your )?(?:[\w-]+ ){0,2}(?:usage |spend )?limit)"
+    r"|(?P<used>You(?:'|’)ve used \d{1,3}% of your (?:[\w'’-]+ ){0,3}limit)"
+    r"|(?P<close>You(?:'|’)re close to your (?:[\w'’-]+ ){0,3}limit))"
+    r"(?:" + _SEP + r"resets?\b.*)?",
     re.IGNORECASE,
 )
 _ACTIVE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -386,7 +391,7 @@ def _soft(region: list[str]) -> Match | None:
     for line in reversed(region):
         found = _SOFT_RE.search(line)
         if found:
-            return Match("soft.approaching", _excerpt(found.group(0)))
+            return Match(f"soft.{found.lastgroup or 'approaching'}", _excerpt(found.group(0)))
     return None
 
 

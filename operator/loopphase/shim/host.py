@@ -34,14 +34,18 @@ HOOK_EVENTS_KEPT = 20
 
 
 # The end of a hook's message is kept: the banner (and its reset) is the last thing said.
-HOOK_MESSAGE_MAX = 4000
+HOOK_MESSAGE_MAX = 2000
 
 
 def hook_message(raw: dict[str, Any]) -> str | None:
-    """The text a hook event carries: ``message`` (Notification), else Claude Code's
-    ``last_assistant_message`` (Stop, StopFailure: the banner with its reset), its last
-    HOOK_MESSAGE_MAX characters."""
-    for key in ("message", "last_assistant_message"):
+    """The text a hook event carries: ``message`` (Notification), or for a StopFailure Claude
+    Code's ``last_assistant_message`` (the error the CLI showed: the banner with its reset), its
+    last HOOK_MESSAGE_MAX characters. A clean Stop's whole answer is not carried (it would ride
+    along every state answer)."""
+    keys = ["message"]
+    if raw.get("hook_event_name") == "StopFailure":
+        keys.append("last_assistant_message")
+    for key in keys:
         value = raw.get(key)
         if isinstance(value, str) and value.strip():
             return value[-HOOK_MESSAGE_MAX:]
