@@ -10,9 +10,12 @@ trailing blank lines dropped), then read in three places:
   (lesson 2: never look for it in scrollback);
 * the whole pane for ``WAITING-UNTIL:`` markers, which the agent prints mid-conversation.
 
-Hard banners are matched by their real shapes, anchored to the whole line (only decoration such
-as "⎿", "●", "│" or quotes around them), so an agent's prose that mentions a limit is not one.
-Every finding carries the rule name and a short excerpt for logging (lesson 17).
+Hard banners are matched by family (core/families.py: who, what, shape, optional reset clause),
+anchored to the whole line (only decoration such as "⎿", "●", "│" or quotes around them), so an
+agent's prose that mentions a limit is not one. The same holds for the findings a restart
+cannot fix (core/findings.py: login, blocking dialog, full context), the CLI's promise to resume
+by itself, and throttling that is no usage limit. Every finding carries the rule name and a
+short excerpt for logging (lesson 17).
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ class ScreenReading:
     waiting_until: datetime | None
     waiting_match: Match | None
     input_area: str
-    # The kind of limit ``limit`` names (api.status.LimitClass); None without a limit.
+    # The kind of limit ``limit`` names (api.status.LimitClass: session, weekly, monthly, model,
+    # spend, unknown); None without a limit. Never "transient": throttling is ``transient``
+    # below and never a ``limit``.
     limit_class: str | None = None
     # States a restart cannot fix (NeedsAttention): an expired/invalid login, a blocking dialog
     # (excerpt: the dialog's title), a full context.
