@@ -1,0 +1,57 @@
+"""Screens recorded from the real Claude Code 2.1.197 (tests/core/recorded/README.md) read as
+what they are: the bypass-permissions dialog, a credit refusal, a full context, a retried 529,
+the weekly and 5-hour limits with the rate-limit menu, an expired OAuth login."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopphase.api.spec import TimingSpec
+from loopphase.core.limits import decide
+from loopphase.core.screen import classify
+
+RECORDED = Path(__file__).with_name("recorded") / "claude-code-2.1.197"
+SEEN_AT = datetime(2026, 11, 30, 13, 20, tzinfo=UTC)  # when the limit screens were captured
+
+EXPECTED: dict[str, dict[str, Any]] = {
+    "bypass-dialog": {"dialog": "dialog.bypass-permissions",
+                      "title": "WARNING: Claude Code running in Bypass Permissions mode"},
+    "credit-balance": {"limit": "limit.credit", "class": "spend", "window": "window.spend-probe"},
+    "prompt-too-long": {"context": "context.prompt-too-long"},
+    "overloaded-retrying": {"active": "active.esc-to-interrupt", "transient": "transient.retrying"},
+    # The CLI opens its rate-limit menu under the banner: the limit is the menu, the class and
+    # reset come from the banner above it. The weekly reset 10 h ahead is the window (fault 2).
+    "weekly-limit-oauth": {"limit": "limit.menu", "class": "weekly", "reset": "2026-11-30T23:19:00+00:00",
+                           "window": "window.stated-reset"},
+    "five-hour-limit-oauth": {"limit": "limit.menu", "class": "session", "reset": "2026-11-30T15:20:00+00:00",
+                              "window": "window.stated-reset"},
+    "oauth-expired": {"login": "login.api-error-401"},
+}
+
+
+def _rule(match: Any) -> str | None:
+    return None if match is None else match.rule
+
+
+def test_every_recording_has_expectations() -> None:
+    assert {p.stem for p in RECORDED.glob("*.txt")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_recorded_screen(name: str) -> None:
+    expected = EXPECTED[name]
+    reading = classify((RECORDED / f"{name}.txt").read_text(encoding="utf-8"), SEEN_AT, UTC)
+    observed = {
+        "limit": _rule(reading.limit), "class": reading.limit_class,
+        "reset": reading.reset.at.isoformat() if reading.reset else None,
+        "active": _rule(reading.active), "login": _rule(reading.login), "dialog": _rule(reading.dialog),
+        "title": reading.dialog.excerpt if reading.dialog else None,
+        "context": _rule(reading.context_full), "transient": _rule(reading.transient),
+        "resume": _rule(reading.auto_resume), "fatal": _rule(reading.fatal),
+    }
+    if "window" in expected:
+        observed["window"] = decide(reading, SEEN_AT, TimingSpec()).rule
+    assert observed == {key: expected.get(key) for key in observed}
