@@ -1,6 +1,7 @@
 """Screens recorded from the real Claude Code 2.1.197 (tests/core/recorded/README.md) read as
-what they are: the bypass-permissions dialog, a credit refusal, a full context, a retried 529,
-the weekly and 5-hour limits with the rate-limit menu, an expired OAuth login."""
+what they are: the bypass-permissions and folder-trust dialogs, a credit refusal, a full
+context, a retried 529, the weekly and 5-hour limits with the rate-limit menu, an expired OAuth
+login, an invalid API key; and an idle screen as nothing."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "five-hour-limit-oauth": {"limit": "limit.menu", "class": "session", "reset": "2026-11-30T15:20:00+00:00",
                               "window": "window.stated-reset"},
     "oauth-expired": {"login": "login.api-error-401"},
+    "invalid-api-key": {"login": "login.invalid-api-key"},
+    "folder-trust": {"dialog": "dialog.folder-trust", "title": "Accessing workspace:"},
+    "idle-welcome": {},  # the welcome box, warnings, the prompt between rules: nothing to find
 }
 
 
