@@ -1,7 +1,8 @@
-"""Screens recorded from the real Claude Code 2.1.197 (tests/core/recorded/README.md) read as
-what they are: the bypass-permissions and folder-trust dialogs, a credit refusal, a full
+"""Screens recorded from the real Claude Code 2.1.197 and opencode 1.18.33
+(tests/core/recorded/README.md) read as what they are. Claude Code: the bypass-permissions and folder-trust dialogs, a credit refusal, a full
 context, a retried 529, the weekly and 5-hour limits with the rate-limit menu, an expired OAuth
-login, an invalid API key; and an idle screen as nothing."""
+login, an invalid API key; and an idle screen as nothing. opencode: idle (before and after an
+answer) as nothing, busy and retrying as active, a rejected key as a login."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from loopphase.api.spec import TimingSpec
 from loopphase.core.limits import decide
 from loopphase.core.screen import classify
 
-RECORDED = Path(__file__).with_name("recorded") / "claude-code-2.1.197"
+RECORDED = Path(__file__).with_name("recorded")
 SEEN_AT = datetime(2026, 11, 30, 13, 20, tzinfo=UTC)  # when the limit screens were captured
 
-EXPECTED: dict[str, dict[str, Any]] = {
+CLAUDE: dict[str, dict[str, Any]] = {
     "bypass-dialog": {"dialog": "dialog.bypass-permissions",
                       "title": "WARNING: Claude Code running in Bypass Permissions mode"},
     "credit-balance": {"limit": "limit.credit", "class": "spend", "window": "window.spend-probe"},
@@ -34,6 +35,19 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "folder-trust": {"dialog": "dialog.folder-trust", "title": "Accessing workspace:"},
     "idle-welcome": {},  # the welcome box, warnings, the prompt between rules: nothing to find
 }
+OPENCODE: dict[str, dict[str, Any]] = {
+    # fault 5: "Build · <model>" in the prompt and the "▣  Build · <model> · 4.8s" message footer
+    # are no activity; the prompt footer's "esc interrupt" and block spinner are.
+    "idle-start": {},
+    "answered-idle": {},
+    "busy": {"active": "active.opencode-interrupt"},
+    "retrying": {"active": "active.opencode-spinner"},  # "esc interrupt" cut off by the long note
+    "unauthorized": {"login": "login.provider-key"},  # its error box: "┃  invalid x-api-key"
+}
+EXPECTED = {
+    **{f"claude-code-2.1.197/{name}": value for name, value in CLAUDE.items()},
+    **{f"opencode-1.18.33/{name}": value for name, value in OPENCODE.items()},
+}
 
 
 def _rule(match: Any) -> str | None:
@@ -41,7 +55,7 @@ def _rule(match: Any) -> str | None:
 
 
 def test_every_recording_has_expectations() -> None:
-    assert {p.stem for p in RECORDED.glob("*.txt")} == set(EXPECTED)
+    assert {f"{p.parent.name}/{p.stem}" for p in RECORDED.glob("*/*.txt")} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -80,7 +80,7 @@ def _lowest(region: Sequence[str], rules: tuple[tuple[str, re.Pattern[str]], ...
 # ── login ────────────────────────────────────────────────────────────────────────────────────
 
 # Every login rule contains one of these (in ``fold``ed text).
-_LOGIN_WORDS = ("login", "api key", "apikey", "api_key", "oauth", "401", "auth", "logged", "bearer", "disabled")
+_LOGIN_WORDS = ("login", "api key", "apikey", "api_key", "api-key", "oauth", "401", "auth", "logged", "bearer", "disabled")
 _RUN_LOGIN = r"(?:please\s+)?run\s+/login"
 _LOGIN = _rules(
     ("login.not-logged-in", rf"Not logged in(?:{SEP}.*/login\b.*)?[^\w]*$"),
@@ -103,6 +103,12 @@ _LOGIN = _rules(
     # opencode: the provider's 401 ("Unauthorized: invalid x-api-key") or its auth error types.
     ("login.unauthorized", r"(?:\w*Error:?\s*)?(?:401\s+)?Unauthorized\b\s*(?::|$|" + SEP + ")"),
     ("login.provider-auth", r"(?:\w*Error:?\s*)?(?:AI_)?(?:ProviderAuthError|LoadAPIKeyError)\b"),
+    # opencode shows the provider's own message in its error box: "┃  invalid x-api-key".
+    (
+        "login.provider-key",
+        r"(?:\w*Error:?\s*)?(?:invalid x-api-key|incorrect api key provided|invalid_api_key"
+        r"|api key (?:is )?(?:missing|invalid|not valid))\b",
+    ),
 )
 
 
