@@ -3,7 +3,7 @@
 A banner is read by its family, not its sentence (the CLIs keep inventing new sentences):
 
 * who: you, your, your org/organization/team/workspace/group/account (any possessive:
-  "your team's", "your org’s", "the workspace's");
+  "your team's", "your org’s", "your workspace's");
 * what: the words before "limit": a period (session, 5-hour, daily, weekly, 7-day, monthly), a
   model (Opus, Sonnet, Haiku, Fable 5, "Claude Opus 4"), spend, credit, extra usage, usage;
 * shape: "You've hit|reached|exceeded|used up your … limit", "… limit reached|hit|exceeded",
@@ -47,7 +47,7 @@ LEAD = r"^[^\w\n]*?"  # decoration before a banner: ⎿ ● │ > quotes, spaces
 END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
 SEP = r"\s*[∙·•|–—-]\s*"
 APOS = r"['’‘ʼ`´]"
-# Possessive who-words: "your team's weekly", "your org’s monthly", "the workspace's".
+# Possessive who-words after "your": "your team's weekly", "your org’s monthly".
 _WHO = (
     rf"(?:(?:org|organi[sz]ation|team|workspace|group|account|enterprise|company|plan)"
     rf"(?:{APOS}s|s{APOS}|{APOS})?\s+)"
@@ -85,7 +85,7 @@ _SHAPES: tuple[tuple[str, re.Pattern[str], LimitClass], ...] = tuple(
         (
             "hit",
             rf"You(?:{APOS}ve|\s+have)\s+(?:hit|reached|exceeded|used\s+up|exhausted|run\s+out\s+of)\s+"
-            rf"(?:your|the)\s+{_WHO}?(?P<what>{_WHAT})limit(?:\s+for\s+(?P<model>{_MODEL}))?" + _TAIL,
+            rf"your\s+{_WHO}?(?P<what>{_WHAT})limit(?:\s+for\s+(?P<model>{_MODEL}))?" + _TAIL,
             "unknown",
         ),
         (
