@@ -96,6 +96,13 @@ def test_every_decision_names_a_known_rule_and_never_claims_unparsable_when_pars
     passed = decide(classify(_screen("Claude AI usage limit reached|1760004000"), SINGAPORE_11, UTC),
                     SINGAPORE_11, timing)
     assert passed.rule == "window.reset-passed" and "already passed" in passed.reason
+    epoch = int((SINGAPORE_11 + timedelta(hours=2)).timestamp())
+    header = decide(classify(_screen(f"Claude AI usage limit reached|{epoch}"), SINGAPORE_11, UTC),
+                    SINGAPORE_11, timing)
+    assert (header.rule, header.until) == ("window.epoch-reset", SINGAPORE_11 + timedelta(hours=2, seconds=45))
+    left = decide(classify(_screen("Usage limit reached. It will reset in 3 hours 20 minutes."), SINGAPORE_11, UTC),
+                  SINGAPORE_11, timing)
+    assert (left.rule, left.until) == ("window.stated-duration", SINGAPORE_11 + timedelta(hours=3, minutes=20, seconds=45))
 
 
 # ── fault 7: no reset to wait for: probe slowly, never restart ──────────────────────────────

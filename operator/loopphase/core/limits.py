@@ -39,7 +39,9 @@ SHORT_HORIZON_CLASSES = frozenset({"session", "unknown", "transient"})
 SLOW_PROBE_CLASSES = frozenset({"spend", "monthly"})
 # The rules that decide a window's ``until`` (LimitWindow.decided_by).
 WINDOW_RULES = {
-    "window.stated-reset": "the banner's stated reset + slack",
+    "window.stated-reset": "the banner's stated reset (a time of day or a date) + slack",
+    "window.epoch-reset": "the reset epoch in the banner's header (Claude AI usage limit reached|<epoch>) + slack",
+    "window.stated-duration": "the time left the banner states (It will reset in 3 hours) + slack",
     "window.stale-banner-horizon": "a stated time further ahead than the class allows: stale banner",
     "window.reset-passed": "a stated reset already passed: probe after the slack",
     "window.fallback-cadence": "no reset stated: the flat probe cadence (timing.probeFallback)",
@@ -118,7 +120,8 @@ def decide(reading: ScreenReading, now: datetime, timing: TimingSpec) -> Decisio
         return Decision(until, False, "window.reset-passed", why)
     until = hint.at + slack
     why = f"banner says reset {_fmt(hint.at)}; holding until {_fmt(until)} ({hint.kind} reset of a {cls} limit)"
-    return Decision(until, True, "window.stated-reset", why)
+    rule = {"epoch": "window.epoch-reset", "relative": "window.stated-duration"}.get(hint.kind, "window.stated-reset")
+    return Decision(until, True, rule, why)
 
 
 def next_until(reading: ScreenReading, now: datetime, timing: TimingSpec) -> tuple[datetime, bool]:
