@@ -20,8 +20,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from loopphase.api.spec import TimingSpec
 from loopphase.api.status import LimitWindow
@@ -37,8 +39,8 @@ EARLY_PROBE_RETRY = timedelta(seconds=60)
 SHORT_HORIZON_CLASSES = frozenset({"session", "unknown", "transient"})
 # Classes with nothing to wait for when no reset is stated: probed slowly.
 SLOW_PROBE_CLASSES = frozenset({"spend", "monthly"})
-# The rules that decide a window's ``until`` (LimitWindow.decided_by).
-WINDOW_RULES = {
+# The rules that decide a window's ``until`` (LimitWindow.decided_by), read-only.
+WINDOW_RULES: Mapping[str, str] = MappingProxyType({
     "window.stated-reset": "the banner's stated reset (a time of day or a date) + slack",
     "window.epoch-reset": "the reset epoch in the banner's header (Claude AI usage limit reached|<epoch>) + slack",
     "window.stated-duration": "the time left the banner states (It will reset in 3 hours) + slack",
@@ -48,7 +50,7 @@ WINDOW_RULES = {
     "window.spend-probe": "no reset to wait for: the slow probe (timing.spendProbeInterval)",
     "window.probe-cadence": "probed, banner still shown: the next probe",
     "window.early-probe-retry": "probed moments after a minute-granular reset: one quick retry",
-}
+})
 
 
 @dataclass(frozen=True)
