@@ -31,6 +31,9 @@ LINE_PANES = st.lists(
         "Insuffıcient credits", "Your usage allocatıon has been disabled", "Credıt balance too low",
         "Quota exceeded", "YOU'RE OUT OF EXTRA U\u017fAGE", "out of",
         "   ", "  \x07", "> ", "", "  ", "\t", "\x1b[2mdim\x1b[0m", "a\rb",
+        "   ■■■■⬝⬝⬝⬝ x", "[RETRYING in 4s", "RUNNING TOOL", "ESC INTERRUPT", "▣  Build · m · 4.8s",
+        "(12s · 3.4k tokens)", "Esc \u0131nterrupt", "esc again to \u0130nterrupt", "· 12s",
+        "You've used 90% of your weekly l\u0131mit", "API Error: blocks CANNOT BE MODIFIED",
     ]),
     max_size=25,
 ).map("\n".join)

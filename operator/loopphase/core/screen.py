@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from loopphase.core import families, findings
-from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
+from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, FATAL_RE, WAIT_RE, fold
 from loopphase.core.resettime import ResetHint, parse_reset
 
 __all__ = [
@@ -283,16 +283,28 @@ def _lowest(region: list[str], rules: tuple[tuple[str, re.Pattern[str]], ...]) -
     return None
 
 
-def _lowest_of(
-    region: list[str], union: re.Pattern[str], rules: tuple[tuple[str, re.Pattern[str]], ...]
-) -> Match | None:
-    """``_lowest``, skipped when the union of the rules matches nowhere in the region."""
-    if not union.search("\n".join(region)):
+# Every activity rule needs one of these in its line (``fold``ed): a substring test per line is
+# far cheaper than the rules' regexes, which then run on the few lines that pass.
+_ACTIVE_TRIGGERS = ("interrupt", "running tool", "[retrying", "■", "⬝", "·", *"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+
+def _active(region: list[str], text: str) -> Match | None:
+    """``_lowest(region, _ACTIVE)``; ``text`` is ``fold``ed region."""
+    if not any(trigger in text for trigger in _ACTIVE_TRIGGERS):
         return None
-    return _lowest(region, rules)
+    for line in reversed(region):
+        low = fold(line)
+        if not any(trigger in low for trigger in _ACTIVE_TRIGGERS):
+            continue
+        for rule, pattern in _ACTIVE:
+            if pattern.search(line):
+                return Match(rule, _excerpt(line))
+    return None
 
 
-def _fatal(region: list[str]) -> Match | None:
+def _fatal(region: list[str], text: str) -> Match | None:
+    if "cannot be modified" not in text and "redacted_thinking" not in text:  # FATAL_RE's words
+        return None
     if not FATAL_RE.search("\n".join(region)):
         return None
     candidates = [line for line in region if FATAL_RE.search(line)]
@@ -352,16 +364,16 @@ def classify(
     region = _region(lines, banner_region_lines)
     limit, reset, limit_class = _limit(region, now, tz, guess_wraps=width is None)
     waiting_until, waiting_match = _waiting(lines)
+    text = findings.folded(region)
     dialog = None
     if limit is None or limit.rule != "limit.menu":  # the limit menu is the limit's business
         dialog = _dialog(lines, banner_region_lines)
-    text = findings.folded(region)
     return ScreenReading(
-        active=_lowest_of(region, ACTIVE_RE, _ACTIVE),
+        active=_active(region, text),
         limit=limit,
-        soft_warning=_soft(region),
+        soft_warning=_soft(region, text),
         reset=reset,
-        fatal=_fatal(region),
+        fatal=_fatal(region, text),
         waiting_until=waiting_until,
         waiting_match=waiting_match,
         input_area=_input_area(lines, input_area_lines),
@@ -390,8 +402,8 @@ def _dialog(lines: list[str], region_size: int) -> Match | None:
     return _found(findings.dialog(bottom, region_size))
 
 
-def _soft(region: list[str]) -> Match | None:
-    if not _SOFT_RE.search("\n".join(region)):
+def _soft(region: list[str], text: str) -> Match | None:
+    if "limit" not in text or not _SOFT_RE.search("\n".join(region)):  # every form says "limit"
         return None
     for line in reversed(region):
         found = _SOFT_RE.search(line)
