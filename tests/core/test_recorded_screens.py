@@ -34,6 +34,10 @@ CLAUDE: dict[str, dict[str, Any]] = {
     "invalid-api-key": {"login": "login.invalid-api-key"},
     "folder-trust": {"dialog": "dialog.folder-trust", "title": "Accessing workspace:"},
     "idle-welcome": {},  # the welcome box, warnings, the prompt between rules: nothing to find
+    # no credentials at all: the status line says so at once (right-aligned after the footer)...
+    "not-logged-in-start": {"login": "login.status-line"},
+    # ...and the first prompt is refused
+    "not-logged-in": {"login": "login.not-logged-in"},
 }
 OPENCODE: dict[str, dict[str, Any]] = {
     # fault 5: "Build · <model>" in the prompt and the "▣  Build · <model> · 4.8s" message footer

@@ -84,6 +84,8 @@ _LOGIN_WORDS = ("login", "api key", "apikey", "api_key", "api-key", "oauth", "40
 _RUN_LOGIN = r"(?:please\s+)?run\s+/login"
 _LOGIN = _rules(
     ("login.not-logged-in", rf"Not logged in(?:{SEP}.*/login\b.*)?[^\w]*$"),
+    # Claude Code's status line, right-aligned after the footer: "…  Not logged in · Run /login".
+    ("login.status-line", rf".*?\s{{3,}}Not logged in{SEP}(?:please\s+)?run\s+/login[^\w]*$"),
     ("login.invalid-api-key", rf"(?:Invalid|Missing) API key\b(?:{SEP}.*)?[^\w]*$"),
     (
         "login.oauth-token",
