@@ -44,8 +44,11 @@ __all__ = [
 LIMIT_CLASSES: tuple[str, ...] = get_args(LimitClass)
 
 LEAD = r"^[^\w\n]*?"  # decoration before a banner: ⎿ ● │ > quotes, spaces
-END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
 SEP = r"\s*[∙·•|–—-]\s*"
+# Claude Code under an API key prefixes the banner with the API error it came with:
+# "API Error: Request rejected (429) · You've hit your 5-hour limit. Please try again later."
+_API_PREFIX = rf"(?:API Error:?\s*(?:Request rejected\s*)?\(?\d{{3}}\)?{SEP})?"
+END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
 APOS = r"['’‘ʼ`´]"
 # Possessive who-words after "your": "your team's weekly", "your org’s monthly".
 _WHO = (
@@ -78,7 +81,7 @@ class BannerMatch:
 # (shape, pattern, class when the words name none). A shape whose words always name the same
 # class gives the rule "limit.<shape>", the others "limit.<shape>-<class>". First match wins.
 _SHAPES: tuple[tuple[str, re.Pattern[str], LimitClass], ...] = tuple(
-    (shape, re.compile(LEAD + body + END, re.IGNORECASE), fallback)
+    (shape, re.compile(LEAD + _API_PREFIX + body + END, re.IGNORECASE), fallback)
     for shape, body, fallback in (
         # Claude Code's headless form: "Claude AI usage limit reached|1760004000".
         ("claude-epoch", r"(?P<what>Claude (?:AI )?usage )limit reached\s*(?P<tail>\|\s*\d{9,10})", "session"),

@@ -222,10 +222,43 @@ def _limit(
                 limit_class = above.limit_class
                 if reset is None:
                     reset = _banner_reset(above, None, now, tz)
+            if limit_class == "unknown" or (reset is not None and not _ZONED_RE.search(banner.tail)):
+                limit_class, reset = _restated(region, index, banner, limit_class, reset, now, tz)
             return limit or banner.match, reset, limit_class
         if limit is None and _MENU_RE.match(region[index]):
             limit = Match("limit.menu", _excerpt(region[index]))
     return limit, None, None if limit is None else "unknown"
+
+
+_ZONED_RE = re.compile(r"\(\s*[A-Za-z][\w+-]*(?:/[\w+-]+)*\s*\)")
+_TIME_TOKEN_RE = re.compile(r"\b\d{1,2}(?::\d\d)?\s*[ap]\.?m\b|\b\d{1,2}:\d\d\b", re.IGNORECASE)
+
+
+def _time_token(tail: str) -> str | None:
+    found = _TIME_TOKEN_RE.search(tail)
+    return None if found is None else "".join(found.group(0).lower().replace(".", "").split())
+
+
+def _restated(
+    region: list[str], index: int, banner: _Banner, limit_class: str, reset: ResetHint | None,
+    now: datetime, tz: tzinfo,
+) -> tuple[str, ResetHint | None]:
+    """A generic restatement of a limit drawn above it (Claude Code's bottom box "⚠ Usage limit
+    reached · limit resets 2pm" under the transcript's "You've hit your 5-hour limit · resets
+    2pm (Europe/Berlin)"): when the nearest banner above with a known class states the same
+    time (or the lowest states none), the lowest takes its class, and its zone-named reset."""
+    own = _time_token(banner.tail)
+    for line in reversed(region[:index]):
+        above = _hard_banner(line) if _may_be_limit(line) else None
+        if above is None or above.limit_class == "unknown":
+            continue
+        if own is not None and own != _time_token(above.tail):
+            break
+        stated = _banner_reset(above, None, now, tz)
+        if stated is not None and (reset is None or _ZONED_RE.search(above.tail)):
+            reset = stated
+        return (above.limit_class if limit_class == "unknown" else limit_class), reset
+    return limit_class, reset
 
 
 def _banner_reset(
@@ -382,7 +415,9 @@ def classify(
         dialog=dialog,
         context_full=_found(findings.context_full(region, text)),
         auto_resume=_found(findings.auto_resume(region, text)),
-        transient=_found(findings.transient(region, text)),
+        # throttling is only told apart when no hard limit is shown ("API Error: Request
+        # rejected (429) · You've hit your 5-hour limit" is the limit)
+        transient=None if limit is not None else _found(findings.transient(region, text)),
     )
 
 

@@ -1,8 +1,10 @@
 """`loopphase demo`: the whole loop on simulated agents, against a throwaway git repository.
 
-Three phases show every mechanism: handoff pings both ways, an inbox note, a usage-limit
-window (armed, quiet, probed, lifted, zero kills), a declared wait, a stall healed gently, a
-fatal wedge restarted cold, DONE -> phase advance, and sequence complete. It ends with a
+Three phases show every mechanism: an expired login that needs a human (no heals; supervision
+resumes by itself once it is fixed), handoff pings both ways, an inbox note, a usage-limit
+window (armed, quiet, probed, lifted, zero kills) that holds the other agent of the same
+account, a declared wait, a stall healed gently, a fatal wedge restarted cold, DONE -> phase
+advance, and sequence complete. It ends with a
 summary and exit code 0 when every mechanism was seen and nothing was killed in a window.
 """
 
@@ -21,9 +23,12 @@ from typing import Any
 
 import yaml
 
+from loopphase.cli import LOG_LEVELS, log_level, plain
+from loopphase.demo.agents import MissingCli, real_agents, require_cli
+from loopphase.demo.progress import Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
-from loopphase.runner.loop import Runner, TickReport
+from loopphase.runner.loop import Runner
 from loopphase.runner.specfile import load_spec
 
 PHASES = ["p1-handoff", "p2-limits", "p3-healing"]
@@ -80,33 +85,24 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
     }
 
 
-class Printer:
-    """Prints one line per notable action as the loop runs."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.states_seen: set[tuple[str, str]] = set()
-
-    def __call__(self, report: TickReport) -> None:
-        for role, agent in report.result.status.agents.items():
-            self.states_seen.add((role, agent.state))
-        outcome = {id(a): ok for a, ok, _ in report.result.results}
-        for action in report.result.actions:
-            name = type(action).__name__
-            label = getattr(action, "kind", "") or getattr(action, "purpose", "") or name
-            if name in {"StartAgent", "RestartAgent", "RecreateHost"}:
-                label = f"{name} {getattr(action, 'mode', '')}".strip()
-            ok = "" if outcome.get(id(action), True) else "  [FAILED]"
-            role = action.role or "loop"
-            elapsed = time.monotonic() - self.started
-            print(f"  {elapsed:6.1f}s  {role:<9} {label:<18} {action.reason[:90]}{ok}", flush=True)
+async def run_demo(workdir: Path, timeout: float, agents: str = "sim") -> tuple[Summary, Runner]:
+    """Run the three phases; ``agents`` is ``sim`` or a real CLI (``claude``, ``opencode``)."""
+    if agents == "sim":
+        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)), ())
+    state = workdir / "state"
+    with real_agents(agents, workdir, state) as real:
+        manifest = demo_manifest(build_repo(workdir))
+        manifest["spec"]["agents"] = real.agents_spec
+        # Real CLIs start in seconds, not instantly, and idle at their prompt between pings.
+        manifest["spec"]["timing"].update({"startGrace": "30s", "stallIdle": "25s"})
+        return await _run(workdir, timeout, manifest, real.unshown)
 
 
-async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
-    bare = build_repo(workdir)
+async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
+               unshown: tuple[str, ...]) -> tuple[Summary, Runner]:
     spec_path = workdir / "loopphase-demo.yaml"
-    spec_path.write_text(yaml.safe_dump(demo_manifest(bare), sort_keys=False))
-    printer = Printer()
+    spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    printer = Printer(phases=len(PHASES))
     runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
@@ -115,26 +111,37 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
         print(f"demo: timed out after {timeout:.0f}s in phase {status.current.id if status.current else '?'}")
     finally:
         await runner.stop_everything()
-    return summarise(status, runner.store.read_actions(), printer.states_seen), runner
+    return summarise(status, runner.store.read_actions(), printer.states_seen, unshown), runner
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    parser.add_argument("--agents", choices=("sim", "claude", "opencode"), default="sim",
+                        help="who plays builder and adversary: the simulated agent (default) or "
+                             "a real CLI against a scripted local model endpoint")
+    parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for tool in ("tmux", "git"):
         if shutil.which(tool) is None:
             print(f"loopphase demo: {tool} is required (python3 dev.py demo installs it)", file=sys.stderr)
             return 2
+    if args.agents != "sim":
+        try:
+            require_cli(args.agents)
+        except MissingCli as err:
+            print(f"loopphase demo: {err}", file=sys.stderr)
+            return 2
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="loopphase-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"LoopPhase demo: 3 phases, simulated builder + adversary, repo in {workdir}")
+    who = "simulated builder + adversary" if args.agents == "sim" else \
+        f"real {args.agents} as builder + adversary, scripted local model"
+    print(f"LoopPhase demo: 3 phases, {who}, repo in {workdir}")
     started = time.monotonic()
     try:
-        summary, _ = asyncio.run(run_demo(workdir, args.timeout))
+        summary, _ = asyncio.run(run_demo(workdir, args.timeout, args.agents))
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
