@@ -184,7 +184,7 @@ def test_stale_time_only_banner_is_probed_after_the_slack():
 def test_unparsable_banner_probes_at_the_flat_cadence():
     world = World()
     world.started()
-    pane = "work\n\nYou've hit your monthly spend limit.\n> "
+    pane = "work\n\nYou've hit your usage limit · contact your admin to increase it\n> "
     world.tick({"builder": agent("builder", pane), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
     window = world.status.agents["builder"].limit
     assert window is not None and not window.parsed

@@ -320,6 +320,10 @@ class TimingSpec(ApiModel):
     limit_reset_slack: Duration = Field(45, ge=0, le=HOUR)
     probe_fallback: Duration = Field(300, ge=1, le=DAY)
     reset_horizon: Duration = Field(6 * HOUR, gt=0, le=DAY)
+    spend_probe_interval: Duration = Field(
+        HOUR, ge=1, le=7 * DAY,
+        description="probe cadence of a limit with no reset to wait for (spend cap, credit balance)",
+    )
     auto_resume_grace: Duration = Field(
         180, ge=0, le=HOUR,
         description="while the screen promises the CLI's own automatic resume, the limit probe "

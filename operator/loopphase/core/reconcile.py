@@ -46,9 +46,9 @@ from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
+from loopphase.core.hooks import hook_reading
 from loopphase.core.limits import LimitStep, step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
-from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
 from loopphase.core.screen import Match, ScreenReading, already_typed, classify, typed_in
 
@@ -513,13 +513,9 @@ def _converge_agent(
 
 
 def _read(obs: AgentObservation, a: AgentStatus | None, now: datetime, tz: ZoneInfo) -> ScreenReading:
-    """The screen's reading, with a StopFailure hook's limit when the screen shows none."""
-    reading = classify(obs.pane, now, tz)
-    if reading.limit is None and reading.active is None:
-        hook = hook_limit(obs, a.active_since if a is not None else None)
-        if hook is not None:
-            reading = dataclasses.replace(reading, limit=hook)
-    return reading
+    """The screen's reading, with what a StopFailure hook adds when the screen shows neither
+    work nor a limit (its message read by the same classifier: core/hooks.py)."""
+    return hook_limit(classify(obs.pane, now, tz), obs, a.active_since if a is not None else None, now, tz)
 
 
 def _login_hook(obs: AgentObservation, a: AgentStatus | None, reading: ScreenReading) -> Match | None:
@@ -655,23 +651,14 @@ def _note_holds(d: Decision, previous: list[AccountHold]) -> None:
                f"account {account}: no agent on it is limited any more; pings and stall clocks resume")
 
 
-def hook_limit(obs: AgentObservation, active_since: datetime | None) -> Match | None:
-    """A StopFailure hook event with a limit-type error, newer than the last visible work.
-
-    The structured signal behind a banner the classifier may not know yet; a later clean
-    Stop or a new session supersedes it.
-    """
-    for event in reversed(obs.hook_events):
-        if event.name in {"Stop", "SessionStart"}:
-            return None
-        if event.name != "StopFailure":
-            continue
-        if not event.error_type or not LIMIT_ERROR_TYPE_RE.search(event.error_type):
-            return None
-        if event.time is not None and active_since is not None and event.time <= active_since:
-            return None
-        return Match("hook.stop-failure", f"StopFailure error_type={event.error_type}")
-    return None
+def hook_limit(
+    reading: ScreenReading, obs: AgentObservation, active_since: datetime | None, now: datetime,
+    tz: ZoneInfo,
+) -> ScreenReading:
+    """The screen reading plus what a StopFailure hook newer than the last visible work adds:
+    its message (the banner text) read by the same classifier, so a hook-only limit keeps the
+    banner's reset and class, and throttling is no window (core/hooks.py)."""
+    return hook_reading(reading, obs, active_since, now, tz)
 
 
 CLOCK_SKEW = timedelta(seconds=5)

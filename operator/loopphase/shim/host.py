@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from loopphase.shim import proctree
 from loopphase.shim.adapters import AgentConfig, Launch, LaunchError, Mode, build_launch
@@ -32,6 +33,25 @@ POLL_INTERVAL = 0.1
 KILL_BUDGET = 15.0
 HOOK_EVENTS_KEPT = 20
 
+
+
+# The end of a hook's message is kept: the banner (and its reset) is the last thing said.
+HOOK_MESSAGE_MAX = 2000
+
+
+def hook_message(raw: dict[str, Any]) -> str | None:
+    """The text a hook event carries: ``message`` (Notification), or for a StopFailure Claude
+    Code's ``last_assistant_message`` (the error the CLI showed: the banner with its reset), its
+    last HOOK_MESSAGE_MAX characters. A clean Stop's whole answer is not carried (it would ride
+    along every state answer)."""
+    keys = ["message"]
+    if raw.get("hook_event_name") == "StopFailure":
+        keys.append("last_assistant_message")
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip():
+            return value[-HOOK_MESSAGE_MAX:]
+    return None
 
 class Busy(RuntimeError):
     """A send, restart or stop is already in progress."""
@@ -118,7 +138,7 @@ class AgentHost:
                     time=raw.get("receivedAt"),
                     session_id=raw.get("session_id"),
                     error_type=str(error) if error is not None else None,
-                    message=raw.get("message") if isinstance(raw.get("message"), str) else None,
+                    message=hook_message(raw),
                 )
             )
         return events
