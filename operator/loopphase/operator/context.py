@@ -15,6 +15,7 @@ from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
 from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.ssh import SshKeyStore
+from loopphase.metrics import LoopMetrics
 from loopphase.operator.git_credentials import SSH_KEYS_DIR, GitCredentials
 from loopphase.operator.kubeapi import KubeApi, core_path
 from loopphase.operator.pod_cache import PodCache
@@ -49,6 +50,7 @@ class OperatorContext:
     reads: ReadCache = field(default_factory=ReadCache)
     pods: PodCache = field(default_factory=PodCache)
     git_credentials: GitCredentials | None = None  # ssh key files under git_cache, warnings
+    metrics: LoopMetrics = field(default_factory=LoopMetrics)  # this process's registry
 
     def __post_init__(self) -> None:
         if self.git_credentials is None:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
+from loopphase.metrics import record_tick
 from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
@@ -102,6 +104,7 @@ async def tick(
                                   warn=lambda reason, message: _post(body, True, reason, message),
                                   user=uid))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
+    started = time.monotonic()
     result = await run_tick(
         spec, status, runtime, git, now,
         role_prompt=lambda role: prompts.get(role, ""),
@@ -111,7 +114,12 @@ async def tick(
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
-    await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
+    written = await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
+    record_tick(ctx.metrics, uid, status, result.status, result.actions, result.results,
+                result.observations, started=now, finished=datetime.now(UTC),
+                seconds=time.monotonic() - started)
+    ctx.metrics.wrote("event", len(result.results))
+    ctx.metrics.wrote("status", int(written))
     # Wake at a limit window's end rather than up to a tick later (the probe is due then).
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
@@ -202,5 +210,6 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
             raise kopf.TemporaryError("; ".join(failures), delay=5)
         ctx.forget(uid)
         models.forget(uid)
+        ctx.metrics.forget(uid)
 
     return registry

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from loopphase.metrics import LoopMetrics, serve
 from loopphase.outbound import install_log_scrubbing
 from loopphase.runner.loop import Runner
 from loopphase.runner.specfile import SpecFileError, load_spec
@@ -23,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-running", action="store_true",
                         help="keep supervising after the sequence completes")
     parser.add_argument("--max-ticks", type=int, help="stop after this many ticks (testing)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve Prometheus metrics on this port (0: any free port)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address for --metrics-port (default 127.0.0.1)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -36,7 +41,12 @@ def main(argv: list[str]) -> int:
     except SpecFileError as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2
-    runner = Runner(loaded, args.state_dir)
+    metrics = None
+    if args.metrics_port is not None and not args.stop:
+        metrics = LoopMetrics()
+        server = serve(metrics, args.metrics_port, args.metrics_host)
+        print(f"metrics on http://{args.metrics_host}:{server.server_port}/metrics", flush=True)
+    runner = Runner(loaded, args.state_dir, metrics=metrics)
     if args.stop:
         asyncio.run(runner.stop_everything())
         print(f"stopped every agent of {loaded.name} ({runner.state_dir})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
+from loopphase.metrics import LoopMetrics, record_tick
 from loopphase.runner.specfile import LoadedSpec
 from loopphase.runner.store import StateStore
 from loopphase.runtime.local import LocalRuntime
@@ -54,7 +56,8 @@ class TickReport:
 
 class Runner:
     def __init__(self, loaded: LoadedSpec, state_dir: Path | None = None, *,
-                 on_tick: Callable[[TickReport], None] | None = None) -> None:
+                 on_tick: Callable[[TickReport], None] | None = None,
+                 metrics: LoopMetrics | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.state_dir = state_dir or default_state_dir(loaded)
@@ -62,6 +65,7 @@ class Runner:
         self.runtime = LocalRuntime(self.spec, self.state_dir, loaded.path.parent)
         self.git = RegistryGitSource(WatcherRegistry(self.state_dir / "git-cache"), self.spec)
         self.on_tick = on_tick
+        self.metrics = metrics
         self.tz = self.spec.time_zone or local_zone_name()
         self._stop = asyncio.Event()
 
@@ -82,11 +86,19 @@ class Runner:
         self._stop.set()
 
     async def tick_once(self, status: LoopPhaseStatus, now: datetime | None = None) -> TickResult:
-        result = await run_tick(self.spec, status, self.runtime, self.git, now or datetime.now(UTC),
+        now = now or datetime.now(UTC)
+        started = time.monotonic()
+        result = await run_tick(self.spec, status, self.runtime, self.git, now,
                                 role_prompt=self.role_prompt, default_tz=self.tz)
         self._record(result)
-        if result.status != status:
+        saved = result.status != status
+        if saved:
             self.store.save(result.status)
+        if self.metrics is not None:
+            record_tick(self.metrics, str(self.state_dir), status, result.status, result.actions,
+                        result.results, result.observations, started=now,
+                        finished=datetime.now(UTC), seconds=time.monotonic() - started)
+            self.metrics.wrote("status", int(saved))
         return result
 
     def _record(self, result: TickResult) -> None:
