@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("loopphase.runner.cli", "run a LoopPhase spec on this machine (no cluster)"),
     "status": ("loopphase.runner.status_cli", "show the state of a local run"),
     "attach": ("loopphase.runner.attach", "watch an agent's live screen (tmux, read-only)"),
+    "timeline": ("loopphase.timeline.cli", "draw a run's history (PNG, SVG or HTML)"),
     "operator": ("loopphase.operator.main", "run the Kubernetes operator (kopf)"),
     "shim": ("loopphase.shim.server", "host one agent CLI in tmux behind an HTTP API"),
     "sim-agent": ("loopphase.sim.agent", "a simulated agent CLI driven by a scenario file"),

@@ -25,6 +25,7 @@ from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
 from loopphase.runner.loop import Runner, TickReport
 from loopphase.runner.specfile import load_spec
+from loopphase.timeline.cli import write_timeline
 
 PHASES = ["p1-handoff", "p2-limits", "p3-healing"]
 GIT_TIMEOUT = 60
@@ -123,6 +124,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--timeline", type=Path, default=Path("loopphase-demo-timeline.png"),
+                        help="where the run's timeline picture goes (.png, .svg or .html)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for tool in ("tmux", "git"):
@@ -134,7 +137,8 @@ def main(argv: list[str]) -> int:
     print(f"LoopPhase demo: 3 phases, simulated builder + adversary, repo in {workdir}")
     started = time.monotonic()
     try:
-        summary, _ = asyncio.run(run_demo(workdir, args.timeout))
+        summary, runner = asyncio.run(run_demo(workdir, args.timeout))
+        write_timeline(runner.state_dir, args.timeline)
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -91,6 +91,7 @@ class Runner:
         result = await run_tick(self.spec, status, self.runtime, self.git, now,
                                 role_prompt=self.role_prompt, default_tz=self.tz)
         self._record(result)
+        self.store.append_states(status, result.status, now)
         saved = result.status != status
         if saved:
             self.store.save(result.status)

@@ -22,6 +22,7 @@ class StateStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.status_path = state_dir / "status.json"
         self.actions_path = state_dir / "actions.jsonl"
+        self.states_path = state_dir / "states.jsonl"
         self._lock_handle: IO[str] | None = None
 
     def lock(self) -> None:
@@ -60,6 +61,27 @@ class StateStore:
         with self.actions_path.open("a", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record, default=_json_default) + "\n")
+
+    def append_states(self, before: LoopPhaseStatus, after: LoopPhaseStatus, time: datetime) -> None:
+        """Log each agent whose state or limit class changed in a tick (for `loopphase timeline`):
+        ``{"time", "role", "state", "limitClass" (or null), "reason"}`` per line."""
+        records = []
+        for role, agent in after.agents.items():
+            old = before.agents.get(role)
+            limit = agent.limit.limit_class if agent.limit is not None else None
+            old_limit = old.limit.limit_class if old is not None and old.limit is not None else None
+            if old is None or old.state != agent.state or old_limit != limit:
+                records.append({"time": time, "role": role, "state": agent.state,
+                                "limitClass": limit, "reason": agent.reason[:200]})
+        if records:
+            with self.states_path.open("a", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, default=_json_default) + "\n")
+
+    def read_states(self) -> list[dict[str, Any]]:
+        if not self.states_path.exists():
+            return []
+        return [json.loads(line) for line in self.states_path.read_text().splitlines() if line]
 
     def read_actions(self) -> list[dict[str, Any]]:
         if not self.actions_path.exists():
