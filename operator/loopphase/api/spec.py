@@ -22,6 +22,7 @@ from loopphase.api.base import (
     ref_name_problem,
     shown,
 )
+from loopphase.api.notify import NotifySpec
 from loopphase.core.patterns import injected_text_violations
 from loopphase.core.typeable import untypeable_reason
 from loopphase.core.userpattern import compile_pattern
@@ -430,6 +431,7 @@ class LoopPhaseSpec(ApiModel):
     time_zone: str | None = Field(
         None, description="IANA zone for banners that name none (default: the agent's, UTC)"
     )
+    notify: NotifySpec | None = Field(None, description="webhooks announcing chosen events")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> LoopPhaseSpec:

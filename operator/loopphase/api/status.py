@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from loopphase.api.base import ApiModel, Timestamp
+from loopphase.api.notify import NotifyStatus
 from loopphase.api.spec import Role
 
 AgentState = Literal[
@@ -194,6 +195,7 @@ class LoopPhaseStatus(ApiModel):
     builder: str | None = None
     adversary: str | None = None
     ready: str | None = None
+    notifications: NotifyStatus = Field(default_factory=NotifyStatus)
 
     def condition(self, type_: ConditionType) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

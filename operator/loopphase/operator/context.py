@@ -16,6 +16,7 @@ from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.ssh import SshKeyStore
 from loopphase.metrics import LoopMetrics
+from loopphase.notify import Notifier
 from loopphase.operator.git_credentials import SSH_KEYS_DIR, GitCredentials
 from loopphase.operator.kubeapi import KubeApi, core_path
 from loopphase.operator.pod_cache import PodCache
@@ -51,6 +52,7 @@ class OperatorContext:
     pods: PodCache = field(default_factory=PodCache)
     git_credentials: GitCredentials | None = None  # ssh key files under git_cache, warnings
     metrics: LoopMetrics = field(default_factory=LoopMetrics)  # this process's registry
+    notifiers: dict[str, Notifier] = field(default_factory=dict)  # per LoopPhase uid
 
     def __post_init__(self) -> None:
         if self.git_credentials is None:
@@ -91,6 +93,8 @@ class OperatorContext:
 
     async def close(self) -> None:
         """Close what the context opened (the shared shim session, the API session)."""
+        for notifier in self.notifiers.values():
+            await notifier.close()
         closer = getattr(self.shim_factory, "aclose", None)
         if closer is not None:
             await closer()

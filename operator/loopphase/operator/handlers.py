@@ -28,6 +28,7 @@ from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.metrics import record_tick
+from loopphase.notify import Notifier, fold
 from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
@@ -35,6 +36,7 @@ from loopphase.operator.git_credentials import git_env
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
 from loopphase.operator.model_cache import ModelCache
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
+from loopphase.operator.webhook_secret import SecretUrls
 from loopphase.runtime import k8s_objects as ko
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,10 @@ async def tick(
         generation=meta.get("generation"),
         default_tz=spec.time_zone or "UTC",
     )
+    notifier = ctx.notifiers.get(uid)
+    if notifier is None:
+        notifier = ctx.notifiers[uid] = Notifier(name, SecretUrls(api, namespace).resolve)
+    result.status = fold(spec, status, result.status, notifier.drain())
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
@@ -120,6 +126,8 @@ async def tick(
                 seconds=time.monotonic() - started)
     ctx.metrics.wrote("event", len(result.results))
     ctx.metrics.wrote("status", int(written))
+    # Only a persisted outbox is sent (write_status raised otherwise): durable across restarts.
+    notifier.submit(spec.notify, result.status.notifications.outbox, datetime.now(UTC))
     # Wake at a limit window's end rather than up to a tick later (the probe is due then).
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
@@ -211,5 +219,8 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
         ctx.forget(uid)
         models.forget(uid)
         ctx.metrics.forget(uid)
+        notifier = ctx.notifiers.pop(uid, None)
+        if notifier is not None:
+            await notifier.close()
 
     return registry

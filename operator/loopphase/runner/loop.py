@@ -17,6 +17,8 @@ from loopphase.core.actions import EmitEvent, SendText
 from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
 from loopphase.metrics import LoopMetrics, record_tick
+from loopphase.notify import Notifier, fold
+from loopphase.notify.urls import LocalUrls
 from loopphase.runner.specfile import LoadedSpec
 from loopphase.runner.store import StateStore
 from loopphase.runtime.local import LocalRuntime
@@ -66,6 +68,7 @@ class Runner:
         self.git = RegistryGitSource(WatcherRegistry(self.state_dir / "git-cache"), self.spec)
         self.on_tick = on_tick
         self.metrics = metrics
+        self.notifier = Notifier(loaded.name, LocalUrls(loaded.path.parent).resolve)
         self.tz = self.spec.time_zone or local_zone_name()
         self._stop = asyncio.Event()
 
@@ -90,11 +93,14 @@ class Runner:
         started = time.monotonic()
         result = await run_tick(self.spec, status, self.runtime, self.git, now,
                                 role_prompt=self.role_prompt, default_tz=self.tz)
+        result.status = fold(self.spec, status, result.status, self.notifier.drain())
         self._record(result)
         self.store.append_states(status, result.status, now)
         saved = result.status != status
         if saved:
             self.store.save(result.status)
+        # Only what is persisted is sent (a crash before the save re-decides, after it re-sends).
+        self.notifier.submit(self.spec.notify, result.status.notifications.outbox, datetime.now(UTC))
         if self.metrics is not None:
             record_tick(self.metrics, str(self.state_dir), status, result.status, result.actions,
                         result.results, result.observations, started=now,
@@ -137,7 +143,8 @@ class Runner:
                 tick += 1
                 if self.on_tick is not None:
                     self.on_tick(TickReport(tick, result))
-                if exit_on_complete and status.completed_at is not None and not result.changed_actions:
+                if (exit_on_complete and status.completed_at is not None and not result.changed_actions
+                        and not status.notifications.outbox):
                     break
                 if max_ticks is not None and tick >= max_ticks:
                     break
@@ -148,6 +155,7 @@ class Runner:
                     pass  # the tick interval elapsed: next tick
             return status
         finally:
+            await self.notifier.close()
             self.store.unlock()
 
     async def stop_everything(self) -> None:
