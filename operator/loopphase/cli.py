@@ -14,6 +14,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("loopphase.demo.main", "the whole loop on simulated agents (start here)"),
     "run": ("loopphase.runner.cli", "run a LoopPhase spec on this machine (no cluster)"),
     "status": ("loopphase.runner.status_cli", "show the state of a local run"),
+    "approve": ("loopphase.runner.approve_cli", "approve a phase that awaits approval (local run)"),
+    "reject": ("loopphase.runner.reject_cli", "reject it: the builder is told why (local run)"),
     "attach": ("loopphase.runner.attach", "watch an agent's live screen (tmux, read-only)"),
     "timeline": ("loopphase.timeline.cli", "draw a run's history (PNG, SVG or HTML)"),
     "operator": ("loopphase.operator.main", "run the Kubernetes operator (kopf)"),

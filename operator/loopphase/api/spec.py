@@ -98,6 +98,14 @@ class PhaseSpec(ApiModel):
     plan: str = Field(description="plan file, relative to the repository root")
     status_file: str = Field(description="status file; looked up in stateDir first, then root")
     models: dict[Role, str] | None = Field(None, description="per-role model overrides")
+    approval: Literal["auto", "manual"] = Field(
+        "auto", description="manual: a verified DONE waits for `loopphase approve` (or the "
+        "loopphase.dev/approve annotation) before the next phase starts",
+    )
+    approval_agents: Literal["idle", "stop"] = Field(
+        "idle", description="while awaiting approval: idle (left running, no pings or heals) "
+        "or stop (stopped; started warm again after a reject)",
+    )
 
     @field_validator("id")
     @classmethod

@@ -25,7 +25,8 @@ AttentionReason = Literal["LoginRequired", "Dialog", "SpendLimit", "CircuitOpen"
 LimitClass = Literal["session", "weekly", "monthly", "model", "spend", "transient", "unknown"]
 SpawnMode = Literal["warm", "cold"]
 DisplayPhase = Literal[
-    "Pending", "Running", "Limited", "Degraded", "Advancing", "Suspended", "Complete", "Invalid"
+    "Pending", "Running", "Limited", "Degraded", "Advancing", "Suspended", "Complete", "Invalid",
+    "AwaitingApproval",
 ]
 ActionKind = Literal[
     "start",
@@ -51,9 +52,13 @@ ActionKind = Literal[
     "compact",
     "hold-armed",
     "hold-lifted",
+    "awaiting-approval",
+    "approved",
+    "rejected",
 ]
 ConditionType = Literal[
-    "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention"
+    "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention",
+    "AwaitingApproval",
 ]
 HISTORY_LIMIT = 50
 
@@ -152,6 +157,15 @@ class CurrentPhase(ApiModel):
     done_commit: str | None = None
     done_blocked_sha: str | None = Field(
         None, description="DONE seen at this sha but its preconditions were not met"
+    )
+    awaiting_approval_since: Timestamp | None = Field(
+        None, description="DONE verified; the phase waits for approval (phases[].approval: manual)"
+    )
+    approved: bool = Field(False, description="approved: the verified DONE advances")
+    rejected_sha: str | None = Field(None, description="the DONE at this sha was rejected")
+    rejection: str | None = Field(None, description="a reject message not yet typed to the builder")
+    approvals_handled: list[str] = Field(
+        default_factory=list, description="ids of approve/reject requests already acted on"
     )
 
 

@@ -33,7 +33,13 @@ from loopphase.core.actions import (
 )
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
-from loopphase.core.observations import AgentObservation, Commit, GitObservation, Observations
+from loopphase.core.observations import (
+    AgentObservation,
+    ApprovalRequest,
+    Commit,
+    GitObservation,
+    Observations,
+)
 from loopphase.core.reconcile import reconcile, settle
 from loopphase.outbound import scrub, scrub_optional
 from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
@@ -80,7 +86,8 @@ def launch_plan(
 
 
 async def observe_all(
-    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None,
+    approvals: Sequence[ApprovalRequest] = (),
 ) -> Observations:
     roles = roles_to_observe(spec, status)
 
@@ -99,7 +106,8 @@ async def observe_all(
         git_obs = _scrubbed_git(
             await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
         )
-    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
+    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs,
+                        approvals=tuple(approvals))
 
 
 def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
@@ -192,8 +200,9 @@ async def run_tick(
     role_prompt: Callable[[Role], str],
     generation: int | None = None,
     default_tz: str = "UTC",
+    approvals: Sequence[ApprovalRequest] = (),
 ) -> TickResult:
-    observations = await observe_all(spec, status, runtime, git)
+    observations = await observe_all(spec, status, runtime, git, approvals)
     actions, new_status = reconcile(
         spec, status, observations, now, generation=generation, default_tz=default_tz
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from loopphase.api.spec import Role
 
@@ -75,6 +76,18 @@ class GitObservation:
 
 
 @dataclass(frozen=True)
+class ApprovalRequest:
+    """A human's verdict on a phase awaiting approval (``loopphase approve``/``reject``, or an
+    annotation). ``id`` is unique per request; ``phase`` None means the current phase."""
+
+    id: str
+    verdict: Literal["approve", "reject"]
+    phase: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Observations:
     agents: dict[Role, AgentObservation]
     git: GitObservation | None = None
+    approvals: tuple[ApprovalRequest, ...] = ()

@@ -21,7 +21,7 @@ from loopphase.api.status import (
     LoopPhaseStatus,
     PendingPing,
 )
-from loopphase.core import conditions
+from loopphase.core import approval, conditions
 from loopphase.core.actions import (
     Action,
     RecreateHost,
@@ -70,13 +70,15 @@ def reconcile(
             if st.suspended_at is not None:
                 st.suspended_at = None
                 d.note("resume", None, "spec.suspend", "suspend cleared: restoring the loop")
+            approval.apply_requests(spec, observations.approvals, d)
             if observations.git is not None:
                 _process_git(spec, observations.git, d)
         if st.completed_at is not None:
             _stop_everything(spec, observations, d, "sequence complete: stopping every role")
-        elif not spec.suspend:
+        elif not spec.suspend and not _hold_for_approval(spec, observations, d):
             for role in _roles_to_converge(spec, st, observations):
                 _converge_role(spec, role, observations.agents.get(role), d, tz)
+            _deliver_rejection(d)
             _deliver_pings(spec, d)
             _wake_orchestrator(spec, d)
     conditions.finalize(spec, st, now)
@@ -194,6 +196,8 @@ def _check_done(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
     if not verdict.done:
         return
     where = f"{spec.done.marker!r} in {path} at {(git.head or '')[:12]} on {spec.repo.branch}"
+    if approval.gate(phase, git.head, where, d):
+        return
     st.current.done_commit = git.head
     nxt = st.current.index + 1
     if nxt < len(spec.phases):
@@ -538,6 +542,34 @@ def _suspend(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> None:
             _request_stop_for(d, role, a, "spec.suspend", "suspended")
         else:
             _set_state(a, "Stopped", d.now, "suspended")
+
+
+def _hold_for_approval(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> bool:
+    """While the phase awaits approval nothing is pinged, healed or restarted; with
+    ``approvalAgents: stop`` the agents are stopped (started warm again after a reject)."""
+    cur = d.status.current
+    if cur is None or cur.awaiting_approval_since is None:
+        return False
+    if spec.phases[cur.index].approval_agents == "stop":
+        reason = f"phase {cur.id} awaits approval (approvalAgents: stop)"
+        for role, o in obs.agents.items():
+            a = d.status.agents.setdefault(role, AgentStatus())
+            if o.present:
+                _request_stop_for(d, role, a, "approval.hold", reason)
+            else:
+                _set_state(a, "Stopped", d.now, reason)
+    return True
+
+
+def _deliver_rejection(d: Decision) -> None:
+    """Type a reject message to the builder once it can take text."""
+    cur, builder = d.status.current, d.status.agents.get("builder")
+    if cur is None or cur.rejection is None or builder is None or builder.state not in DELIVERABLE:
+        return
+    text = approval.rejection_text(cur.id, cur.rejection)
+    d.act(SendText(role="builder", rule="approval.rejected", reason=f"reject: {cur.rejection}",
+                   text=text, purpose="nudge"), "ping")
+    cur.rejection = None
 
 
 def _stop_everything(spec: LoopPhaseSpec, obs: Observations, d: Decision, reason: str) -> None:

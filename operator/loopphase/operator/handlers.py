@@ -30,6 +30,7 @@ from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.metrics import record_tick
 from loopphase.notify import Notifier, fold
 from loopphase.operator import status_io
+from loopphase.operator.approvals import from_annotations
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.git_credentials import git_env
@@ -112,6 +113,7 @@ async def tick(
         role_prompt=lambda role: prompts.get(role, ""),
         generation=meta.get("generation"),
         default_tz=spec.time_zone or "UTC",
+        approvals=from_annotations(meta, status.current.id if status.current else None),
     )
     notifier = ctx.notifiers.get(uid)
     if notifier is None:

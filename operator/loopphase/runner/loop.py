@@ -14,7 +14,7 @@ from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core.actions import EmitEvent, SendText
-from loopphase.core.observations import GitObservation
+from loopphase.core.observations import ApprovalRequest, GitObservation
 from loopphase.git import WatcherRegistry
 from loopphase.metrics import LoopMetrics, record_tick
 from loopphase.notify import Notifier, fold
@@ -85,6 +85,17 @@ class Runner:
             "for `loopphase run` use prompt.inline or prompt.file"
         )
 
+    def _approvals(self) -> list[ApprovalRequest]:
+        """`loopphase approve`/`reject` requests (the core acts on each id once)."""
+        out = []
+        for record in self.store.read_approvals():
+            try:
+                out.append(ApprovalRequest(id=str(record["id"]), verdict=record["verdict"],
+                                           phase=record.get("phase"), message=record.get("message", "")))
+            except (KeyError, TypeError) as err:
+                log.warning("ignoring a malformed line in %s: %s", self.store.approvals_path, err)
+        return out
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -92,7 +103,8 @@ class Runner:
         now = now or datetime.now(UTC)
         started = time.monotonic()
         result = await run_tick(self.spec, status, self.runtime, self.git, now,
-                                role_prompt=self.role_prompt, default_tz=self.tz)
+                                role_prompt=self.role_prompt, default_tz=self.tz,
+                                approvals=self._approvals())
         result.status = fold(self.spec, status, result.status, self.notifier.drain())
         self._record(result)
         self.store.append_states(status, result.status, now)

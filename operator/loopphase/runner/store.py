@@ -23,6 +23,7 @@ class StateStore:
         self.status_path = state_dir / "status.json"
         self.actions_path = state_dir / "actions.jsonl"
         self.states_path = state_dir / "states.jsonl"
+        self.approvals_path = state_dir / "approvals.jsonl"
         self._lock_handle: IO[str] | None = None
 
     def lock(self) -> None:
@@ -82,6 +83,16 @@ class StateStore:
         if not self.states_path.exists():
             return []
         return [json.loads(line) for line in self.states_path.read_text().splitlines() if line]
+
+    def append_approval(self, record: dict[str, Any]) -> None:
+        """One approve/reject request (``loopphase approve``/``reject``): a single appended line."""
+        with self.approvals_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read_approvals(self) -> list[dict[str, Any]]:
+        if not self.approvals_path.exists():
+            return []
+        return [json.loads(line) for line in self.approvals_path.read_text().splitlines() if line]
 
     def read_actions(self) -> list[dict[str, Any]]:
         if not self.actions_path.exists():
