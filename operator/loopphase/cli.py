@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reject": ("loopphase.runner.reject_cli", "reject it: the builder is told why (local run)"),
     "attach": ("loopphase.runner.attach", "watch an agent's live screen (tmux, read-only)"),
     "timeline": ("loopphase.timeline.cli", "draw a run's history (PNG, SVG or HTML)"),
+    "hook": ("loopphase.webhook.hook_cli", "install a push-webhook git hook in a repository"),
     "operator": ("loopphase.operator.main", "run the Kubernetes operator (kopf)"),
     "shim": ("loopphase.shim.server", "host one agent CLI in tmux behind an HTTP API"),
     "sim-agent": ("loopphase.sim.agent", "a simulated agent CLI driven by a scenario file"),

@@ -33,6 +33,7 @@ from loopphase.core.actions import (
 )
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
+from loopphase.core.gitfeed import settle_git_feed
 from loopphase.core.observations import (
     AgentObservation,
     ApprovalRequest,
@@ -98,14 +99,18 @@ async def observe_all(
             log.warning("observe %s failed: %s", role, err)
             return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
 
-    agent_obs = [_scrubbed_agent(o) for o in await asyncio.gather(*(one(r) for r in roles))]
-    git_obs = None
-    if git is not None and status.completed_at is None:
+    async def pushed() -> GitObservation | None:
+        if git is None or status.completed_at is not None:
+            return None
         index = status.current.index if status.current else 0
         index = min(index, len(spec.phases) - 1)
-        git_obs = _scrubbed_git(
+        return _scrubbed_git(
             await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
         )
+
+    # The remote is read while the agents are (a push webhook's tick waits for neither twice).
+    *observed, git_obs = await asyncio.gather(*(one(r) for r in roles), pushed())
+    agent_obs = [_scrubbed_agent(o) for o in observed]
     return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs,
                         approvals=tuple(approvals))
 
@@ -206,6 +211,7 @@ async def run_tick(
     actions, new_status = reconcile(
         spec, status, observations, now, generation=generation, default_tz=default_tz
     )
+    settle_git_feed(status, new_status, observations.git, now)
     for action in actions:
         if isinstance(action, EmitEvent):
             log.info("%s", describe(action))

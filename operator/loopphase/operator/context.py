@@ -6,14 +6,13 @@ Passed to the handlers explicitly (closures over this object), never as module g
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
-from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
+from loopphase.git.source import WatchedRemote
 from loopphase.git.ssh import SshKeyStore
 from loopphase.metrics import LoopMetrics
 from loopphase.notify import Notifier
@@ -22,6 +21,7 @@ from loopphase.operator.kubeapi import KubeApi, core_path
 from loopphase.operator.pod_cache import PodCache
 from loopphase.operator.read_cache import ReadCache, cached_get
 from loopphase.operator.status_io import LiveObjects
+from loopphase.operator.webhooks import OperatorWebhooks
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.kubernetes import (
     KubernetesRuntime,
@@ -51,6 +51,7 @@ class OperatorContext:
     reads: ReadCache = field(default_factory=ReadCache)
     pods: PodCache = field(default_factory=PodCache)
     git_credentials: GitCredentials | None = None  # ssh key files under git_cache, warnings
+    webhooks: OperatorWebhooks = field(default_factory=lambda: OperatorWebhooks(None))
     metrics: LoopMetrics = field(default_factory=LoopMetrics)  # this process's registry
     notifiers: dict[str, Notifier] = field(default_factory=dict)  # per LoopPhase uid
 
@@ -83,6 +84,7 @@ class OperatorContext:
         return runtime
 
     def forget(self, uid: str) -> None:
+        self.webhooks.forget(uid)
         if self.git_credentials is not None:
             self.git_credentials.forget(uid)
         runtime = self.runtimes.pop(uid, None)
@@ -92,7 +94,9 @@ class OperatorContext:
                              [ko.pod_name(runtime.owner.name, role) for role in ROLES])
 
     async def close(self) -> None:
-        """Close what the context opened (the shared shim session, the API session)."""
+        """Close what the context opened (the webhook receiver, notifiers, the shared shim
+        session, the API session)."""
+        await self.webhooks.stop()
         for notifier in self.notifiers.values():
             await notifier.close()
         closer = getattr(self.shim_factory, "aclose", None)
@@ -102,17 +106,7 @@ class OperatorContext:
             await self.api.close()
 
 
-@dataclass
-class GitSource:
-    """The controller tick's git source for one LoopPhase: the shared watcher registry."""
-
-    registry: WatcherRegistry
-    url: str
-    branch: str
-    env: dict[str, str] | None = None
-
-    async def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation:
-        return await self.registry.observe_async(self.url, self.branch, cursor, paths, self.env)
+GitSource = WatchedRemote  # the controller tick's git source for one LoopPhase
 
 
 async def role_prompts(
