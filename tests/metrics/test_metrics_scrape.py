@@ -139,7 +139,7 @@ def test_loopphase_run_serves_metrics_port(tmp_path: Path) -> None:
         # No label ever carries a sha or free text: every label value is from a bounded set.
         for _name, labels in samples:
             for key, val in labels:
-                assert key in {"role", "state", "tier", "class", "kind", "action", "le"}, key
+                assert key in {"role", "state", "tier", "class", "kind", "action", "outcome", "le"}, key
                 assert not re.fullmatch(r"[0-9a-f]{7,40}", val), val
     finally:
         proc.terminate()

@@ -11,6 +11,7 @@ import yaml
 from loopphase.api.notify import MAX_ATTEMPTS, OUTBOX_LIMIT
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import HistoryEntry, LoopPhaseStatus
+from loopphase.metrics import LoopMetrics
 from loopphase.notify.deliver import Notifier, body
 from loopphase.notify.outbox import Outcome, apply, backoff, enqueue
 from loopphase.runner.loop import Runner, TickReport
@@ -62,7 +63,8 @@ def test_retried_until_delivered_and_never_blocking_a_tick(tmp_path: Path) -> No
     spec_path = _write_spec(tmp_path, CLAIM_THEN_DONE, QUIET_ADVERSARY)
     _with_webhook(spec_path, port, ["advance", "complete"])
     state = tmp_path / "state"
-    runner = Runner(load_spec(spec_path), state)
+    metrics = LoopMetrics()
+    runner = Runner(load_spec(spec_path), state, metrics=metrics)
     ticks_while_held: list[int] = []
 
     def on_tick(report: TickReport) -> None:
@@ -88,6 +90,7 @@ def test_retried_until_delivered_and_never_blocking_a_tick(tmp_path: Path) -> No
     assert delivered[0]["loopphase"] == "demo" and delivered[0]["rule"] == "done.marker"
     notes = runner.store.load().notifications
     assert notes.outbox == [] and notes.delivered == 2 and notes.failed == 0
+    assert metrics.registry.get_sample_value("loopphase_notifications_total", {"outcome": "delivered"}) == 2
     assert _no_secret_under(state) == []
     assert processes_under(tmp_path) == []
 

@@ -96,6 +96,10 @@ class LoopMetrics:
             "Writes to the API (kind=status: status patches or local status saves; kind=event)",
             ["kind"], registry=r,
         )
+        self.notifications = Counter(
+            "loopphase_notifications", "Webhook notifications by outcome (delivered, failed: given up)",
+            ["outcome"], registry=r,
+        )
         self.action_failures = Counter(
             "loopphase_action_failures", "Executed actions that failed, by action", ["action"], registry=r
         )
@@ -109,6 +113,8 @@ class LoopMetrics:
             self.limit_windows.labels(cls)
         for kind in WRITE_KINDS:
             self.api_writes.labels(kind)
+        for outcome in ("delivered", "failed"):
+            self.notifications.labels(outcome)
 
     def wrote(self, kind: str, count: int = 1) -> None:
         """Count API writes (``status`` or ``event``)."""
@@ -205,6 +211,10 @@ def record_tick(
             metrics.pings.labels(role=action.role, kind=kind).inc()
             since = waiting.get((action.role, kind), started)
             metrics.ping_latency.labels(kind).observe(max(0.0, (finished - since).total_seconds()))
+    notes, old = after.notifications, before.notifications
+    for outcome, count in (("delivered", notes.delivered - old.delivered), ("failed", notes.failed - old.failed)):
+        if count > 0:
+            metrics.notifications.labels(outcome).inc(count)
     metrics.set_status(loop, after)
 
 
