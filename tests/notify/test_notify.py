@@ -101,7 +101,8 @@ def test_a_heal_is_announced_after_a_restart_right_after_it(tmp_path: Path) -> N
     spec_path = _write_spec(tmp_path, FATAL_THEN_DONE, QUIET_ADVERSARY, phases=1)
     _with_webhook(spec_path, port, ["heal"], format_="slack")
     state = tmp_path / "state"
-    first = Runner(load_spec(spec_path), state)
+    metrics = LoopMetrics()
+    first = Runner(load_spec(spec_path), state, metrics=metrics)
 
     def healed(report: TickReport) -> None:
         if any(a.rule.startswith("heal.") and a.role == "builder" for a in report.result.changed_actions):
@@ -113,6 +114,9 @@ def test_a_heal_is_announced_after_a_restart_right_after_it(tmp_path: Path) -> N
         asyncio.run(asyncio.wait_for(first.run(exit_on_complete=True), timeout=90))
         pending = first.store.load().notifications.outbox
         assert [(i.kind, i.role) for i in pending] == [("heal", "builder")]
+        # The same heal, counted by tier in the metrics.
+        assert metrics.registry.get_sample_value(
+            "loopphase_heal_actions_total", {"role": "builder", "tier": "restart-cold"}) == 1
 
         receiver = Receiver(port).start()
         second = Runner(load_spec(spec_path), state)

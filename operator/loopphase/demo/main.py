@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,8 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
         "spec": {
             "repo": {"url": str(bare), "branch": "main"},
             "phases": [
-                {"id": p, "plan": f"plans/{p}.md", "statusFile": f"STATUS-{p}.md"} for p in PHASES
+                {"id": p, "plan": f"plans/{p}.md", "statusFile": f"STATUS-{p}.md",
+                 **({"approval": "manual"} if p == PHASES[0] else {})} for p in PHASES
             ],
             "agents": {
                 "builder": {"backend": "sim", "simScenario": BUILDER,
@@ -87,8 +89,14 @@ class Printer:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.states_seen: set[tuple[str, str]] = set()
+        self.approve: Callable[[str], None] | None = None  # plays the human: `loopphase approve`
 
     def __call__(self, report: TickReport) -> None:
+        current = report.result.status.current
+        if self.approve is not None and current is not None and current.awaiting_approval_since \
+                and not current.approvals_handled:
+            print(f"  (a human runs: loopphase approve --phase {current.id})", flush=True)
+            self.approve(current.id)
         for role, agent in report.result.status.agents.items():
             self.states_seen.add((role, agent.state))
         outcome = {id(a): ok for a, ok, _ in report.result.results}
@@ -109,6 +117,8 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
     spec_path.write_text(yaml.safe_dump(demo_manifest(bare), sort_keys=False))
     printer = Printer()
     runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
+    printer.approve = lambda phase: runner.store.append_approval(
+        {"id": f"demo-{phase}", "verdict": "approve", "phase": phase, "message": ""})
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
     except TimeoutError:

@@ -37,6 +37,7 @@ class Summary:
             f"  healing        nudges {c['nudge']}, warm restarts {c['restart-warm']}, "
             f"cold restarts {c['restart-cold']}, recreates {c['recreate']}",
             f"  declared wait  {'honoured' if ('adversary', 'Waiting') in self.states_seen else 'not seen'}",
+            f"  approval gate  awaited {c['awaiting-approval']}, approved {c['approved']}",
             f"  sequence       {'COMPLETE' if self.complete else 'NOT complete'} in {elapsed:.0f}s",
         ]
         if self.missing:
@@ -107,6 +108,7 @@ def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
         "stall healed": counts["nudge"] + counts["restart-warm"] >= 1,
         "fatal restarted cold": counts["restart-cold"] >= 1,
         "phase advanced": counts["advance"] >= 2,
+        "approval awaited and given": counts["awaiting-approval"] >= 1 and counts["approved"] >= 1,
     }
     if states_seen is not None:
         expected["declared wait"] = ("adversary", "Waiting") in states_seen
