@@ -63,8 +63,7 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
         "spec": {
             "repo": {"url": str(bare), "branch": "main"},
             "phases": [
-                {"id": p, "plan": f"plans/{p}.md", "statusFile": f"STATUS-{p}.md",
-                 **({"approval": "manual"} if p == PHASES[0] else {})} for p in PHASES
+                {"id": p, "plan": f"plans/{p}.md", "statusFile": f"STATUS-{p}.md"} for p in PHASES
             ],
             "agents": {
                 "builder": {"backend": "sim", "simScenario": BUILDER,
@@ -114,7 +113,9 @@ class Printer:
 async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
     bare = build_repo(workdir)
     spec_path = workdir / "loopphase-demo.yaml"
-    spec_path.write_text(yaml.safe_dump(demo_manifest(bare), sort_keys=False))
+    manifest = demo_manifest(bare)
+    manifest["spec"]["phases"][0]["approval"] = "manual"  # the demo plays the approving human
+    spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     printer = Printer()
     runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
     printer.approve = lambda phase: runner.store.append_approval(
