@@ -564,7 +564,7 @@ def test_suspend_stops_and_resume_restarts_warm_with_state_kept():
 
 
 def test_orchestrator_woken_hourly_only_when_idle_and_retried_until_delivered():
-    world = World(spec=make_spec(agents={"orchestrator": {"backend": "sim"}}))
+    world = World(spec=make_spec(agents={"orchestrator": {"backend": "sim", "simScenario": "phases: {default: []}"}}))
     obs = {**both(PANE_ACTIVE), "orchestrator": agent("orchestrator", PANE_IDLE)}
     world.tick({"builder": absent("builder"), "adversary": absent("adversary"), "orchestrator": absent("orchestrator")})
     world.tick(obs, advance=120)

@@ -35,7 +35,7 @@ def lp_body(url: str, **spec: Any) -> dict[str, Any]:
             "repo": {"url": url, "branch": "main"},
             "phases": [{"id": "p1", "plan": "PLAN-1.md", "statusFile": "STATUS-1.md"},
                        {"id": "p2", "plan": "PLAN-2.md", "statusFile": "STATUS-2.md"}],
-            "agents": {"builder": {"backend": "sim"}},
+            "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n"}},
             "timing": {"signalInterval": 0.2, "startGrace": 1},
         },
     }

@@ -18,6 +18,7 @@ import yaml
 from loopphase.api.base import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.cli import plain
 
 _DROP_KEYS = {"title", "default", "additionalProperties", "propertyNames", "examples", "$defs"}
 
@@ -173,7 +174,7 @@ def crd_yaml() -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase crd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase crd", description=plain(__doc__))
     parser.add_argument("-o", "--output", help="write to this file instead of stdout")
     args = parser.parse_args(argv)
     text = crd_yaml()

@@ -256,7 +256,9 @@ class AgentSpec(ApiModel):
     env: list[SecretEnv] = Field(default_factory=list)
     opencode_server: str | None = Field(None, description="opencode server URL to attach to")
     sim_scenario: str | None = Field(
-        None, description="sim backend: scenario YAML (inline text) or a path (loopphase run)"
+        None,
+        description="sim backend: the scenario as inline YAML text (a mapping with 'phases'), or "
+        "one line naming a scenario file relative to the spec file (loopphase run only)",
     )
 
     @field_validator("model")
@@ -456,6 +458,37 @@ def _check_injected(field: str, template: str) -> None:
         )
 
 
+def agent_field(spec: LoopPhaseSpec, role: Role) -> str:
+    """The spec path that configures ``role``'s agent (the adversary may borrow the builder's)."""
+    if role == "adversary" and spec.agents.adversary is None:
+        return "agents.builder"
+    return f"agents.{role}"
+
+
+def _check_sim_scenarios(spec: LoopPhaseSpec) -> None:
+    """A sim agent needs a scenario; an inline one must parse with known steps (names the field)."""
+    from loopphase.sim.scenario import ScenarioError, scenario_source
+
+    problems = []
+    for role in spec.roles():
+        agent = spec.agent(role)
+        where = f"{agent_field(spec, role)}.simScenario"
+        if agent.backend != "sim" or f"{where}:" in " ".join(problems):
+            continue
+        if agent.sim_scenario is None:
+            problems.append(
+                f"{where}: required for backend sim (the scenario the simulated agent plays): give "
+                "inline scenario YAML (a mapping with 'phases') or a path to a scenario file"
+            )
+            continue
+        try:
+            scenario_source(agent.sim_scenario)
+        except ScenarioError as err:
+            problems.append(f"{where}: {err}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 class LoopPhaseSpec(ApiModel):
     repo: RepoSpec
     phases: list[PhaseSpec] = Field(min_length=1, max_length=200)
@@ -503,6 +536,7 @@ class LoopPhaseSpec(ApiModel):
                     f"agents.{role}.opencodeServer is required for the opencode backend "
                     "(the URL of the opencode server to attach to)"
                 )
+        _check_sim_scenarios(self)
         return self
 
     # -- derived views (one source of truth: the fields above) -------------------------------

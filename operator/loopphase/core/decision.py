@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from loopphase.api.base import clip
 from loopphase.api.spec import Role
 from loopphase.api.status import HISTORY_LIMIT, ActionKind, HistoryEntry, LoopPhaseStatus
 from loopphase.core.actions import Action, EmitEvent
@@ -59,7 +60,7 @@ class Decision:
         status.history.append(
             HistoryEntry(
                 seq=status.history_seq, time=self.now, kind=kind, role=role, rule=rule,
-                reason=reason[:300],
+                reason=clip(reason, 300),
             )
         )
         if len(status.history) > HISTORY_LIMIT:

@@ -35,6 +35,10 @@ class AgentObservation:
     host_pending: the host exists but the platform has not finished setting it up (a Pending
                  pod being scheduled, binding its volume or pulling its image): not a failure
                  until ``timing.hostStartTimeout`` after ``started_at`` (the host's creation).
+    cannot_start: the whole reason this role's agent cannot start and will not start until a
+                 human changes something (a configuration error the host refused the start with,
+                 the agent's CLI not installed, a scenario or prompt file missing); None when a
+                 start can succeed. The core does not heal it: the agent goes NeedsAttention.
     """
 
     role: Role
@@ -52,6 +56,7 @@ class AgentObservation:
     pod_name: str | None = None
     terminating: bool = False
     host_pending: bool = False  # the platform is still preparing the host (``error`` says how)
+    cannot_start: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 from loopphase.api.spec import ROLES, LoopPhaseSpec, LoopRole, Role, render_text
 from loopphase.api.status import (
     AgentStatus,
+    Attention,
     CurrentPhase,
     HandoffStatus,
+    HealState,
     LoopPhaseStatus,
     PendingPing,
 )
@@ -225,6 +227,16 @@ def _set_state(a: AgentStatus, state: str, now: datetime, reason: str = "") -> N
     a.reason = reason
 
 
+def _cannot_start(role: Role, a: AgentStatus, cause: str, d: Decision) -> None:
+    """A start that cannot succeed until a human acts: NeedsAttention(CannotStart) at once,
+    with the whole cause; nothing is started, healed or counted towards the circuit."""
+    a.start_requested_at = None
+    _set_state(a, "NeedsAttention", d.now, cause)
+    if a.attention is None or a.attention.reason != "CannotStart" or a.attention.message != cause:
+        a.attention = Attention(reason="CannotStart", message=cause, rule="host.cannot-start", since=d.now)
+        d.note("needs-attention", role, "host.cannot-start", cause, warning=True)
+
+
 def _host_start_pending(spec: LoopPhaseSpec, obs: AgentObservation, a: AgentStatus, now: datetime) -> bool:
     """Whether a host the platform is still preparing is within ``timing.hostStartTimeout``,
     counted from the host's creation (or our start request when the host does not say)."""
@@ -246,6 +258,13 @@ def _converge_role(
         else:
             st.agents.pop(role, None)
         return
+    if obs.cannot_start is not None:
+        _cannot_start(role, a, obs.cannot_start, d)
+        return
+    if a.attention is not None and a.attention.reason == "CannotStart":
+        d.note("attention-cleared", role, "host.can-start", "the reason it could not start is gone")
+        a.attention = None
+        a.heal = HealState()
     target = st.current.index
     window_open = a.limit is not None and now < a.limit.until
 

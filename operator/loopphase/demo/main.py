@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from loopphase.cli import LOG_LEVELS, log_level, plain
+from loopphase.demo.progress import Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
 from loopphase.runner.loop import Runner, TickReport
@@ -82,32 +83,13 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
     }
 
 
-class Printer:
-    """Prints one line per notable action as the loop runs."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.states_seen: set[tuple[str, str]] = set()
-        self.approve: Callable[[str], None] | None = None  # plays the human: `loopphase approve`
-
-    def __call__(self, report: TickReport) -> None:
-        current = report.result.status.current
-        if self.approve is not None and current is not None and current.awaiting_approval_since \
-                and not current.approvals_handled:
-            print(f"  (a human runs: loopphase approve --phase {current.id})", flush=True)
-            self.approve(current.id)
-        for role, agent in report.result.status.agents.items():
-            self.states_seen.add((role, agent.state))
-        outcome = {id(a): ok for a, ok, _ in report.result.results}
-        for action in report.result.actions:
-            name = type(action).__name__
-            label = getattr(action, "kind", "") or getattr(action, "purpose", "") or name
-            if name in {"StartAgent", "RestartAgent", "RecreateHost"}:
-                label = f"{name} {getattr(action, 'mode', '')}".strip()
-            ok = "" if outcome.get(id(action), True) else "  [FAILED]"
-            role = action.role or "loop"
-            elapsed = time.monotonic() - self.started
-            print(f"  {elapsed:6.1f}s  {role:<9} {label:<18} {action.reason[:90]}{ok}", flush=True)
+def approve_when_waiting(runner: Runner, report: TickReport) -> None:
+    """Play the human at the approval gate: what `loopphase approve` writes."""
+    current = report.result.status.current
+    if current is not None and current.awaiting_approval_since and not current.approvals_handled:
+        print(f"  (a human runs: loopphase approve --phase {current.id})", flush=True)
+        runner.store.append_approval({"id": f"demo-{current.id}", "verdict": "approve",
+                                      "phase": current.id, "message": ""})
 
 
 async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
@@ -116,10 +98,13 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
     manifest = demo_manifest(bare)
     manifest["spec"]["phases"][0]["approval"] = "manual"  # the demo plays the approving human
     spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    printer = Printer()
-    runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
-    printer.approve = lambda phase: runner.store.append_approval(
-        {"id": f"demo-{phase}", "verdict": "approve", "phase": phase, "message": ""})
+    printer = Printer(phases=len(PHASES))
+
+    def on_tick(report: TickReport) -> None:
+        approve_when_waiting(runner, report)
+        printer(report)
+
+    runner = Runner(load_spec(spec_path), workdir / "state", on_tick=on_tick)
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
     except TimeoutError:
@@ -131,10 +116,10 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     parser.add_argument("--timeline", type=Path, default=Path("loopphase-demo-timeline.png"),
                         help="where the run's timeline picture goes (.png, .svg or .html)")
     args = parser.parse_args(argv)

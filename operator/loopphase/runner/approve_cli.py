@@ -45,7 +45,7 @@ def _main(argv: list[str], verdict: str) -> int:
         state_dir = default_state_dir(loaded)
         if args.phase is not None and loaded.spec.phase_index(args.phase) is None:
             parser.error(f"--phase {args.phase!r} is not a phase id of {args.file}")
-    store = StateStore(state_dir)
+    store = StateStore(state_dir, create=False)
     if not store.status_path.exists():
         print(f"loopphase {verdict}: no run state in {state_dir} (start one with `loopphase run`)",
               file=sys.stderr)

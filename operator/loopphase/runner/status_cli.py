@@ -8,10 +8,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
-from loopphase.runner.store import StateStore
+from loopphase.runner.store import StateDamaged, StateStore
 
 
 def _age(ts: datetime | None, now: datetime) -> str:
@@ -37,10 +39,12 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
     for role, agent in status.agents.items():
         lines.append(f"{role}: {agent.state} for {_age(agent.since, now)}"
                      f"{' - ' + agent.reason if agent.reason else ''}")
+        if agent.attention is not None:
+            lines.append(f"  needs attention ({agent.attention.reason}): {agent.attention.message}")
         if agent.limit is not None:
             lines.append(f"  limit window until {agent.limit.until.isoformat()} "
                          f"({'from banner' if agent.limit.parsed else 'flat probe'}), probes {agent.limit.nudges}: "
-                         f"{agent.limit.excerpt[:80]}")
+                         f"{clip(agent.limit.excerpt, 80)}")
         if agent.waiting_until is not None:
             lines.append(f"  declared wait until {agent.waiting_until.isoformat()}")
         heal = agent.heal
@@ -64,14 +68,14 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         lines += ["", "recent:"]
         for entry in status.history[-history:]:
             lines.append(f"  #{entry.seq:<4} {entry.time.strftime('%H:%M:%S')} {entry.kind:<13} "
-                         f"{entry.role or '':<10} {entry.rule}: {entry.reason[:90]}")
+                         f"{entry.role or '':<10} {entry.rule}: {clip(entry.reason, 90)}")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase status", description=__doc__)
-    parser.add_argument("file", nargs="?", type=Path, help="the LoopPhase YAML given to `loopphase run`")
-    parser.add_argument("--state-dir", type=Path)
+    parser = argparse.ArgumentParser(prog="loopphase status", description=plain(__doc__))
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the LoopPhase YAML given to `loopphase run`")
+    parser.add_argument("--state-dir", type=Path, help="where the run keeps its state (default: .loopphase/<name> beside FILE)")
     parser.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
     args = parser.parse_args(argv)
     if args.state_dir is None and args.file is None:
@@ -85,12 +89,17 @@ def main(argv: list[str]) -> int:
             print(f"loopphase status: {err}", file=sys.stderr)
             return 2
         name, state_dir = loaded.name, default_state_dir(loaded)
-    store = StateStore(state_dir)
-    if not store.status_path.exists():
+    store = StateStore(state_dir, create=False, spec_hint=str(args.file or "SPEC.yaml"))
+    if not store.status_path.exists() and not store.journal_path.exists():
         print(f"loopphase status: no run state in {state_dir} (start one with `loopphase run`)", file=sys.stderr)
         return 1
     while True:
-        text = render(name, store.load(), datetime.now(UTC))
+        try:
+            status = store.load()
+        except StateDamaged as err:
+            print(f"loopphase status: {err}", file=sys.stderr)
+            return 1
+        text = render(name, status, datetime.now(UTC))
         if not args.watch:
             print(text)
             return 0

@@ -71,6 +71,8 @@ class AgentHost:
         self.last_screen: str | None = None
         self.last_change_at: datetime | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # The configuration error the last start was refused with (None after a good start).
+        self.start_error: str | None = None
 
     # ---- prompts -------------------------------------------------------------------------
     def kickoff_text(self, override: str | None) -> str:
@@ -139,14 +141,19 @@ class AgentHost:
     async def _start_locked(
         self, mode: Mode, kickoff: str | None, continuation: str | None
     ) -> RestartResult:
-        if mode == "warm":
-            prompt = continuation if continuation is not None else (self.continuation_text or "")
-        else:
-            prompt = self.kickoff_text(kickoff)
-        session_id = self.session_id() if mode == "warm" else None
-        launch = build_launch(
-            self.cfg, mode, prompt, self.phase_index, self.phase_id, session_id
-        )
+        try:
+            if mode == "warm":
+                prompt = continuation if continuation is not None else (self.continuation_text or "")
+            else:
+                prompt = self.kickoff_text(kickoff)
+            session_id = self.session_id() if mode == "warm" else None
+            launch = build_launch(
+                self.cfg, mode, prompt, self.phase_index, self.phase_id, session_id
+            )
+        except LaunchError as exc:
+            self.start_error = str(exc)  # reported in /v1/state until a start succeeds
+            raise
+        self.start_error = None
         Path(self.cfg.workdir).mkdir(parents=True, exist_ok=True)
         await self.tmux.new_session(launch.argv, self.cfg.workdir, launch.env)
         try:
@@ -321,6 +328,7 @@ class AgentHost:
             session_id=self.session_id(events),
             hook_events=events[-HOOK_EVENTS_KEPT:],
             send_in_flight=self.sending,
+            start_error=self.start_error,
         )
 
     async def shutdown(self) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
+from loopphase.cli import LOG_LEVELS, log_level, plain
 from loopphase.core.typeable import untypeable_reason
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
 from loopphase.shim.host import AgentHost, Busy, StopFailed
@@ -172,28 +173,31 @@ def env_pair(value: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="loopphase shim", description=__doc__.split("\n")[0])
-    p.add_argument("--role", required=True, choices=("builder", "adversary", "orchestrator"))
-    p.add_argument("--backend", required=True, choices=BACKENDS)
-    p.add_argument("--workdir", required=True)
+    p = argparse.ArgumentParser(prog="loopphase shim", description=plain(__doc__.split("\n")[0]))
+    p.add_argument("--role", required=True, choices=("builder", "adversary", "orchestrator"),
+                   help="the role of the agent it hosts")
+    p.add_argument("--backend", required=True, choices=BACKENDS, help="the agent CLI to run")
+    p.add_argument("--workdir", required=True, help="the agent's working copy")
     p.add_argument("--kickoff-file", help="kickoff prompt for cold starts")
     p.add_argument("--continuation-text", help="continuation prompt for warm starts")
     p.add_argument("--bootstrap-text", help="opencode: the one line typed after attaching")
     p.add_argument("--mode", choices=("cold", "warm"), default="cold", help="initial start")
-    p.add_argument("--phase-index", type=int)
-    p.add_argument("--phase-id")
-    p.add_argument("--model")
+    p.add_argument("--phase-index", type=int, help="the phase the agent is started for (reported in /v1/state)")
+    p.add_argument("--phase-id", help="that phase's id (LOOPPHASE_PHASE for the agent)")
+    p.add_argument("--model", help="model passed to the agent CLI")
     p.add_argument("--scenario", help="sim backend: scenario YAML")
     p.add_argument("--opencode-server", help="opencode backend: server URL to attach to")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default loopback; pods pass 0.0.0.0)")
-    p.add_argument("--port", type=int, default=8790)
+    p.add_argument("--port", type=int, default=8790, help="port of the HTTP API (default 8790)")
     p.add_argument("--token-file", help="bearer token file (else $LOOPPHASE_SHIM_TOKEN)")
     p.add_argument("--state-dir", help="hook events, transcript (default <workdir>/.loopphase-shim)")
     p.add_argument("--tmux-socket", help="tmux -L socket name (default: unique per shim)")
-    p.add_argument("--env", action="append", type=env_pair, default=[], metavar="KEY=VALUE")
+    p.add_argument("--env", action="append", type=env_pair, default=[], metavar="KEY=VALUE",
+                   help="an environment variable for the agent (repeatable)")
     p.add_argument("--no-start", action="store_true", help="start idle until a restart call")
-    p.add_argument("--log-level", default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", type=log_level, default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"),
+                   help=f"one of {', '.join(LOG_LEVELS)} (default INFO, or $LOOPPHASE_LOG_LEVEL)")
     return p
 
 
@@ -273,7 +277,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
              socket_name)
     tasks = [
         asyncio.create_task(host.poll_forever()),
-        asyncio.create_task(TranscriptTail(state_dir / "transcript.log").run()),
+        asyncio.create_task(TranscriptTail(state_dir / "transcript.log", from_end=True).run()),
     ]
     try:
         if not args.no_start:

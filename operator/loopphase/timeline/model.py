@@ -110,5 +110,5 @@ def build(states: list[dict[str, Any]], actions: list[dict[str, Any]], end: date
 
 def load(state_dir: Path) -> Timeline:
     """The Timeline of the local run kept in ``state_dir``."""
-    store = StateStore(state_dir)
+    store = StateStore(state_dir, create=False)
     return build(store.read_states(), store.read_actions())
