@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from loopphase.api.base import clip
 from loopphase.api.notify import MAX_ATTEMPTS, OUTBOX_LIMIT, NotifyKind, NotifyStatus, OutboxItem
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import LoopPhaseStatus
@@ -100,7 +101,7 @@ def apply(status: LoopPhaseStatus, outcomes: Iterable[Outcome]) -> LoopPhaseStat
                 failed += 1
                 continue
             kept.append(item.model_copy(update={
-                "attempts": attempts, "last_error": outcome.error[:300],
+                "attempts": attempts, "last_error": clip(outcome.error, 300),
                 "next_attempt_at": outcome.at + timedelta(seconds=backoff(attempts)),
             }))
     notes = NotifyStatus(seq=old.seq, outbox=kept, delivered=delivered, failed=failed, dropped=old.dropped)

@@ -57,7 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="the operator's namespace: agents admit their shim port from it")
     parser.add_argument("--metrics-port", type=int, default=int(env("LOOPPHASE_METRICS_PORT", "9090")),
                         help="serve Prometheus metrics on this port (-1: off)")
-    parser.add_argument("--metrics-host", default=env("LOOPPHASE_METRICS_HOST", "0.0.0.0"))
+    parser.add_argument("--metrics-host", default=env("LOOPPHASE_METRICS_HOST", "0.0.0.0"),
+                        help="address for --metrics-port (default 0.0.0.0)")
     parser.add_argument("--webhook-listen", default=env("LOOPPHASE_WEBHOOK_LISTEN", DEFAULT_LISTEN),
                         help="push webhooks: POST /webhook on HOST:PORT (default "
                              f"{DEFAULT_LISTEN}; 'off' disables, LoopPhases then poll)")

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.cli import plain
 from loopphase.core.typeable import untypeable_reason
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
@@ -22,10 +23,10 @@ from loopphase.runner.store import StateStore
 
 
 def _main(argv: list[str], verdict: str) -> int:
-    parser = argparse.ArgumentParser(prog=f"loopphase {verdict}", description=__doc__,
+    parser = argparse.ArgumentParser(prog=f"loopphase {verdict}", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", type=Path, help="the LoopPhase YAML given to `loopphase run`")
-    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--state-dir", type=Path, help="the run's state directory (instead of FILE)")
     parser.add_argument("--phase", help="the phase id (default: the current phase)")
     if verdict == "reject":
         parser.add_argument("--message", "-m", required=True, help="what the builder must fix (one line)")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from loopphase.api.spec import ROLES
+from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.shim.server import SOCKET_FILE
@@ -66,7 +67,7 @@ def attach_argv(socket: str, *, read_write: bool) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopphase attach", description=__doc__,
+    parser = argparse.ArgumentParser(prog="loopphase attach", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("role", choices=ROLES, help="the agent to look at")
     where = parser.add_mutually_exclusive_group()

@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from loopphase.api.base import clip
 from loopphase.api.status import HISTORY_LIMIT, LoopPhaseStatus
 from loopphase.outbound import redact_patterns
 from loopphase.runner.secure import open_private_append, private_dir, write_private
@@ -299,7 +300,7 @@ class StateStore:
             old_limit = old.limit.limit_class if old is not None and old.limit is not None else None
             if old is None or old.state != agent.state or old_limit != limit:
                 records.append({"time": time, "role": role, "state": agent.state,
-                                "limitClass": limit, "reason": agent.reason[:200]})
+                                "limitClass": limit, "reason": clip(agent.reason, 200)})
         self._append(self.states_path, records)
 
     def read_states(self) -> list[dict[str, Any]]:

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.timeline.model import NoHistory, load
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase timeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase timeline", description=plain(__doc__))
     parser.add_argument("file", nargs="?", type=Path, help="the LoopPhase YAML given to `loopphase run`")
     parser.add_argument("--state-dir", type=Path, help="the run's state directory")
     parser.add_argument("-o", "--output", type=Path, default=Path("timeline.png"),
