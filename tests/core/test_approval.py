@@ -112,3 +112,17 @@ def test_pre_approval_advances_on_done() -> None:
     loop.tick(files={}, approvals=[ApprovalRequest(id="a", verdict="approve", phase="p1")])
     loop.tick()
     assert loop.status.current.id == "p2" and "awaiting-approval" not in loop.kinds()
+
+
+def test_a_reject_message_that_failed_to_type_is_typed_again() -> None:
+    from loopphase.core.reconcile import settle
+
+    loop = Loop()
+    loop.tick(files={})
+    loop.tick()
+    actions = loop.tick(approvals=[ApprovalRequest(id="r1", verdict="reject", phase="p1", message="fix it")])
+    send = next(a for a in actions if isinstance(a, SendText))
+    loop.status = settle(loop.spec, loop.status, [(send, False, "shim unreachable")], loop.now)
+    again = [a for a in loop.tick() if isinstance(a, SendText)]
+    assert [a.text for a in again] == [send.text]
+    assert [a for a in loop.tick() if isinstance(a, SendText)] == []  # typed once it worked

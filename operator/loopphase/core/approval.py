@@ -85,6 +85,18 @@ def clean_message(message: str) -> str:
     return flat if untypeable_reason(flat) is None else "see the reviewer's notes"
 
 
+REASON_PREFIX = "reject: "
+
+
+def rejection_reason(message: str) -> str:
+    """The reason of the SendText that types a reject message (``message_of`` reverses it)."""
+    return REASON_PREFIX + message
+
+
+def message_of(reason: str) -> str:
+    return reason.removeprefix(REASON_PREFIX)
+
+
 def rejection_text(phase_id: str, message: str) -> str:
     return (
         f"LoopPhase: phase {phase_id} was NOT approved by a human reviewer: {message} "

@@ -586,7 +586,7 @@ def _deliver_rejection(d: Decision) -> None:
     if cur is None or cur.rejection is None or builder is None or builder.state not in DELIVERABLE:
         return
     text = approval.rejection_text(cur.id, cur.rejection)
-    d.act(SendText(role="builder", rule="approval.rejected", reason=f"reject: {cur.rejection}",
+    d.act(SendText(role="builder", rule="approval.rejected", reason=approval.rejection_reason(cur.rejection),
                    text=text, purpose="nudge"), "ping")
     cur.rejection = None
 
@@ -631,6 +631,8 @@ def settle(
             attempts = action.attempt + 1
             if attempts < PING_MAX_ATTEMPTS:
                 queue_ping(st.handoff, PendingPing(role=role, kind=kind, reason=action.reason, since=now, attempts=attempts))  # type: ignore[arg-type]
+        elif isinstance(action, SendText) and action.rule == "approval.rejected" and st.current:
+            st.current.rejection = approval.message_of(action.reason)  # typed again next tick
         elif isinstance(action, SendText) and action.purpose == "wake":
             st.orchestrator.wake_due_since = st.orchestrator.wake_due_since or now
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
