@@ -112,6 +112,7 @@ def crd_manifest() -> dict[str, Any]:
         ("Builder", ".status.builder", "string", 0, "builder agent state"),
         ("Adversary", ".status.adversary", "string", 0, "adversary agent state"),
         ("Ready", ".status.ready", "string", 0, "agents running / wanted"),
+        ("Attention", ".status.needsAttention", "string", 0, "roles that need a human, and why"),
         ("Age", ".metadata.creationTimestamp", "date", 0, ""),
         ("Current", ".status.current.id", "string", 1, "current phase id"),
         ("Awaiting", ".status.current.awaitingApprovalSince", "date", 1,

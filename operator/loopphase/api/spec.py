@@ -9,7 +9,6 @@ import re
 import string
 from typing import Literal
 
-from kubernetes.utils import parse_quantity
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from loopphase.api.base import (
@@ -232,6 +231,10 @@ class Resources(ApiModel):
                     f"resources.{info.field_name}: {shown(name)} is not a resource name (e.g. cpu, "
                     "memory, ephemeral-storage)"
                 )
+            # Imported here: the shim imports the spec module, and every agent pod carries a
+            # shim (the kubernetes package costs it megabytes; tests/shim checks its imports).
+            from kubernetes.utils.quantity import parse_quantity
+
             try:
                 quantity = parse_quantity(amount)
             except ValueError as err:
@@ -260,11 +263,25 @@ class AgentSpec(ApiModel):
         description="sim backend: the scenario as inline YAML text (a mapping with 'phases'), or "
         "one line naming a scenario file relative to the spec file (loopphase run only)",
     )
+    account: str | None = Field(
+        None,
+        description="the subscription this agent's usage limits count on: a hard limit on one "
+        "agent holds every agent of the same account (in every LoopPhase of the operator). "
+        "Default: `local` for `loopphase run`; on Kubernetes `secret:<namespace>/<name>` of the "
+        "first Secret in env, else none (the agent holds only itself)",
+    )
 
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         return None if value is None else check_safe_token(value, "model")
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
+            raise ValueError("account must be a non-empty name without spaces (e.g. team-max-1)")
+        return value
 
     @field_validator("opencode_server")
     @classmethod
@@ -312,6 +329,12 @@ class TimingSpec(ApiModel):
     limit_reset_slack: Duration = Field(45, ge=0, le=HOUR)
     probe_fallback: Duration = Field(300, ge=1, le=DAY)
     reset_horizon: Duration = Field(6 * HOUR, gt=0, le=DAY)
+    auto_resume_grace: Duration = Field(
+        180, ge=0, le=HOUR,
+        description="while the screen promises the CLI's own automatic resume, the limit probe "
+        "waits this long past the reset (Claude Code resends 1-2 minutes after it); it is typed "
+        "only if nothing resumed by then",
+    )
     orchestrator_wake: Duration = Field(HOUR, gt=0, le=7 * DAY)
     start_grace: Duration = Field(
         60, ge=0, le=HOUR, description="a freshly started agent is not judged idle before this"
@@ -327,6 +350,11 @@ class HealSpec(ApiModel):
     tier_cooldown: Duration = Field(45, ge=0, le=DAY)
     post_heal_quiet: Duration = Field(60, ge=0, le=DAY)
     circuit_breaker: int = Field(3, ge=1, le=100)
+    compact_on_context_full: bool = Field(
+        True,
+        description="a full context gets `/compact` typed once; false (or when that did not "
+        "help): a cold restart. Never a warm one (it resumes the same full conversation)",
+    )
 
 
 class HandoffSpec(ApiModel):

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
-from loopphase.api.status import LoopPhaseStatus
+from loopphase.api.status import AccountHold, LoopPhaseStatus
 from loopphase.core import prompts
 from loopphase.core.actions import (
     Action,
@@ -205,11 +205,19 @@ async def run_tick(
     role_prompt: Callable[[Role], str],
     generation: int | None = None,
     default_tz: str = "UTC",
+    namespace: str | None = None,
+    account_holds: Sequence[AccountHold] = (),
     approvals: Sequence[ApprovalRequest] = (),
 ) -> TickResult:
+    """``namespace``: the LoopPhase's on Kubernetes (None for a local run: the default account
+    is the machine's login). ``account_holds``: the other LoopPhases' published holds.
+    ``approvals``: approve/reject requests (``loopphase approve``, or annotations)."""
     observations = await observe_all(spec, status, runtime, git, approvals)
+    if account_holds:
+        observations = dataclasses.replace(observations, account_holds=tuple(account_holds))
     actions, new_status = reconcile(
-        spec, status, observations, now, generation=generation, default_tz=default_tz
+        spec, status, observations, now, generation=generation, default_tz=default_tz,
+        namespace=namespace,
     )
     settle_git_feed(status, new_status, observations.git, now)
     for action in actions:

@@ -40,6 +40,8 @@ class Decision:
     status: LoopPhaseStatus
     now: datetime
     actions: list[Action] = field(default_factory=list)
+    # Roles put in (or kept in) NeedsAttention this call; the others' attention is cleared.
+    attended: set[Role] = field(default_factory=set)
 
     def act(self, action: Action, kind: ActionKind) -> None:
         self.actions.append(action)

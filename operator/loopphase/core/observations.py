@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from loopphase.api.spec import Role
+from loopphase.api.status import AccountHold
 
 # What made the shell ask the remote for the head behind an observation: a verified push
 # webhook, or the regular poll (the tick's own cadence, or the slow safety-net poll).
@@ -104,6 +105,11 @@ class ApprovalRequest:
 
 @dataclass(frozen=True)
 class Observations:
+    """account_holds: the holds other LoopPhases' agents started (each with ``loop_phase`` set
+    to its ``namespace/name``), from the shell's shared registry; this LoopPhase's own holds
+    are derived from its status, never passed in."""
+
     agents: dict[Role, AgentObservation]
     git: GitObservation | None = None
+    account_holds: tuple[AccountHold, ...] = ()
     approvals: tuple[ApprovalRequest, ...] = ()

@@ -1,8 +1,10 @@
 """`loopphase demo`: the whole loop on simulated agents, against a throwaway git repository.
 
-Three phases show every mechanism: handoff pings both ways, an inbox note, a usage-limit
-window (armed, quiet, probed, lifted, zero kills), a declared wait, a stall healed gently, a
-fatal wedge restarted cold, DONE -> phase advance, and sequence complete. It ends with a
+Three phases show every mechanism: an expired login that needs a human (no heals; supervision
+resumes by itself once it is fixed), handoff pings both ways, an inbox note, a usage-limit
+window (armed, quiet, probed, lifted, zero kills) that holds the other agent of the same
+account, a declared wait, a stall healed gently, a fatal wedge restarted cold, DONE -> phase
+advance, and sequence complete. It ends with a
 summary and exit code 0 when every mechanism was seen and nothing was killed in a window.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 import yaml
 
 from loopphase.cli import LOG_LEVELS, log_level, plain
+from loopphase.demo.agents import MissingCli, real_agents, require_cli
 from loopphase.demo.progress import Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
@@ -83,6 +86,19 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
     }
 
 
+async def run_demo(workdir: Path, timeout: float, agents: str = "sim") -> tuple[Summary, Runner]:
+    """Run the three phases; ``agents`` is ``sim`` or a real CLI (``claude``, ``opencode``)."""
+    if agents == "sim":
+        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)), ())
+    state = workdir / "state"
+    with real_agents(agents, workdir, state) as real:
+        manifest = demo_manifest(build_repo(workdir))
+        manifest["spec"]["agents"] = real.agents_spec
+        # Real CLIs start in seconds, not instantly, and idle at their prompt between pings.
+        manifest["spec"]["timing"].update({"startGrace": "30s", "stallIdle": "25s"})
+        return await _run(workdir, timeout, manifest, real.unshown)
+
+
 def approve_when_waiting(runner: Runner, report: TickReport) -> None:
     """Play the human at the approval gate: what `loopphase approve` writes."""
     current = report.result.status.current
@@ -92,10 +108,9 @@ def approve_when_waiting(runner: Runner, report: TickReport) -> None:
                                       "phase": current.id, "message": ""})
 
 
-async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
-    bare = build_repo(workdir)
+async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
+               unshown: tuple[str, ...]) -> tuple[Summary, Runner]:
     spec_path = workdir / "loopphase-demo.yaml"
-    manifest = demo_manifest(bare)
     manifest["spec"]["phases"][0]["approval"] = "manual"  # the demo plays the approving human
     spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     printer = Printer(phases=len(PHASES))
@@ -112,13 +127,16 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
         print(f"demo: timed out after {timeout:.0f}s in phase {status.current.id if status.current else '?'}")
     finally:
         await runner.stop_everything()
-    return summarise(status, runner.store.read_actions(), printer.states_seen), runner
+    return summarise(status, runner.store.read_actions(), printer.states_seen, unshown), runner
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    parser.add_argument("--agents", choices=("sim", "claude", "opencode"), default="sim",
+                        help="who plays builder and adversary: the simulated agent (default) or "
+                             "a real CLI against a scripted local model endpoint")
     parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     parser.add_argument("--timeline", type=Path, default=Path("loopphase-demo-timeline.png"),
                         help="where the run's timeline picture goes (.png, .svg or .html)")
@@ -128,12 +146,20 @@ def main(argv: list[str]) -> int:
         if shutil.which(tool) is None:
             print(f"loopphase demo: {tool} is required (python3 dev.py demo installs it)", file=sys.stderr)
             return 2
+    if args.agents != "sim":
+        try:
+            require_cli(args.agents)
+        except MissingCli as err:
+            print(f"loopphase demo: {err}", file=sys.stderr)
+            return 2
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="loopphase-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"LoopPhase demo: 3 phases, simulated builder + adversary, repo in {workdir}")
+    who = "simulated builder + adversary" if args.agents == "sim" else \
+        f"real {args.agents} as builder + adversary, scripted local model"
+    print(f"LoopPhase demo: 3 phases, {who}, repo in {workdir}")
     started = time.monotonic()
     try:
-        summary, runner = asyncio.run(run_demo(workdir, args.timeout))
+        summary, runner = asyncio.run(run_demo(workdir, args.timeout, args.agents))
         write_timeline(runner.state_dir, args.timeline)
     finally:
         if args.dir is None:

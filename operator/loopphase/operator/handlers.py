@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
+from loopphase.core import holds
 from loopphase.metrics import record_tick
 from loopphase.notify import Notifier, fold
 from loopphase.operator import status_io
@@ -110,14 +111,18 @@ async def tick(
     await ctx.webhooks.configure(api, ctx.reads, namespace, name, uid, spec, git,
                                  warn=lambda reason, message: _post(body, True, reason, message))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
+    key = f"{namespace}/{name}"
     started = time.monotonic()
     result = await run_tick(
         spec, status, runtime, git, now,
         role_prompt=lambda role: prompts.get(role, ""),
         generation=meta.get("generation"),
         default_tz=spec.time_zone or "UTC",
+        namespace=namespace,
+        account_holds=ctx.account_holds.others(key, now),
         approvals=from_annotations(meta, status.current.id if status.current else None),
     )
+    ctx.account_holds.publish(key, holds.exported(spec, result.status, now), now)
     notifier = ctx.notifiers.get(uid)
     if notifier is None:
         notifier = ctx.notifiers[uid] = Notifier(name, SecretUrls(api, namespace).resolve)

@@ -22,7 +22,9 @@ from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.controller.account_holds import FileHoldRegistry
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
+from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.core.observations import ApprovalRequest
 from loopphase.git import WatcherRegistry
@@ -110,6 +112,8 @@ class Runner:
         self.metrics = metrics
         self.notifier = Notifier(loaded.name, LocalUrls(loaded.path.parent).resolve)
         self.tz = self.spec.time_zone or local_zone_name()
+        # Runs whose state directories sit side by side (specs in one folder) share holds.
+        self.hold_registry = FileHoldRegistry(self.state_dir.parent / "account-holds")
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self.webhooks = (LocalWebhooks(webhook, loaded.name, self.git, self._wake.set)
@@ -242,7 +246,10 @@ class Runner:
         started = time.monotonic()
         result = await run_tick(self.spec, status, self.runtime, self.git, now,
                                 role_prompt=self.role_prompt, default_tz=self.tz,
-                                generation=self.generation, approvals=self._approvals())
+                                generation=self.generation,
+                                account_holds=self.hold_registry.others(self.loaded.name, now),
+                                approvals=self._approvals())
+        self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
         self._check_state_dir()
         result.status = fold(self.spec, status, result.status, self.notifier.drain())
         self._record(result)
@@ -315,7 +322,9 @@ class Runner:
             self.store.unlock()
 
     async def stop_everything(self) -> list[str]:
-        return await self.runtime.stop_all()
+        stopped = await self.runtime.stop_all()
+        self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
+        return stopped
 
 
 def _stamp(path: Path) -> tuple[int, ...]:

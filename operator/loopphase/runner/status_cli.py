@@ -29,10 +29,11 @@ def _age(ts: datetime | None, now: datetime) -> str:
 
 def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) -> str:
     started = status.history[0].time if status.history else None
-    header = ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "AGE", "CURRENT", "MESSAGE"]
+    header = ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "ATTENTION", "AGE",
+              "CURRENT", "MESSAGE"]
     row = [name, status.phase, status.progress or "-", status.builder or "-", status.adversary or "-",
-           status.ready or "-", _age(started, now), status.current.id if status.current else "-",
-           status.message or ""]
+           status.ready or "-", status.needs_attention or "-", _age(started, now),
+           status.current.id if status.current else "-", status.message or ""]
     widths = [max(len(h), len(v)) for h, v in zip(header, row, strict=True)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
              "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), ""]
@@ -40,11 +41,14 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         lines.append(f"{role}: {agent.state} for {_age(agent.since, now)}"
                      f"{' - ' + agent.reason if agent.reason else ''}")
         if agent.attention is not None:
-            lines.append(f"  needs attention ({agent.attention.reason}): {agent.attention.message}")
+            # The whole cause, never cut: it says what the human has to do.
+            lines.append(f"  NEEDS ATTENTION ({agent.attention.reason}) for "
+                         f"{_age(agent.attention.since, now)}: {agent.attention.message}")
         if agent.limit is not None:
-            lines.append(f"  limit window until {agent.limit.until.isoformat()} "
-                         f"({'from banner' if agent.limit.parsed else 'flat probe'}), probes {agent.limit.nudges}: "
-                         f"{clip(agent.limit.excerpt, 80)}")
+            window = agent.limit
+            how = window.decided_by or ("from banner" if window.parsed else "flat probe")
+            lines.append(f"  {window.limit_class} limit window until {window.until.isoformat()} "
+                         f"({how}), probes {window.nudges}: {clip(window.excerpt, 80)}")
         if agent.waiting_until is not None:
             lines.append(f"  declared wait until {agent.waiting_until.isoformat()}")
         heal = agent.heal
@@ -53,6 +57,11 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         last = next((h for h in reversed(status.history) if h.role == role), None)
         if last is not None:
             lines.append(f"  last action {last.kind} {_age(last.time, now)} ago: {last.rule}")
+    for hold in status.holds:
+        who = f"{hold.loop_phase}:{hold.started_by}" if hold.loop_phase else hold.started_by
+        lines.append(f"account hold {hold.account}: {hold.limit_class} limit of {who} since "
+                     f"{_age(hold.since, now)} ago, until {hold.until.isoformat()}: "
+                     f"{clip(hold.excerpt, 80)} (pings queued, stall clocks paused)")
     pending = status.handoff.pending_pings
     if pending:
         lines.append("pending pings: " + ", ".join(f"{p.kind}->{p.role}" for p in pending))

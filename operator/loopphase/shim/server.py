@@ -3,7 +3,7 @@
 API (JSON, prefix /v1; every route but /v1/health needs ``Authorization: Bearer <token>``):
   GET  /v1/health                 {"ok": true}, no token (readiness probe)
   GET  /v1/state?lines=N          ShimState (see loopphase.shim.protocol)
-  POST /v1/send    {text, submit?: "Enter"|"C-m"}         -> SendResult; 409 while busy
+  POST /v1/send    {text, submit?: "Enter"|"C-m"}         -> SendResult; 409 while busy or a dialog is shown
   POST /v1/restart {mode: warm|cold, kickoff?, continuation?, phaseIndex?, phaseId?}
                                                           -> {pid, startedAt, mode}; 409 busy
   POST /v1/stop                   -> {"stopped": true}
@@ -28,7 +28,7 @@ from loopphase import __version__
 from loopphase.cli import LOG_LEVELS, log_level, plain
 from loopphase.core.typeable import untypeable_reason
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
-from loopphase.shim.host import AgentHost, Busy, StopFailed
+from loopphase.shim.host import AgentHost, Busy, DialogOpen, StopFailed
 from loopphase.shim.http import ApiServer, HttpError, LoopBridge, Request, Routes
 from loopphase.shim.protocol import (
     API_PREFIX,
@@ -53,7 +53,7 @@ def map_error(exc: Exception) -> HttpError | None:
     """The agent host's failures as HTTP answers (None: an unexpected error, a logged 500)."""
     if isinstance(exc, LaunchError):
         return HttpError(400, str(exc))
-    if isinstance(exc, Busy):
+    if isinstance(exc, (Busy, DialogOpen)):
         return HttpError(409, str(exc))
     if isinstance(exc, StopFailed):
         log.error("%s", exc)
