@@ -25,6 +25,7 @@ from test_operator_kopf import NS, create_lp, events, lp_body, obj, setup, shims
 from tests.notify.receiver import Receiver, free_port
 
 LP = "loopphase.dev/v1alpha1/loopphases"
+SLOW = 45.0  # deadlines for a loaded CI machine (polled, not slept)
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -58,14 +59,14 @@ async def test_metrics_approval_annotation_and_notifications(
     try:
         async with running_operator(kmock, ctx):
             await create_lp(kube, body)
-            await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"))
+            await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"), timeout=SLOW)
             await kubelet.run(NS, "demo-builder", "127.0.0.2")
             await kubelet.run(NS, "demo-adversary", "127.0.0.3")
-            await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"].get("ready") == "2/2")
+            await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"].get("ready") == "2/2", timeout=SLOW)
 
             push_file(work, origin, "src.txt", "x\n", "claim: gate 1")
             await eventually(lambda: value(scrape(server.server_port), "loopphase_pings_delivered_total",
-                                           role="adversary", kind="claim") == 1)
+                                           role="adversary", kind="claim") == 1, timeout=SLOW)
             samples = scrape(server.server_port)
             assert value(samples, "loopphase_ping_delivery_seconds_count", kind="claim") == 1
             assert value(samples, "loopphase_api_writes_total", kind="status") >= 1
@@ -75,7 +76,7 @@ async def test_metrics_approval_annotation_and_notifications(
             # DONE waits for approval: display phase, condition, Event, notification.
             push_file(work, origin, "STATUS-1.md", "## DONE\n", "status: phase 1 done")
             lp = await eventually(lambda: (o := obj(kmock, LP, "demo"))
-                                  and o["status"].get("phase") == "AwaitingApproval" and o)
+                                  and o["status"].get("phase") == "AwaitingApproval" and o, timeout=SLOW)
             cond = next(c for c in lp["status"]["conditions"] if c["type"] == "AwaitingApproval")
             assert cond["status"] == "True" and cond["reason"] == "PhaseDone"
             assert any(e.get("reason") == "AwaitingApproval" for e in events(kmock))
@@ -86,14 +87,15 @@ async def test_metrics_approval_annotation_and_notifications(
             # kubectl annotate lp demo loopphase.dev/approve=p1
             await kube.merge_patch(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
                                    {"metadata": {"annotations": {"loopphase.dev/approve": "p1"}}})
-            await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"]["current"]["id"] == "p2")
+            await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"]["current"]["id"] == "p2", timeout=SLOW)
             await eventually(lambda: value(scrape(server.server_port), "loopphase_phase_advances_total",
-                                           kind="advance") == 1)
+                                           kind="advance") == 1, timeout=SLOW)
             await eventually(lambda: [b["kind"] for b in receiver.delivered()]
-                             == ["awaiting-approval", "advance"], timeout=30)
+                             == ["awaiting-approval", "advance"], timeout=SLOW)
             # The outcome is folded into status at the tick after the delivery.
             final = await eventually(lambda: (o := obj(kmock, LP, "demo"))
-                                     and o["status"]["notifications"]["delivered"] == 2 and o)
+                                     and o["status"]["notifications"]["delivered"] == 2 and o,
+                                     timeout=SLOW)
             assert final["status"]["notifications"]["outbox"] == []
             assert "T0K" not in str(final["status"])
     finally:
