@@ -79,7 +79,9 @@ async def test_metrics_approval_annotation_and_notifications(
                                   and o["status"].get("phase") == "AwaitingApproval" and o, timeout=SLOW)
             cond = next(c for c in lp["status"]["conditions"] if c["type"] == "AwaitingApproval")
             assert cond["status"] == "True" and cond["reason"] == "PhaseDone"
-            assert any(e.get("reason") == "AwaitingApproval" for e in events(kmock))
+            # kopf posts Events from a background queue: wait for it rather than assume it.
+            await eventually(lambda: any(e.get("reason") == "AwaitingApproval" for e in events(kmock)),
+                             timeout=SLOW)
             await eventually(lambda: [b["kind"] for b in receiver.delivered()] == ["awaiting-approval"],
                              timeout=30)
             assert lp["status"]["current"]["id"] == "p1"
