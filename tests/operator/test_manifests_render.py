@@ -22,13 +22,13 @@ FORBIDDEN_VERBS = {"*", "update", "escalate", "bind", "impersonate", "deletecoll
 
 
 @cache
-def _render() -> tuple[dict[str, Any], ...]:
+def _render(where: str = "manifests") -> tuple[dict[str, Any], ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot render manifests/ with kustomize")
-    done = subprocess.run([kubectl, "kustomize", str(ROOT / "manifests")],
+    done = subprocess.run([kubectl, "kustomize", str(ROOT / where)],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"kubectl kustomize manifests/ failed: {done.stderr}"
+    assert done.returncode == 0, f"kubectl kustomize {where} failed: {done.stderr}"
     return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
 
 
@@ -68,8 +68,9 @@ def test_renders_the_expected_objects(rendered: list[dict[str, Any]]) -> None:
         ("ClusterRoleBinding", "loopphase-operator"),
         ("Deployment", "loopphase-operator"),
         ("NetworkPolicy", "loopphase-operator"),
+        ("Service", "loopphase-operator-metrics"),
     ])
-    for kind in ("ServiceAccount", "Deployment", "NetworkPolicy"):
+    for kind in ("ServiceAccount", "Deployment", "NetworkPolicy", "Service"):
         assert one(rendered, kind)["metadata"]["namespace"] == NAMESPACE, kind
 
 
@@ -152,4 +153,25 @@ def test_network_policy_selects_the_operator_and_admits_only_health_probes(
     selector = policy["podSelector"]["matchLabels"]
     assert selector and selector.items() <= labels.items()
     assert policy["policyTypes"] == ["Ingress"]
-    assert policy["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert policy["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"},
+                                            {"port": 9090, "protocol": "TCP"}]}]
+
+
+def test_metrics_service_reaches_the_operators_metrics_port(rendered: list[dict[str, Any]]) -> None:
+    service = one(rendered, "Service", "loopphase-operator-metrics")["spec"]
+    template = one(rendered, "Deployment")["spec"]["template"]
+    assert service["selector"].items() <= template["metadata"]["labels"].items()
+    ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+    assert service["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics",
+                                 "protocol": "TCP"}]
+    assert ports["metrics"] == 9090  # the operator's --metrics-port default
+    assert not any(d["kind"] == "ServiceMonitor" for d in rendered)  # optional, not in base
+
+
+def test_monitoring_overlay_adds_a_service_monitor_for_the_metrics_service() -> None:
+    docs = list(_render("manifests/overlays/monitoring"))
+    monitor = one(docs, "ServiceMonitor")
+    service = one(docs, "Service", "loopphase-operator-metrics")
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]

@@ -21,6 +21,7 @@ from loopphase.api.base import (
     ref_name_problem,
     shown,
 )
+from loopphase.api.notify import NotifySpec
 from loopphase.core.patterns import injected_text_violations
 from loopphase.core.typeable import untypeable_reason
 from loopphase.core.userpattern import compile_pattern
@@ -139,6 +140,14 @@ class PhaseSpec(ApiModel):
     plan: str = Field(description="plan file, relative to the repository root")
     status_file: str = Field(description="status file; looked up in stateDir first, then root")
     models: dict[Role, str] | None = Field(None, description="per-role model overrides")
+    approval: Literal["auto", "manual"] = Field(
+        "auto", description="manual: a verified DONE waits for `loopphase approve` (or the "
+        "loopphase.dev/approve annotation) before the next phase starts",
+    )
+    approval_agents: Literal["idle", "stop"] = Field(
+        "idle", description="while awaiting approval: idle (left running, no pings or heals) "
+        "or stop (stopped; started warm again after a reject)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -526,6 +535,7 @@ class LoopPhaseSpec(ApiModel):
     time_zone: str | None = Field(
         None, description="IANA zone for banners that name none (default: the agent's, UTC)"
     )
+    notify: NotifySpec | None = Field(None, description="webhooks announcing chosen events")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> LoopPhaseSpec:

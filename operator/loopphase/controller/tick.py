@@ -34,7 +34,13 @@ from loopphase.core.actions import (
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
 from loopphase.core.gitfeed import settle_git_feed
-from loopphase.core.observations import AgentObservation, Commit, GitObservation, Observations
+from loopphase.core.observations import (
+    AgentObservation,
+    ApprovalRequest,
+    Commit,
+    GitObservation,
+    Observations,
+)
 from loopphase.core.reconcile import reconcile, settle
 from loopphase.outbound import scrub, scrub_optional
 from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
@@ -81,7 +87,8 @@ def launch_plan(
 
 
 async def observe_all(
-    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None,
+    approvals: Sequence[ApprovalRequest] = (),
 ) -> Observations:
     roles = roles_to_observe(spec, status)
 
@@ -104,7 +111,8 @@ async def observe_all(
     # The remote is read while the agents are (a push webhook's tick waits for neither twice).
     *observed, git_obs = await asyncio.gather(*(one(r) for r in roles), pushed())
     agent_obs = [_scrubbed_agent(o) for o in observed]
-    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
+    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs,
+                        approvals=tuple(approvals))
 
 
 def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
@@ -199,10 +207,12 @@ async def run_tick(
     default_tz: str = "UTC",
     namespace: str | None = None,
     account_holds: Sequence[AccountHold] = (),
+    approvals: Sequence[ApprovalRequest] = (),
 ) -> TickResult:
     """``namespace``: the LoopPhase's on Kubernetes (None for a local run: the default account
-    is the machine's login). ``account_holds``: the other LoopPhases' published holds."""
-    observations = await observe_all(spec, status, runtime, git)
+    is the machine's login). ``account_holds``: the other LoopPhases' published holds.
+    ``approvals``: approve/reject requests (``loopphase approve``, or annotations)."""
+    observations = await observe_all(spec, status, runtime, git, approvals)
     if account_holds:
         observations = dataclasses.replace(observations, account_holds=tuple(account_holds))
     actions, new_status = reconcile(

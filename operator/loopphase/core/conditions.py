@@ -12,6 +12,7 @@ from datetime import datetime
 
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import Condition, ConditionType, LoopPhaseStatus
+from loopphase.core import approval
 from loopphase.core.holds import describe as describe_hold
 from loopphase.core.phases import progress
 
@@ -122,6 +123,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
         st.phase, st.message = "Running", f"phase {st.current.id if st.current else '?'}"
     else:
         st.phase, st.message = "Pending", "starting agents"
+    approval.finalize(st, now, set_condition)
 
 
 def _attention(spec: LoopPhaseSpec, st: LoopPhaseStatus, wanted: list[str], now: datetime) -> str:

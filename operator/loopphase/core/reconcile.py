@@ -25,7 +25,7 @@ from loopphase.api.status import (
     LoopPhaseStatus,
     PendingPing,
 )
-from loopphase.core import conditions, holds
+from loopphase.core import approval, conditions, holds
 from loopphase.core.actions import (
     Action,
     RecreateHost,
@@ -87,11 +87,12 @@ def reconcile(
             if st.suspended_at is not None:
                 st.suspended_at = None
                 d.note("resume", None, "spec.suspend", "suspend cleared: restoring the loop")
+            approval.apply_requests(spec, observations.approvals, d)
             if observations.git is not None:
                 _process_git(spec, observations.git, d)
         if st.completed_at is not None:
             _stop_everything(spec, observations, d, "sequence complete: stopping every role")
-        elif not spec.suspend:
+        elif not spec.suspend and not _hold_for_approval(spec, observations, d):
             previous = list(st.holds)
             external = observations.account_holds
             for role in spec.roles():
@@ -109,6 +110,7 @@ def reconcile(
                                external, readings.get(role), ahead, steps.get(role))
             st.holds = holds.compute(spec, st, external, previous, now)
             _note_holds(d, previous)
+            _deliver_rejection(d)
             _deliver_pings(spec, d)
             _wake_orchestrator(spec, d)
     conditions.finalize(spec, st, now)
@@ -226,6 +228,8 @@ def _check_done(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
     if not verdict.done:
         return
     where = f"{spec.done.marker!r} in {path} at {(git.head or '')[:12]} on {spec.repo.branch}"
+    if approval.gate(phase, git.head, where, d):
+        return
     st.current.done_commit = git.head
     nxt = st.current.index + 1
     if nxt < len(spec.phases):
@@ -807,6 +811,34 @@ def _suspend(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> None:
             _set_state(a, "Stopped", d.now, "suspended")
 
 
+def _hold_for_approval(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> bool:
+    """While the phase awaits approval nothing is pinged, healed or restarted; with
+    ``approvalAgents: stop`` the agents are stopped (started warm again after a reject)."""
+    cur = d.status.current
+    if cur is None or cur.awaiting_approval_since is None:
+        return False
+    if spec.phases[cur.index].approval_agents == "stop":
+        reason = f"phase {cur.id} awaits approval (approvalAgents: stop)"
+        for role, o in obs.agents.items():
+            a = d.status.agents.setdefault(role, AgentStatus())
+            if o.present:
+                _request_stop_for(d, role, a, "approval.hold", reason)
+            else:
+                _set_state(a, "Stopped", d.now, reason)
+    return True
+
+
+def _deliver_rejection(d: Decision) -> None:
+    """Type a reject message to the builder once it can take text."""
+    cur, builder = d.status.current, d.status.agents.get("builder")
+    if cur is None or cur.rejection is None or builder is None or builder.state not in DELIVERABLE:
+        return
+    text = approval.rejection_text(cur.id, cur.rejection)
+    d.act(SendText(role="builder", rule="approval.rejected", reason=approval.rejection_reason(cur.rejection),
+                   text=text, purpose="nudge"), "ping")
+    cur.rejection = None
+
+
 def _stop_everything(spec: LoopPhaseSpec, obs: Observations, d: Decision, reason: str) -> None:
     for role, o in obs.agents.items():
         a = d.status.agents.setdefault(role, AgentStatus())
@@ -847,6 +879,8 @@ def settle(
             attempts = action.attempt + 1
             if attempts < PING_MAX_ATTEMPTS:
                 queue_ping(st.handoff, PendingPing(role=role, kind=kind, reason=action.reason, since=now, attempts=attempts))  # type: ignore[arg-type]
+        elif isinstance(action, SendText) and action.rule == "approval.rejected" and st.current:
+            st.current.rejection = approval.message_of(action.reason)  # typed again next tick
         elif isinstance(action, SendText) and action.purpose == "wake":
             st.orchestrator.wake_due_since = st.orchestrator.wake_due_since or now
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:

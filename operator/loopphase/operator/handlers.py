@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +28,17 @@ from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.core import holds
+from loopphase.metrics import record_tick
+from loopphase.notify import Notifier, fold
 from loopphase.operator import status_io
+from loopphase.operator.approvals import from_annotations
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.git_credentials import git_env
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
 from loopphase.operator.model_cache import ModelCache
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
+from loopphase.operator.webhook_secret import SecretUrls
 from loopphase.operator.webhooks import sleep_or_wake
 from loopphase.runtime import k8s_objects as ko
 
@@ -107,6 +112,7 @@ async def tick(
                                  warn=lambda reason, message: _post(body, True, reason, message))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
     key = f"{namespace}/{name}"
+    started = time.monotonic()
     result = await run_tick(
         spec, status, runtime, git, now,
         role_prompt=lambda role: prompts.get(role, ""),
@@ -114,12 +120,24 @@ async def tick(
         default_tz=spec.time_zone or "UTC",
         namespace=namespace,
         account_holds=ctx.account_holds.others(key, now),
+        approvals=from_annotations(meta, status.current.id if status.current else None),
     )
     ctx.account_holds.publish(key, holds.exported(spec, result.status, now), now)
+    notifier = ctx.notifiers.get(uid)
+    if notifier is None:
+        notifier = ctx.notifiers[uid] = Notifier(name, SecretUrls(api, namespace).resolve)
+    result.status = fold(spec, status, result.status, notifier.drain())
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
-    await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
+    written = await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
+    record_tick(ctx.metrics, uid, status, result.status, result.actions, result.results,
+                result.observations, started=now, finished=datetime.now(UTC),
+                seconds=time.monotonic() - started)
+    ctx.metrics.wrote("event", len(result.results))
+    ctx.metrics.wrote("status", int(written))
+    # Only a persisted outbox is sent (write_status raised otherwise): durable across restarts.
+    notifier.submit(spec.notify, result.status.notifications.outbox, datetime.now(UTC))
     # Wake at a limit window's end rather than up to a tick later (the probe is due then).
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
@@ -215,5 +233,9 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
             raise kopf.TemporaryError("; ".join(failures), delay=5)
         ctx.forget(uid)
         models.forget(uid)
+        ctx.metrics.forget(uid)
+        notifier = ctx.notifiers.pop(uid, None)
+        if notifier is not None:
+            await notifier.close()
 
     return registry

@@ -13,6 +13,7 @@ from pathlib import Path
 import kopf
 
 from loopphase.cli import plain
+from loopphase.metrics import serve
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
 from loopphase.operator.settings import PEERING_NAME, configure
@@ -54,6 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--operator-namespace",
                         default=env("POD_NAMESPACE", "loopphase-system"),
                         help="the operator's namespace: agents admit their shim port from it")
+    parser.add_argument("--metrics-port", type=int, default=int(env("LOOPPHASE_METRICS_PORT", "9090")),
+                        help="serve Prometheus metrics on this port (-1: off)")
+    parser.add_argument("--metrics-host", default=env("LOOPPHASE_METRICS_HOST", "0.0.0.0"),
+                        help="address for --metrics-port (default 0.0.0.0)")
     parser.add_argument("--webhook-listen", default=env("LOOPPHASE_WEBHOOK_LISTEN", DEFAULT_LISTEN),
                         help="push webhooks: POST /webhook on HOST:PORT (default "
                              f"{DEFAULT_LISTEN}; 'off' disables, LoopPhases then poll)")
@@ -103,6 +108,8 @@ def main(argv: list[str]) -> int:
     )
     install_log_scrubbing()
     ctx = make_context(args)
+    if args.metrics_port >= 0:
+        serve(ctx.metrics, args.metrics_port, args.metrics_host)
     registry = build_registry(ctx)
     priority = args.priority if args.priority is not None else random_priority()
     settings = configure(kopf.OperatorSettings(), standalone=args.standalone,
