@@ -228,7 +228,11 @@ class Resources(ApiModel):
 
             try:
                 quantity = parse_quantity(amount)
-            except ValueError as err:
+                if not quantity.is_finite():
+                    raise ValueError("not finite")
+            # ArithmeticError: decimal.InvalidOperation ("NaN" and "sNaN" parse, then refuse
+            # to compare).
+            except (ValueError, ArithmeticError) as err:
                 raise ValueError(
                     f"resources.{info.field_name}.{name}: {shown(amount)} is not a Kubernetes "
                     "quantity (e.g. 500m, 2, 512Mi, 2Gi)"
@@ -538,7 +542,8 @@ class LoopPhaseSpec(ApiModel):
 
             try:
                 ZoneInfo(self.time_zone)
-            except (ZoneInfoNotFoundError, ValueError) as err:
+            # OSError: a directory ("America") or a name too long for a file name.
+            except (ZoneInfoNotFoundError, ValueError, OSError) as err:
                 raise ValueError(
                     f"timeZone {shown(self.time_zone)} is not an IANA zone (e.g. Europe/Berlin)"
                 ) from err
