@@ -42,7 +42,7 @@ async def test_agent_env_cannot_name_a_shim_token_or_an_unlabelled_secret(
                                 shim_factory=shims, to_observation=to_obs)
     await runtime.token("adversary")  # the adversary's token Secret exists, as in a live run
     result = await runtime.start(plan())
-    pod = kmock.objects.get(("v1/pods", NS, "demo-builder"))
+    pod = kmock.objects["v1/pods", NS, "demo-builder"] if result.ok else None
     refs = [] if pod is None else [
         e["valueFrom"]["secretKeyRef"]["name"]
         for c in pod["spec"]["containers"] for e in c.get("env", []) if "valueFrom" in e]
