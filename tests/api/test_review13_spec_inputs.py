@@ -79,3 +79,11 @@ def test_validate_cli_answers_bad_specs_without_a_traceback(tmp_path: Path, body
     assert done.returncode != 0
     assert "Traceback" not in out and "Error:" not in out.split("\n")[-2], out[-800:]
     assert "spec.yaml" in out
+
+
+@pytest.mark.parametrize("account", ["\x1b[2Jteam", "team\u202eb", "team\x9b", "a" * 254])
+def test_account_is_printable_and_bounded(account: str) -> None:
+    """The account appears in the status of every LoopPhase it holds and "loopphase status"
+    prints it raw: before the fix an ESC sequence or a bidi override passed."""
+    doc = {**BASE, "agents": {"builder": {**SIM["builder"], "account": account}}}
+    assert "agents.builder.account" in field_error(doc)

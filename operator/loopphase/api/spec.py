@@ -274,8 +274,12 @@ class AgentSpec(ApiModel):
     @field_validator("account")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
-            raise ValueError("account must be a non-empty name without spaces (e.g. team-max-1)")
+        # Printable only: the account is shown in every LoopPhase's status and Events that it
+        # holds (other namespaces' included), and "loopphase status" prints it as is.
+        if value is not None and (not value.strip() or any(
+                ch.isspace() or not ch.isprintable() for ch in value) or len(value) > 253):
+            raise ValueError("account must be a non-empty name of at most 253 printable "
+                             "characters without spaces (e.g. team-max-1)")
         return value
 
     @field_validator("opencode_server")
