@@ -367,13 +367,17 @@ def running(script: Script | str | Path) -> Iterator[ModelServer]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="loopphase model-server", description=__doc__.split("\n")[0])
+    from loopphase.cli import LOG_LEVELS, log_level, plain
+
+    p = argparse.ArgumentParser(prog="loopphase model-server",
+                                description=plain(__doc__.split("\n")[0]))
     p.add_argument("--script", required=True, help="the script YAML (see docs/real-clis.md)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8787)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
     p.add_argument("--log-file", type=Path, help="append every request as one JSON line")
     p.add_argument("--dump-dir", type=Path, help="write every request body here (debugging a CLI)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", type=log_level, default="INFO",
+                   help=f"one of {', '.join(LOG_LEVELS)} (default INFO)")
     return p
 
 
