@@ -237,7 +237,11 @@ class Resources(ApiModel):
 
             try:
                 quantity = parse_quantity(amount)
-            except ValueError as err:
+                if not quantity.is_finite():
+                    raise ValueError("not finite")
+            # ArithmeticError: decimal.InvalidOperation ("NaN" and "sNaN" parse, then refuse
+            # to compare).
+            except (ValueError, ArithmeticError) as err:
                 raise ValueError(
                     f"resources.{info.field_name}.{name}: {shown(amount)} is not a Kubernetes "
                     "quantity (e.g. 500m, 2, 512Mi, 2Gi)"
@@ -279,8 +283,12 @@ class AgentSpec(ApiModel):
     @field_validator("account")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
-            raise ValueError("account must be a non-empty name without spaces (e.g. team-max-1)")
+        # Printable only: the account is shown in every LoopPhase's status and Events that it
+        # holds (other namespaces' included), and "loopphase status" prints it as is.
+        if value is not None and (not value.strip() or any(
+                ch.isspace() or not ch.isprintable() for ch in value) or len(value) > 253):
+            raise ValueError("account must be a non-empty name of at most 253 printable "
+                             "characters without spaces (e.g. team-max-1)")
         return value
 
     @field_validator("opencode_server")
@@ -552,7 +560,8 @@ class LoopPhaseSpec(ApiModel):
 
             try:
                 ZoneInfo(self.time_zone)
-            except (ZoneInfoNotFoundError, ValueError) as err:
+            # OSError: a directory ("America") or a name too long for a file name.
+            except (ZoneInfoNotFoundError, ValueError, OSError) as err:
                 raise ValueError(
                     f"timeZone {shown(self.time_zone)} is not an IANA zone (e.g. Europe/Berlin)"
                 ) from err

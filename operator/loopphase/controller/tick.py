@@ -42,6 +42,7 @@ from loopphase.core.observations import (
     Observations,
 )
 from loopphase.core.reconcile import reconcile, settle
+from loopphase.core.userpattern import SUBJECT_MAX, capped
 from loopphase.outbound import scrub, scrub_optional
 from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
 
@@ -124,9 +125,12 @@ def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
 
 
 def _scrubbed_git(obs: GitObservation) -> GitObservation:
-    """Commit subjects are whatever an agent wrote; they reach ping reasons and Events."""
+    """Commit subjects are whatever an agent wrote; they reach ping reasons and Events. Only
+    their first ``SUBJECT_MAX`` characters are kept (all that patterns and status look at): a
+    subject of megabytes costs neither the scrub nor the tick more than that."""
     commits = tuple(
-        c if scrub(c.subject) == c.subject else Commit(sha=c.sha, subject=scrub(c.subject))
+        c if len(c.subject) <= SUBJECT_MAX and scrub(c.subject) == c.subject
+        else Commit(sha=c.sha, subject=scrub(capped(c.subject)))
         for c in obs.commits
     )
     if commits == obs.commits and scrub_optional(obs.error) == obs.error:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, tzinfo
 from loopphase.core import families, findings
 from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, FATAL_RE, WAIT_RE, fold
 from loopphase.core.resettime import ResetHint, parse_reset
+from loopphase.outbound import scrub
 
 __all__ = [
     "EXCERPT_MAX",
@@ -163,7 +164,10 @@ def _region(lines: list[str], size: int) -> list[str]:
 
 
 def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
+    """One line of screen text for status, Events and logs: whitespace folded, credentials
+    masked and display controls shown (``outbound.scrub``: the agent draws whatever it likes,
+    and excerpts are the one piece of the pane that leaves the process), then clipped."""
+    text = scrub(" ".join(text.split()))
     return text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
 
 

@@ -284,6 +284,15 @@ class KubernetesRuntime:
                 if err.status != 409:
                     raise
                 secret = await self.api.get(path)  # created concurrently: use that one
+        refs = ((secret or {}).get("metadata") or {}).get("ownerReferences") or []
+        if not any(ref.get("uid") == self.owner.uid and ref.get("controller") for ref in refs):
+            # Someone else's Secret with our name (planted before the first start, or left by
+            # an older LoopPhase of the same name): its token is known to whoever wrote it.
+            raise RuntimeError(
+                f"Secret {self.owner.namespace}/{name} exists but is not owned by this "
+                "LoopPhase, so its token may be known to others: delete it (kubectl delete "
+                f"secret -n {self.owner.namespace} {name}) and the operator creates a new one"
+            )
         token = ko.read_token(secret or {})
         if not token:
             raise RuntimeError(f"Secret {name} has no token key")
