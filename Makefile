@@ -18,9 +18,15 @@ images:
 
 crd-sync:
 	$(PY) -m loopphase.cli crd -o crds/loopphase.yaml
-	cp crds/loopphase.yaml manifests/base/crd.yaml
+	cp crds/loopphase.yaml manifests/crds/crd.yaml
+
+# CRDs first and established, then the operator: one apply of both fails on a cluster whose
+# discovery does not know kopf.dev yet (and leaves an operator with no peering CRD).
+CRDS = crd/loopphases.loopphase.dev crd/clusterkopfpeerings.kopf.dev crd/kopfpeerings.kopf.dev
 
 deploy: crd-sync
+	$(KUBECTL) apply -k manifests/crds
+	$(KUBECTL) wait --for condition=established --timeout=60s $(CRDS)
 	$(KUBECTL) apply -k manifests/
 	$(KUBECTL) -n loopphase-system rollout status deployment/loopphase-operator --timeout=180s
 

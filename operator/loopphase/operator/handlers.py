@@ -32,6 +32,7 @@ from loopphase.operator.events import event_for
 from loopphase.operator.git_credentials import git_env
 from loopphase.operator.kubeapi import KubeApi, KubeApiError
 from loopphase.operator.model_cache import ModelCache
+from loopphase.operator.peering import PeeringTarget, PeeringUnavailable, ensure_peering
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
 from loopphase.runtime import k8s_objects as ko
 
@@ -116,10 +117,40 @@ async def tick(
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
 
-def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> kopf.OperatorRegistry:
+PEERING_RETRY = 10.0
+
+
+def build_registry(
+    ctx: OperatorContext, *, login: LoginFn = default_login, peering: PeeringTarget | None = None,
+) -> kopf.OperatorRegistry:
+    """Our handlers; with ``peering``, a start-up handler first creates the peering object(s)
+    kopf will wait for (``operator/peering.py``); None = standalone (no peering)."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
     models = ModelCache()  # validated spec/status per LoopPhase, shared by its ticks
+
+    if peering is not None:
+        @kopf.on.startup(registry=registry, errors=kopf.ErrorsMode.TEMPORARY,
+                         backoff=PEERING_RETRY)
+        async def peering_handler(**kwargs: Any) -> None:
+            # Start-up runs before kopf's own login (and before the health endpoint serves):
+            # log in here with the same function, for this one job.
+            info = login(**kwargs)
+            if info is None:
+                raise kopf.TemporaryError("no Kubernetes credentials yet", delay=PEERING_RETRY)
+            api = KubeApi(info, timeout=ctx.api_timeout)
+
+            async def create(plural: str, namespace: str | None, body: dict[str, Any]) -> Any:
+                base = f"/apis/kopf.dev/v1/{plural}" if namespace is None else \
+                    f"/apis/kopf.dev/v1/namespaces/{namespace}/{plural}"
+                return await api.create(base, body)
+
+            try:
+                await ensure_peering(create, peering)
+            except PeeringUnavailable as err:
+                raise kopf.TemporaryError(str(err), delay=PEERING_RETRY) from err
+            finally:
+                await api.close()
 
     @kopf.on.login(registry=registry)
     def login_handler(**kwargs: Any) -> Any:
