@@ -45,6 +45,7 @@ DELIVERABLE = {"Active", "Idle", "Waiting"}
 START_TIMEOUT = timedelta(seconds=180)
 STOP_RETRY = timedelta(seconds=60)
 PING_MAX_ATTEMPTS = 5
+START_ERROR_MAX = 500  # characters of the platform's message kept in status
 
 
 def reconcile(
@@ -266,7 +267,8 @@ def _converge_role(
             d.note("limit-lifted", role, "limit.expired-no-host", "limit window over; host restarts")
             a.limit = None
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
-            _set_state(a, "Starting", now, f"{a.spawn_mode} start requested")
+            refused = f"start refused: {a.start_error}" if a.start_error else ""
+            _set_state(a, "Starting", now, refused or f"{a.spawn_mode} start requested")
             return
         resumable = a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
         mode: Literal["warm", "cold"] = "warm" if resumable else "cold"
@@ -281,6 +283,7 @@ def _converge_role(
         return
 
     a.stop_requested_at = None
+    a.start_error = ""  # its host exists: whatever refused an earlier start has passed
     a.pod = obs.pod_name or a.pod
     starting = a.start_requested_at is not None and now - a.start_requested_at < timedelta(
         seconds=spec.timing.start_grace
@@ -582,6 +585,14 @@ def settle(
                 queue_ping(st.handoff, PendingPing(role=role, kind=kind, reason=action.reason, since=now, attempts=attempts))  # type: ignore[arg-type]
         elif isinstance(action, SendText) and action.purpose == "wake":
             st.orchestrator.wake_due_since = st.orchestrator.wake_due_since or now
+        elif isinstance(action, StartAgent | RecreateHost) and role is not None:
+            # The platform refused the host (e.g. a 403 from an admission plugin): kept on the
+            # agent until its host appears, so Degraded/StartRefused shows it on every tick,
+            # not only in this tick's Event. The start is retried after START_TIMEOUT.
+            agent = st.agents.get(role)
+            if agent is not None:
+                agent.start_error = detail[:START_ERROR_MAX]
+                agent.reason = f"start refused: {agent.start_error}"
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
             agent = st.agents.get(role)
             if agent is not None and agent.limit is not None:
