@@ -53,6 +53,6 @@ async def test_a_403_on_pod_creation_is_degraded_start_refused_with_the_api_mess
         status = obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo")["status"]
         assert status["phase"] == "Degraded"
         assert status["agents"]["builder"]["startError"].endswith(ADMISSION)
-        # the Event is still posted too
-        assert any(e.get("type") == "Warning" and ADMISSION in e.get("message", "")
-                   for e in events(kmock))
+        # the Event is still posted too (kopf posts Events from a background queue)
+        await eventually(lambda: any(e.get("type") == "Warning" and ADMISSION in
+                                     e.get("message", "") for e in events(kmock)))
