@@ -82,16 +82,7 @@ def launch_plan(
 async def observe_all(
     spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None
 ) -> Observations:
-    roles = roles_to_observe(spec, status)
-
-    async def one(role: Role) -> AgentObservation:
-        try:
-            return await runtime.observe(role)
-        except Exception as err:  # noqa: BLE001 - reported as an observation, never swallowed
-            log.warning("observe %s failed: %s", role, err)
-            return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
-
-    agent_obs = [_scrubbed_agent(o) for o in await asyncio.gather(*(one(r) for r in roles))]
+    agents = (await observe_roles(runtime, roles_to_observe(spec, status))).agents
     git_obs = None
     if git is not None and status.completed_at is None:
         index = status.current.index if status.current else 0
@@ -99,7 +90,7 @@ async def observe_all(
         git_obs = _scrubbed_git(
             await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
         )
-    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
+    return Observations(agents=agents, git=git_obs)
 
 
 def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
@@ -194,6 +185,28 @@ async def run_tick(
     default_tz: str = "UTC",
 ) -> TickResult:
     observations = await observe_all(spec, status, runtime, git)
+    actions, new_status, results = await _decide_and_act(
+        spec, status, observations, runtime, now, role_prompt, generation, default_tz)
+    vacated = vacated_roles(spec, new_status, results)
+    if vacated:
+        # The old phase's hosts are verified gone: start the next phase's now, not a tick later
+        # (issue 14, fault 4: one signal interval per advance). Only the vacated roles are
+        # observed again (nothing else is decided twice), and git is not read again.
+        log.info("phase advance: %s stopped and gone; starting the next phase in this tick",
+                 ", ".join(vacated))
+        again = await observe_roles(runtime, vacated)
+        more, new_status, more_results = await _decide_and_act(
+            spec, new_status, again, runtime, now, role_prompt, generation, default_tz)
+        actions, results = [*actions, *more], [*results, *more_results]
+    return TickResult(status=new_status, actions=actions, results=results, observations=observations)
+
+
+async def _decide_and_act(
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, observations: Observations,
+    runtime: AgentRuntime, now: datetime, role_prompt: Callable[[Role], str],
+    generation: int | None, default_tz: str,
+) -> tuple[list[Action], LoopPhaseStatus, list[ActionResult]]:
+    """reconcile -> execute -> settle (only when something failed)."""
     actions, new_status = reconcile(
         spec, status, observations, now, generation=generation, default_tz=default_tz
     )
@@ -203,4 +216,30 @@ async def run_tick(
     results = await execute(spec, actions, runtime, role_prompt)
     if any(not ok for _, ok, _ in results):
         new_status = settle(spec, new_status, results, now)
-    return TickResult(status=new_status, actions=actions, results=results, observations=observations)
+    return actions, new_status, results
+
+
+def vacated_roles(
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, results: Sequence[ActionResult]
+) -> list[Role]:
+    """Roles whose host this tick stopped, verified gone, for a phase change, and that the
+    current phase wants running: they can be started at once. Empty when anything in the tick
+    failed (the next tick sorts that out, as before) or nothing is to run."""
+    if status.completed_at is not None or spec.suspend or any(not ok for _, ok, _ in results):
+        return []
+    wanted = spec.roles()
+    return [a.role for a, _, _ in results
+            if isinstance(a, StopAgent) and a.rule == "phase.transition" and a.role in wanted]
+
+
+async def observe_roles(runtime: AgentRuntime, roles: Sequence[Role]) -> Observations:
+    """Observe just these roles (no git): what ``reconcile`` decides about, nothing else."""
+    async def one(role: Role) -> AgentObservation:
+        try:
+            return await runtime.observe(role)
+        except Exception as err:  # noqa: BLE001 - reported as an observation, never swallowed
+            log.warning("observe %s failed: %s", role, err)
+            return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
+
+    found = await asyncio.gather(*(one(r) for r in roles))
+    return Observations(agents={r: _scrubbed_agent(o) for r, o in zip(roles, found, strict=True)})
