@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
+from loopphase.operator.kubeapi import configuration_for
 from loopphase.operator.peering import PeeringTarget
 from loopphase.operator.settings import configure
 from loopphase.runtime import k8s_objects as ko
@@ -89,6 +90,7 @@ async def start_operator(
     server = str(kmock.url).rstrip("/")
     standalone = peering_priority is None
     registry = build_registry(ctx, login=lambda **_: kopf.ConnectionInfo(server=server),
+                              client_config=lambda: configuration_for(server),
                               peering=None if standalone else PeeringTarget("loopphase", (NS,)))
     settings = configure(kopf.OperatorSettings(), standalone=standalone,
                          priority=peering_priority or 0)

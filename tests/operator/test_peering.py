@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 import pytest
-from loopphase.operator.kubeapi import KubeApi, custom_path
+from loopphase.operator.kubeapi import KubeApi, custom_ref
 from loopphase.operator.main import parse_args, random_priority
 from loopphase.operator.peering import PeeringTarget, PeeringUnavailable, ensure_peering
 from loopphase.operator.settings import configure
@@ -79,7 +79,7 @@ async def test_only_the_highest_priority_replica_acts_and_the_other_takes_over(
             # both replicas announced themselves before there is anything to act on
             await eventually(lambda: len(world.objects[PEERINGS, NS, "loopphase"].raw
                                           .get("status") or {}) >= 2)
-            await kube.create(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases"),
+            await kube.create(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases"),
                               lp_body(str(origin)))
             await eventually(lambda: "uid-demo" in high_ctx.runtimes)  # the high one ticks
             await eventually(lambda: pod_exists(world, "demo-builder"))
@@ -107,7 +107,7 @@ async def test_namespaced_operator_creates_its_peering_object_and_handles_its_na
     async with running_operator(bare_world, ctx, peering_priority=100):
         made = bare_world.objects[PEERINGS, NS, "loopphase"].raw
         assert made["kind"] == "KopfPeering" and made["metadata"]["namespace"] == NS
-        await kube.create(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases"),
+        await kube.create(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases"),
                           lp_body(str(origin)))
         await eventually(lambda: pod_exists(bare_world, "demo-builder"))
         # the operator announced itself in the object it made (kopf's keep-alive)
@@ -158,7 +158,7 @@ def test_peering_lifetime_is_an_option_and_reaches_kopf() -> None:
 def _creator(api: KubeApi) -> Any:
     async def create(plural: str, namespace: str | None, body: dict[str, Any]) -> Any:
         assert namespace is not None
-        return await api.create(custom_path("kopf.dev", "v1", namespace, plural), body)
+        return await api.create(custom_ref("kopf.dev", "v1", namespace, plural), body)
     return create
 
 

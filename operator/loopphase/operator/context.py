@@ -16,7 +16,7 @@ from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.ssh import SshKeyStore
 from loopphase.operator.git_credentials import SSH_KEYS_DIR, GitCredentials
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.pod_cache import PodCache
 from loopphase.operator.read_cache import ReadCache, cached_get
 from loopphase.operator.status_io import LiveObjects
@@ -94,6 +94,7 @@ class OperatorContext:
             await closer()
         if self.api is not None:
             await self.api.close()
+            self.api = None
 
 
 @dataclass
@@ -125,7 +126,7 @@ async def role_prompts(
             ref = source.config_map_key_ref
             if ref.name not in seen:
                 seen[ref.name] = await cached_get(
-                    api, core_path(namespace, "configmaps", ref.name), cache)
+                    api, core_ref(namespace, "configmaps", ref.name), cache)
             data = (seen[ref.name] or {}).get("data") or {}
             if ref.key not in data:
                 log.warning("prompt ConfigMap %s/%s has no key %s", namespace, ref.name, ref.key)

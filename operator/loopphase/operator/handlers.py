@@ -1,6 +1,7 @@
 """kopf handlers for LoopPhase: thin shells around the shared controller tick.
 
-- login: kopf's own login; the same ConnectionInfo feeds our KubeApi (one credential source).
+- login: kopf logs in through the kubernetes client's loading; KubeApi (the official client) is
+  configured by the same loading (one credential source).
 - create/resume/update: validate the spec; an invalid one gets Degraded/InvalidSpec, display
   phase Invalid and a Warning Event, and nothing else is touched.
 - one daemon per LoopPhase: ``tick`` every ``spec.timing.signalInterval``. A daemon (not a
@@ -30,7 +31,7 @@ from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.git_credentials import git_env
-from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_ref, load_configuration
 from loopphase.operator.model_cache import ModelCache
 from loopphase.operator.peering import PeeringTarget, PeeringUnavailable, ensure_peering
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
@@ -46,8 +47,9 @@ LoginFn = Callable[..., Any]
 
 
 def default_login(**kwargs: Any) -> Any:
-    """In a pod: the service account; elsewhere: the kubeconfig (kopf's pure-Python logins)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """kopf logs in through the kubernetes client's loading (in a pod: the service account;
+    elsewhere: the kubeconfig), the same loading ``KubeApi`` is configured by."""
+    return kopf.login_via_client(**kwargs)
 
 
 def _owner(obj: dict[str, Any]) -> ko.Owner:
@@ -121,10 +123,12 @@ PEERING_RETRY = 10.0
 
 
 def build_registry(
-    ctx: OperatorContext, *, login: LoginFn = default_login, peering: PeeringTarget | None = None,
+    ctx: OperatorContext, *, login: LoginFn = default_login,
+    client_config: Callable[[], Any] = load_configuration, peering: PeeringTarget | None = None,
 ) -> kopf.OperatorRegistry:
-    """Our handlers; with ``peering``, a start-up handler first creates the peering object(s)
-    kopf will wait for (``operator/peering.py``); None = standalone (no peering)."""
+    """Our handlers. ``login`` is kopf's, ``client_config`` makes the ``kubernetes`` client's
+    Configuration for ``KubeApi``. With ``peering``, a start-up handler first creates the
+    peering object(s) kopf will wait for (``operator/peering.py``); None = standalone."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
     models = ModelCache()  # validated spec/status per LoopPhase, shared by its ticks
@@ -132,18 +136,13 @@ def build_registry(
     if peering is not None:
         @kopf.on.startup(registry=registry, errors=kopf.ErrorsMode.TEMPORARY,
                          backoff=PEERING_RETRY)
-        async def peering_handler(**kwargs: Any) -> None:
+        async def peering_handler(**_: Any) -> None:
             # Start-up runs before kopf's own login (and before the health endpoint serves):
-            # log in here with the same function, for this one job.
-            info = login(**kwargs)
-            if info is None:
-                raise kopf.TemporaryError("no Kubernetes credentials yet", delay=PEERING_RETRY)
-            api = KubeApi(info, timeout=ctx.api_timeout)
+            # a client of our own, for this one job.
+            api = KubeApi(client_config(), timeout=ctx.api_timeout, max_workers=2)
 
             async def create(plural: str, namespace: str | None, body: dict[str, Any]) -> Any:
-                base = f"/apis/kopf.dev/v1/{plural}" if namespace is None else \
-                    f"/apis/kopf.dev/v1/namespaces/{namespace}/{plural}"
-                return await api.create(base, body)
+                return await api.create(custom_ref("kopf.dev", "v1", namespace, plural), body)
 
             try:
                 await ensure_peering(create, peering)
@@ -157,11 +156,10 @@ def build_registry(
         info = login(**kwargs)
         if info is None:
             return None
-
-        async def relogin() -> Any:
-            return login(**kwargs)
-
-        ctx.api = KubeApi(info, timeout=ctx.api_timeout, relogin=relogin)
+        # kopf's watches use ``info``; our calls use the kubernetes client, configured by the
+        # client's own loading (the same kubeconfig / service account kopf logged in with).
+        if ctx.api is None:
+            ctx.api = KubeApi(client_config(), timeout=ctx.api_timeout)
         return info
 
     @kopf.on.cleanup(registry=registry)
