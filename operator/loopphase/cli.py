@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("loopphase.demo.main", "the whole loop on simulated agents (start here)"),
     "run": ("loopphase.runner.cli", "run a LoopPhase spec on this machine (no cluster)"),
     "status": ("loopphase.runner.status_cli", "show the state of a local run"),
+    "hook": ("loopphase.webhook.hook_cli", "install a push-webhook git hook in a repository"),
     "operator": ("loopphase.operator.main", "run the Kubernetes operator (kopf)"),
     "shim": ("loopphase.shim.server", "host one agent CLI in tmux behind an HTTP API"),
     "sim-agent": ("loopphase.sim.agent", "a simulated agent CLI driven by a scenario file"),

@@ -24,6 +24,10 @@ from loopphase.core.screen import (
 )
 
 CORPUS_PATH = Path(__file__).with_name("banner_corpus.yaml")
+EXPECTATION_KEYS = (
+    "limit", "class", "reset", "kind", "soft", "active", "fatal", "waiting",
+    "login", "dialog", "title", "context", "resume", "transient",
+)
 NOW = datetime(2025, 10, 20, 15, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -46,7 +50,7 @@ def _load_corpus() -> list[Case]:
         merged = {**defaults, **raw}
         expected = {
             key: merged.get(key)
-            for key in ("limit", "reset", "kind", "soft", "active", "fatal", "waiting")
+            for key in EXPECTATION_KEYS
         }
         cases.append(
             Case(
@@ -76,6 +80,13 @@ def _observed(reading: ScreenReading) -> dict[str, Any]:
         "active": rule(reading.active),
         "fatal": rule(reading.fatal),
         "waiting": None if reading.waiting_until is None else reading.waiting_until.isoformat(),
+        "class": reading.limit_class,
+        "login": rule(reading.login),
+        "dialog": rule(reading.dialog),
+        "title": None if reading.dialog is None else reading.dialog.excerpt,
+        "context": rule(reading.context_full),
+        "resume": rule(reading.auto_resume),
+        "transient": rule(reading.transient),
     }
 
 
@@ -84,16 +95,15 @@ def test_corpus_ids_are_unique_and_cover_every_banner_family() -> None:
     assert len(ids) == len(set(ids))
     limit_rules = {case.expected["limit"] for case in CORPUS}
     assert {
-        "limit.claude-usage",
         "limit.claude-epoch",
-        "limit.claude-5h",
-        "limit.session",
-        "limit.weekly",
+        "limit.reached-session",
+        "limit.reached-weekly",
+        "limit.reached-model",
         "limit.hit",
         "limit.hit-session",
         "limit.hit-weekly",
-        "limit.extra-usage",
-        "limit.spend",
+        "limit.out-of-spend",
+        "limit.hit-spend",
         "limit.menu",
     } <= limit_rules
     assert {case.expected["kind"] for case in CORPUS} >= {"time", "dated", "epoch"}
@@ -323,3 +333,74 @@ def test_injected_texts_never_look_like_agent_state(
     assert reading.active is None
     assert reading.waiting_until is None and reading.waiting_match is None
     assert reading.soft_warning is None
+    assert reading.login is reading.dialog is reading.context_full is None
+    assert reading.auto_resume is reading.transient is None
+
+
+# ── findings a restart cannot fix: shown at the bottom, never when quoted ──────────────────
+
+FINDING_LINES = {
+    "login": [
+        "Invalid API key · Please run /login",
+        "OAuth token revoked · Please run /login",
+        "Not logged in · Please run /login",
+        'API Error: 401 {"type":"error","error":{"type":"authentication_error","message":"OAuth '
+        'token has expired."}} · Please run /login',
+        "Unauthorized: invalid x-api-key",
+    ],
+    "context_full": [
+        "Prompt is too long",
+        "Context limit reached · /compact or /clear to continue",
+        "Input exceeds context window of this model",
+    ],
+    "auto_resume": [
+        "Usage limit reached · continuing automatically at 10:41am · esc to cancel",
+        "Continuing shortly",
+        "Usage limit reset · Continuing automatically",
+    ],
+    "transient": [
+        "API Error: Repeated 529 Overloaded errors. The API is at capacity.",
+        "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited",
+        "Provider is overloaded",
+    ],
+}
+FINDING_CASES = [(field, line) for field, lines in FINDING_LINES.items() for line in lines]
+DECORATIONS = st.sampled_from(["", "  ⎿  ", "● ", "│ ", "┃  ", "\x1b[31m"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=st.sampled_from(FINDING_CASES),
+    decoration=DECORATIONS,
+    base=st.lists(st.sampled_from(BENIGN_LINES), max_size=6),
+)
+def test_findings_at_the_bottom_are_seen(case: tuple[str, str], decoration: str, base: list[str]) -> None:
+    field, line = case
+    pane = "\n".join([*base, decoration + line, *BENIGN_LINES[:3]])
+    reading = classify(pane, NOW, BERLIN)
+    assert getattr(reading, field) is not None, pane
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=st.sampled_from(FINDING_CASES),
+    lead=st.sampled_from(["● The CLI printed ", "● I saw '", "  ⎿  Read notes: ", "> why does it say "]),
+    scrolled=st.integers(min_value=16, max_value=30),
+)
+def test_findings_quoted_in_conversation_are_not(case: tuple[str, str], lead: str, scrolled: int) -> None:
+    """Mid-line prose never counts; a real one scrolled above the banner region neither."""
+    field, line = case
+    prose = classify(f"{lead}{line}\n> ", NOW, BERLIN)
+    assert getattr(prose, field) is None, lead + line
+    old = line + "\n" + "\n".join(f"work {i}" for i in range(scrolled))
+    assert getattr(classify(old, NOW, BERLIN), field) is None
+
+
+def test_every_dialog_kind_names_its_title_and_never_the_options() -> None:
+    reading = classify(
+        "Do you want to proceed?\n❯ 1. Yes\n  2. No, and tell Claude what to do differently (esc)\n"
+        "Esc to cancel · Tab to amend\n",
+        NOW, BERLIN,
+    )
+    assert reading.dialog is not None
+    assert (reading.dialog.rule, reading.dialog.excerpt) == ("dialog.selection", "Do you want to proceed?")

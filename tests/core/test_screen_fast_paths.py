@@ -9,7 +9,7 @@ from datetime import datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loopphase.core import screen
+from loopphase.core import families, screen
 from loopphase.core.patterns import WAIT_RE
 from loopphase.core.screen import classify, normalise
 
@@ -23,7 +23,13 @@ LINE_PANES = st.lists(
         "API Error: thinking blocks cannot be modified", "WAITING-UNTIL: 2025-10-20T16:00:00Z",
         "plain prose about a limit", "CLAUDE USAGE LIMIT REACHED|1760004000",
         "You've Hit Your LIMIT · resets 3pm", "YOU'RE OUT OF CREDITS",
+        "Your credit balance is too low", "Quota exceeded", "Insufficient funds",
+        "Your usage allocation has been disabled", "Credit balance too low · Add funds",
+        "INSUFFICIENT FUNDS", "Quota exceeded", "Your credit balance is too low",
+        "You've hit your team's weekly usage limit", "Sonnet limit reached · resets 4pm",
         "Claude usage l\u0131mit reached|1760004000", "5-hour L\u0130MIT reached ∙ resets 3pm",
+        "Insuffıcient credits", "Your usage allocatıon has been disabled", "Credıt balance too low",
+        "Quota exceeded", "YOU'RE OUT OF EXTRA U\u017fAGE", "out of",
         "   ", "  \x07", "> ", "", "  ", "\t", "\x1b[2mdim\x1b[0m", "a\rb",
     ]),
     max_size=25,
@@ -59,10 +65,9 @@ def reference_lowest(region: list[str], rules: tuple[tuple[str, re.Pattern[str]]
 def reference_banner_rule(region: list[str]) -> str | None:
     menu = None
     for line in reversed(region):
-        for template, pattern in screen._BANNERS:
-            found = pattern.match(line)
-            if found:
-                return menu or screen._banner_rule(template, found.groupdict().get("what"))
+        found = families.match_banner(line)
+        if found:
+            return menu or found.rule
         if menu is None and screen._MENU_RE.match(line):
             menu = "limit.menu"
     return menu
@@ -116,3 +121,35 @@ def test_the_reference_sees_what_a_broken_prefilter_would_miss() -> None:
     pane = "work\nCLAUDE USAGE LIMIT REACHED|1760004000\n"
     assert reference_banner_rule(reference_normalise(pane)) == "limit.claude-epoch"
     assert classify(pane, datetime.fromisoformat("2025-10-20T15:00:00+00:00"), BERLIN).limit
+
+
+FINDING_PANES = st.lists(
+    st.sampled_from([
+        "Invalid API K\u212aey · Please run /login", "  ⎿  OAuth token revoked · Please run /login",
+        "API Error: 401 {}", "Unauthorized: bad key", "Prompt is too long", "CONTEXT LIMIT REACHED",
+        "Usage limit reached · continuing automatically at 10:41am · esc to cancel",
+        "Continuing shortly", "API Error: Repeated 529 Overloaded errors", "Provider is overloaded",
+        "Do you want to proceed?", "❯ 1. Yes", "  2. No", "Enter to confirm · Esc to cancel",
+        "⏎ to select", "plain prose", "", "  ",
+    ]),
+    max_size=25,
+).map("\n".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pane=st.one_of(PANES, FINDING_PANES))
+def test_finding_prefilters_equal_the_unfiltered_rules(pane: str) -> None:
+    """The substring pre-filters in front of findings.* never drop a finding."""
+    from loopphase.core import findings
+
+    reading = classify(pane, datetime.fromisoformat("2025-10-20T15:00:00+00:00"), BERLIN)
+    region = screen._region(reference_normalise(pane), 15)
+    for field, rules in (
+        ("login", findings._LOGIN), ("context_full", findings._CONTEXT),
+        ("auto_resume", findings._RESUME), ("transient", findings._TRANSIENT),
+    ):
+        expected = findings._lowest(region, rules)
+        found = getattr(reading, field)
+        assert (found.rule if found else None) == (expected.rule if expected else None), field
+    dialog = findings.dialog(screen._region(reference_normalise(pane), findings.DIALOG_LINES), 15)
+    assert (reading.dialog.rule if reading.dialog else None) == (dialog.rule if dialog else None)

@@ -37,6 +37,46 @@ PATTERN_MAX_CHARS = 200
 DAY = 86400.0
 
 
+class KeyRef(ApiModel):
+    name: str
+    key: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not K8S_NAME_RE.match(value):
+            raise ValueError(f"{shown(value)} must be a Kubernetes object name")
+        return value
+
+
+class WebhookSpec(ApiModel):
+    """Push webhooks from the git host: handoffs at push speed, the poll as a slow safety net.
+
+    On a cluster the secret comes from ``secretRef``; with ``loopphase run`` from
+    ``secretFile`` (or ``--webhook-secret-file`` / ``LOOPPHASE_WEBHOOK_SECRET``).
+    """
+
+    secret_ref: KeyRef | None = Field(
+        None, description="Secret key holding the webhook secret (GitHub/Gitea/Forgejo: the HMAC "
+        "key; GitLab: the secret token)"
+    )
+    secret_file: str | None = Field(
+        None, description="loopphase run: file holding the webhook secret, relative to the spec file"
+    )
+    poll_interval: Duration = Field(
+        60, ge=1, le=DAY,
+        description="the safety-net poll of the remote while webhooks are expected (a missed "
+        "webhook is caught within this)",
+    )
+
+    @field_validator("secret_file")
+    @classmethod
+    def _secret_file(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in "\n\r\0")):
+            raise ValueError("repo.webhook.secretFile must be a file path (one line, not empty)")
+        return value
+
+
 class RepoSpec(ApiModel):
     url: str = Field(description="git URL both agents clone and push to")
     branch: str = Field("main", description="the branch the loop pushes to")
@@ -48,6 +88,9 @@ class RepoSpec(ApiModel):
         1024 * 1024, ge=1024, le=8 * 1024 * 1024,
         description="the largest status/inbox file read at the pushed head (bytes); a larger "
         "one is reported in the Degraded condition and treated as absent",
+    )
+    webhook: WebhookSpec | None = Field(
+        None, description="receive push webhooks; polling then slows to webhook.pollInterval"
     )
 
     @field_validator("url")
@@ -123,18 +166,6 @@ class PhaseSpec(ApiModel):
     def _models(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for role, model in (value or {}).items():
             check_safe_token(model, f"models.{role}")
-        return value
-
-
-class KeyRef(ApiModel):
-    name: str
-    key: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not K8S_NAME_RE.match(value):
-            raise ValueError(f"{shown(value)} must be a Kubernetes object name")
         return value
 
 

@@ -52,8 +52,10 @@ ActionKind = Literal[
     "hold-lifted",
 ]
 ConditionType = Literal[
-    "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention"
+    "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention",
+    "WebhooksStale",
 ]
+ObservationSource = Literal["webhook", "poll"]
 HISTORY_LIMIT = 50
 
 
@@ -142,6 +144,24 @@ class HandoffStatus(ApiModel):
     )
 
 
+class GitFeedStatus(ApiModel):
+    """How pushes reach the controller: webhook or poll. Written only when something changes
+    (a new head, a new webhook), never per tick, so an idle loop writes no status."""
+
+    last_observation_source: ObservationSource | None = Field(
+        None, description="how the last new head was found: a push webhook or the poll"
+    )
+    last_observation_at: Timestamp | None = Field(None, description="when that head was first seen")
+    last_observed_head: str | None = None
+    last_webhook_at: Timestamp | None = Field(
+        None, description="when the last verified push webhook for this remote arrived"
+    )
+    heads_by_webhook: int = Field(0, description="new heads found because a webhook arrived")
+    heads_by_poll: int = Field(
+        0, description="new heads found by the poll (with webhooks configured: missed webhooks)"
+    )
+
+
 class OrchestratorStatus(ApiModel):
     last_wake_at: Timestamp | None = None
     wake_due_since: Timestamp | None = None
@@ -183,6 +203,7 @@ class LoopPhaseStatus(ApiModel):
     applied_start_at: str | None = Field(None, description="the spec.startAt already honoured")
     agents: dict[Role, AgentStatus] = Field(default_factory=dict)
     handoff: HandoffStatus = Field(default_factory=HandoffStatus)
+    git: GitFeedStatus = Field(default_factory=GitFeedStatus)
     orchestrator: OrchestratorStatus = Field(default_factory=OrchestratorStatus)
     history: list[HistoryEntry] = Field(default_factory=list)
     history_seq: int = 0

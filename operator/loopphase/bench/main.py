@@ -29,6 +29,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "limits": {"windows": 1, "minute_styles": ["five_hour"], "reset_in": 8.0, "fast_interval": 1.0,
                    "reference_interval": 5.0, "timeout": 240.0},
         "scale": {"sizes": [3], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
+        "webhooks": {"phases": 2, "rounds": 2, "slow_interval": 5.0, "idle_seconds": 900.0,
+                     "timeout": 480.0},
     },
     # The smallest size that still drives every code path once: what CI runs so nothing rots.
     "ci": {
@@ -43,6 +45,10 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "limits": {"windows": 1, "reset_in": 5.0, "side_by_side": True, "fast_interval": 1.0,
                    "reference_interval": 2.0, "timeout": 150.0},
         "scale": {"sizes": [2], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
+        # The slow poll scaled 30 s -> 3 s; the webhook run's 60 s safety net is not (the run
+        # ends before it is due); 5 simulated minutes of idle observes.
+        "webhooks": {"phases": 1, "rounds": 1, "slow_interval": 3.0, "idle_seconds": 300.0,
+                     "timeout": 150.0},
     },
     "full": {
         "core": {"seconds": 5.0, "min_calls": 200},
@@ -53,9 +59,11 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                    "reset_in": 35.0, "fast_interval": 1.0, "reference_interval": 30.0, "timeout": 2700.0},
         "scale": {"sizes": [10, 100, 300], "interval": 5.0, "window": 30.0, "settle": 10.0,
                   "timeout": 900.0},
+        "webhooks": {"phases": 3, "rounds": 4, "slow_interval": 30.0, "idle_seconds": 3600.0,
+                     "timeout": 2400.0},
     },
 }
-NAMES = ("core", "footprint", "latency", "limits", "scale")
+NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks")
 
 
 def _run_core(params: dict[str, Any]) -> dict[str, Any]:
@@ -88,9 +96,15 @@ def _run_scale(params: dict[str, Any]) -> dict[str, Any]:
     return scale.run(**params)
 
 
+def _run_webhooks(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import webhooks
+
+    return webhooks.run(**params)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "core": _run_core, "footprint": _run_footprint, "latency": _run_latency, "limits": _run_limits,
-    "scale": _run_scale,
+    "scale": _run_scale, "webhooks": _run_webhooks,
 }
 
 
@@ -190,6 +204,11 @@ def table(results: dict[str, Any]) -> str:
                          f"{_fmt(ex['core_fraction'] * 100)}% core  {ex['rss_mib']:g} MiB",
                          f"<= 25% core {'OK' if ex['cpu_within_target'] else 'MISSED'}, "
                          f"<= 400 MiB {'OK' if ex['rss_within_target'] else 'MISSED'}"))
+    hooks = results.get("webhooks")
+    if hooks and "error" not in hooks:
+        from loopphase.bench.webhooks import rows as webhook_rows
+
+        rows.extend(webhook_rows(hooks))
     for name in NAMES:
         if name in results and "error" in results[name]:
             rows.append((name, "ERROR: " + results[name]["error"][:80], "-"))
@@ -218,7 +237,7 @@ def main(argv: list[str]) -> int:
         "results.json" if size_name == "full" else f"results.{size_name}.json"
     )
     selected = list(args.only or NAMES)
-    if any(n in selected for n in ("footprint", "latency", "limits")):
+    if any(n in selected for n in ("footprint", "latency", "limits", "webhooks")):
         for tool in ("tmux", "git"):
             if shutil.which(tool) is None:
                 print(f"loopphase bench: {tool} is required for {selected}", file=sys.stderr)

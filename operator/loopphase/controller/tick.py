@@ -33,6 +33,7 @@ from loopphase.core.actions import (
 )
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
+from loopphase.core.gitfeed import settle_git_feed
 from loopphase.core.observations import AgentObservation, Commit, GitObservation, Observations
 from loopphase.core.reconcile import reconcile, settle
 from loopphase.outbound import scrub, scrub_optional
@@ -82,15 +83,19 @@ def launch_plan(
 async def observe_all(
     spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None
 ) -> Observations:
-    agents = (await observe_roles(runtime, roles_to_observe(spec, status))).agents
-    git_obs = None
-    if git is not None and status.completed_at is None:
+    async def pushed() -> GitObservation | None:
+        if git is None or status.completed_at is not None:
+            return None
         index = status.current.index if status.current else 0
         index = min(index, len(spec.phases) - 1)
-        git_obs = _scrubbed_git(
+        return _scrubbed_git(
             await git.observe(status.handoff.last_seen_sha, paths_to_read(spec, index))
         )
-    return Observations(agents=agents, git=git_obs)
+
+    # The remote is read while the agents are (a push webhook's tick waits for neither twice).
+    observed, git_obs = await asyncio.gather(
+        observe_roles(runtime, roles_to_observe(spec, status)), pushed())
+    return Observations(agents=observed.agents, git=git_obs)
 
 
 def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
@@ -210,6 +215,7 @@ async def _decide_and_act(
     actions, new_status = reconcile(
         spec, status, observations, now, generation=generation, default_tz=default_tz
     )
+    settle_git_feed(status, new_status, observations.git, now)
     for action in actions:
         if isinstance(action, EmitEvent):
             log.info("%s", describe(action))

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from loopphase.api.spec import Role
+
+# What made the shell ask the remote for the head behind an observation: a verified push
+# webhook, or the regular poll (the tick's own cadence, or the slow safety-net poll).
+GitSourceKind = Literal["webhook", "poll"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class GitObservation:
     commits: new commits since the cursor, oldest first (empty when head did not move).
     files: path -> content at ``head`` (None = file absent). Paths are the ones the shell was
            asked to read (status file candidates, inbox files), exactly as asked.
+    source: what caused the remote read ``head`` came from (None: not known, e.g. a test).
+    webhook_at: when the last verified push webhook for this remote arrived (None: never).
+    webhooks_expected: a webhook receiver is configured for this LoopPhase, so pushes should
+                 arrive as webhooks and the poll is only the safety net.
     """
 
     reachable: bool
@@ -70,6 +79,9 @@ class GitObservation:
     force_pushed: bool = False
     files: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
+    source: GitSourceKind | None = None
+    webhook_at: datetime | None = None
+    webhooks_expected: bool = False
     # path -> size in bytes of files at ``head`` too large to read (``files`` says None for them)
     oversized: dict[str, int] = field(default_factory=dict)
 

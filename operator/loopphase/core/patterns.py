@@ -13,24 +13,32 @@ import re
 from dataclasses import dataclass
 
 # Activity: a turn is running (spinner glyphs, Claude Code's "esc to interrupt", opencode's
-# working indicators). The spinner glyphs are braille dots the CLIs animate. Each alternative
-# has a rule name so the screen classifier can log which one matched; ACTIVE_RE is their union.
+# prompt footer). The spinner glyphs are braille dots the CLIs animate. Each alternative has a
+# rule name so the screen classifier can log which one matched; ACTIVE_RE is their union.
+# opencode draws its working state in the prompt footer only: "<block spinner> [retrying in 45s
+# attempt #3] esc interrupt" ("esc again to interrupt" after one Esc). The "▣ Build · <model> ·
+# 12.7s" line it leaves under every finished answer is a message footer, not activity, so the
+# timer rule skips lines that start with "▣".
 ACTIVE_PARTS: tuple[tuple[str, str], ...] = (
     ("active.esc-to-interrupt", r"esc to interrupt"),
     ("active.spinner", r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]"),
     ("active.running-tool", r"Running tool"),
-    ("active.opencode-box", r"▣"),
-    ("active.opencode-build", r"Build ·"),
-    ("active.timer", r"·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)"),
+    ("active.opencode-interrupt", r"\besc (?:again to )?interrupt\b"),
+    ("active.opencode-retry", r"\[retrying (?:in \S+ )?attempt #\d+\]"),
+    ("active.timer", r"^(?![^\w\n]*▣).*?·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)"),
 )
-ACTIVE_RE = re.compile("|".join(part for _, part in ACTIVE_PARTS), re.IGNORECASE)
+ACTIVE_FLAGS = re.IGNORECASE | re.MULTILINE
+ACTIVE_RE = re.compile("|".join(part for _, part in ACTIVE_PARTS), ACTIVE_FLAGS)
 
 # Hard usage limits: the agent cannot work until the window resets. Deliberately broad: it is
 # the validation net for injected texts, a superset of the anchored banner shapes the screen
 # classifier recognises (core/screen.py), including the limit menu's "wait for limit to reset".
 LIMIT_RE = re.compile(
-    r"spend limit|usage limit|limit reached|hit your (?:[\w-]+ ){0,2}limit|reached your .{0,40}limit"
-    r"|out of (?:credits|tokens|extra usage)|limit (?:will|to) reset",
+    r"spend limit|usage limit|limit (?:reached|hit|exceeded|exhausted)"
+    r"|(?:hit|reached|exceeded|used up|exhausted|run out of) (?:your|the) .{0,60}limit"
+    r"|out of (?:usage|credits|tokens|extra usage|quota|funds)|limit (?:will|to) reset"
+    r"|credit balance|quota exceeded|exceeded your current quota|insufficient (?:credits|balance|funds)"
+    r"|usage allocation|limit is set to \$0",
     re.IGNORECASE,
 )
 
@@ -45,6 +53,19 @@ FATAL_RE = re.compile(
 
 # A declared wait: the agent prints this before sleeping on purpose.
 WAIT_RE = re.compile(r"WAITING-UNTIL:\s*(\S+)")
+
+
+def fold(text: str) -> str:
+    """``text`` lower-cased for substring pre-filters in front of case-insensitive regexes.
+
+    Those regexes also match look-alikes that ``str.lower`` keeps apart: "ı" (dotless i) and
+    "İ" (lower-cased to "i" + U+0307) for i, "ſ" (long s) for s ("K", the Kelvin sign, already
+    lowers to k). They are folded here so a filter is never stricter than its regexes.
+    """
+    low = text.lower()
+    if low.isascii():
+        return low
+    return low.replace("\u0131", "i").replace("i\u0307", "i").replace("\u017f", "s")
 
 
 @dataclass(frozen=True)

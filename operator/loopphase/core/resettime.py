@@ -1,8 +1,10 @@
 """Reset times printed in usage-limit banners, as absolute UTC datetimes.
 
 Pure: the clock (``now``) and the fallback zone are arguments. Only a time-of-day shape counts
-("resets 9am", "resets 12:50am", "resets 14:00", "resets Oct 31, 9am", "reset at 9am (Zone)",
-"|1760004000"): the launcher's regex also read "reset 10 files" as 10 o'clock.
+("resets 9am", "resets 12:50am", "resets 14:00", "resets Oct 31, 9am", "resets Jan 2, 2027,
+9am", "reset at 9am (Zone)", "continuing automatically at 10:41am", "|1760004000"), or a
+duration ("It will reset in 3 hours 20 minutes", "resets in 45m"): the launcher's regex also
+read "reset 10 files" as 10 o'clock.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-ResetKind = Literal["time", "dated", "epoch"]
+ResetKind = Literal["time", "dated", "epoch", "relative"]
 
 # A dated reset more than this far in the past belongs to next year ("Jan 2" seen on Dec 30).
 DATED_ROLLOVER = timedelta(days=180)
@@ -26,10 +28,19 @@ _TIME = (
 )
 _DATE = (
     r"(?:(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+"
-    r"(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?:at\s+)?)"
+    r"(?P<day>\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(?P<year>\d{4}))?,?\s+(?:at\s+)?)"
 )
 _ZONE = r"(?:\s*\((?P<zone>[^()\s]{1,64})\))?"
-RESET_CLAUSE_RE = re.compile(rf"\bresets?\s+(?:at\s+|on\s+)?{_DATE}?{_TIME}{_ZONE}", re.IGNORECASE)
+RESET_CLAUSE_RE = re.compile(
+    rf"\b(?:resets?|continuing automatically)\s+(?:at\s+|on\s+)?{_DATE}?{_TIME}{_ZONE}", re.IGNORECASE
+)
+# "It will reset in 3 hours 20 minutes" (opencode), "resets in 45m", "reset in 2d 4h".
+RELATIVE_RE = re.compile(
+    r"\bresets?\s+in\s+(?=\d|less than)(?:less than a minute"
+    r"|(?:(?P<d>\d{1,3})\s*(?:d|days?)\b[\s,]*)?(?:(?P<h>\d{1,3})\s*(?:h|hrs?|hours?)\b[\s,]*)?"
+    r"(?:(?P<m>\d{1,4})\s*(?:m|mins?|minutes?)\b)?)",
+    re.IGNORECASE,
+)
 EPOCH_RE = re.compile(r"\|\s*(?P<epoch>\d{9,10})(?!\d)")
 _ZONE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}$")
 
@@ -79,10 +90,14 @@ def next_wall_time(now: datetime, zone: tzinfo, hour: int, minute: int) -> datet
 
 
 def dated_time(
-    now: datetime, zone: tzinfo, month: int, day: int, hour: int, minute: int
+    now: datetime, zone: tzinfo, month: int, day: int, hour: int, minute: int,
+    year: int | None = None,
 ) -> datetime:
-    """That date in now's year, or next year when that is more than ~180 days past."""
+    """That date in ``year``; without one in now's year, or next year when that is more than
+    ~180 days past."""
     local_now = now.astimezone(zone)
+    if year is not None:
+        return datetime(year, month, day, hour, minute, tzinfo=zone).astimezone(UTC)
     candidate = datetime(local_now.year, month, day, hour, minute, tzinfo=zone)
     if candidate < local_now - DATED_ROLLOVER:
         candidate = datetime(local_now.year + 1, month, day, hour, minute, tzinfo=zone)
@@ -112,7 +127,7 @@ def _parse(text: str, now: datetime, tz: tzinfo, rule: str, excerpt: str) -> Res
         return ResetHint(at=at, kind="epoch", rule=rule, excerpt=excerpt)
     clause = RESET_CLAUSE_RE.search(text)
     if clause is None:
-        return None
+        return _relative(text, now, rule, excerpt)
     hour_minute = _hour_minute(clause)
     if hour_minute is None:
         return None
@@ -121,5 +136,18 @@ def _parse(text: str, now: datetime, tz: tzinfo, rule: str, excerpt: str) -> Res
         at = next_wall_time(now, zone, *hour_minute)
         return ResetHint(at=at, kind="time", rule=rule, excerpt=excerpt)
     month = _MONTHS.index(clause.group("mon").lower()[:3]) + 1
-    at = dated_time(now, zone, month, int(clause.group("day")), *hour_minute)
+    year = int(clause.group("year")) if clause.group("year") else None
+    at = dated_time(now, zone, month, int(clause.group("day")), *hour_minute, year=year)
     return ResetHint(at=at, kind="dated", rule=rule, excerpt=excerpt)
+
+
+def _relative(text: str, now: datetime, rule: str, excerpt: str) -> ResetHint | None:
+    """A stated duration from ``now`` ("reset in 3 hours 20 minutes"), kind "relative"."""
+    found = RELATIVE_RE.search(text)
+    if found is None:
+        return None
+    days, hours, minutes = (int(found.group(g) or 0) for g in ("d", "h", "m"))
+    if not found.group(0).lower().rstrip().endswith("minute") and days == hours == minutes == 0:
+        return None
+    delta = timedelta(days=days, hours=hours, minutes=minutes) or timedelta(minutes=1)
+    return ResetHint(at=now + delta, kind="relative", rule=rule, excerpt=excerpt)

@@ -22,7 +22,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from loopphase.core.patterns import ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
+from loopphase.core import families, findings
+from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
 from loopphase.core.resettime import ResetHint, parse_reset
 
 __all__ = [
@@ -66,12 +67,15 @@ class ScreenReading:
     context_full: Match | None = None
     # The CLI promises to resume by itself ("continuing automatically at 10:41am").
     auto_resume: Match | None = None
+    # Throttling the CLI retries or that says it is not a usage limit (529 Overloaded, "not
+    # your usage limit"): limit class "transient", never a usage window, so never ``limit``.
+    transient: Match | None = None
 
     def matches(self) -> tuple[Match, ...]:
         """Every finding, for one log line per classification."""
         found = (
             self.active, self.limit, self.soft_warning, self.fatal, self.waiting_match,
-            self.login, self.dialog, self.context_full, self.auto_resume,
+            self.login, self.dialog, self.context_full, self.auto_resume, self.transient,
         )
         return tuple(m for m in found if m is not None)
 
@@ -161,103 +165,62 @@ def _excerpt(text: str) -> str:
 # ── hard banners ─────────────────────────────────────────────────────────────────────────────
 
 _LEAD = r"^[^\w]*?"  # decoration before a banner: ⎿ ● │ > quotes, spaces
-_END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
-_SEP = r"\s*[∙·•|–—-]\s*"
-# After the separator: "resets …", or any prefix of "resets" when the pane wrapped right there.
-_RESETS = rf"(?P<tail>{_SEP}(?:r(?:e(?:s(?:e(?:t(?:s?\b.*)?)?)?)?)?)?)?"
-_APOS = r"(?:'|’|\s+ha)"
-
-# (rule, pattern); a rule containing "{what}" is named after the banner's own word.
-_BANNERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (rule, re.compile(_LEAD + body + _END, re.IGNORECASE))
-    for rule, body in (
-        ("limit.claude-epoch", r"Claude (?:AI )?usage limit reached\s*(?P<tail>\|\s*\d{9,10})"),
-        (
-            "limit.claude-usage",
-            r"Claude (?:AI )?usage limit reached(?:[.!]?\s*(?P<tail>Your limit will\b.*))?",
-        ),
-        (
-            "limit.{what}",
-            r"(?P<what>5-hour|session|daily|(?:[\w.-]+ )?weekly) limit reached" + _RESETS,
-        ),
-        (
-            "limit.hit{what}",
-            rf"You{_APOS}ve (?:hit|reached) your (?P<what>(?:[\w-]+ ){{0,2}})limit" + _RESETS,
-        ),
-        ("limit.{what}", r"You(?:'|’|\s+a)re out of (?P<what>extra usage|credits)" + _RESETS),
-    )
-)
+_SEP = families.SEP
 _MENU_RE = re.compile(
     _LEAD + r"\d[.)]\s*Stop and wait for (?:the |your )?limit to reset\b.*$", re.IGNORECASE
 )
 
 
-def _banner_rule(template: str, what: str | None) -> str:
-    """Name a banner rule from its variable word: "limit.hit-session", "limit.claude-5h", ..."""
-    word = (what or "").strip().lower()
-    if "spend" in word:
-        return "limit.spend"
-    if "weekly" in word:
-        suffix = "weekly"
-    elif word == "5-hour":
-        suffix = "claude-5h"
-    elif word == "extra usage":
-        suffix = "extra-usage"
-    else:
-        suffix = word.replace(" ", "-")
-    if template == "limit.hit{what}":
-        return "limit.hit" + (f"-{suffix}" if suffix else "")
-    return template.replace("{what}", suffix)
-
-
 @dataclass(frozen=True)
 class _Banner:
     match: Match
+    limit_class: str
     tail: str
 
 
-# Case-insensitive regexes also let "ı" and "İ" match "i" (the only such extra folds for the
-# letters of "limit" and "out of", checked over all of Unicode); str.lower() does not.
-_I_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i"})
-
-
-def _may_be_limit(line: str) -> bool:
-    """Every banner and the limit menu say "limit" or "out of": a cheap filter before the
-    anchored patterns (most pane lines are neither). Never stricter than those patterns."""
-    low = line.translate(_I_FOLDS).lower()
-    return "limit" in low or "out of" in low
+_may_be_limit = families.may_be_banner  # every banner shape and the limit menu pass it
 
 
 def _hard_banner(line: str) -> _Banner | None:
     if not _may_be_limit(line):
         return None
-    for template, pattern in _BANNERS:
-        found = pattern.match(line)
-        if found:
-            what = found.groupdict().get("what")
-            rule = _banner_rule(template, what)
-            return _Banner(Match(rule, _excerpt(line)), found.group("tail") or "")
-    return None
+    found = families.match_banner(line)
+    if found is None:
+        return None
+    return _Banner(Match(found.rule, _excerpt(line)), found.limit_class, found.tail)
 
 
 def _limit(
     region: list[str], now: datetime, tz: tzinfo, *, guess_wraps: bool
-) -> tuple[Match | None, ResetHint | None]:
-    """The lowest hard-limit line (banner or limit menu), and the reset of the lowest banner.
+) -> tuple[Match | None, ResetHint | None, str | None]:
+    """The lowest hard-limit line (banner or limit menu), the reset of the lowest banner, and
+    the limit's class (the menu's is the banner's above it, else "unknown").
 
     The menu states no time, so the reset comes from the latest banner proper.
     """
     limit: Match | None = None
+    if not _may_be_limit("\n".join(region)):
+        return None, None, None
     for index in range(len(region) - 1, -1, -1):
         if not _may_be_limit(region[index]):
             continue
         banner = _hard_banner(region[index])
         if banner is not None:
             following = region[index + 1] if guess_wraps and index + 1 < len(region) else None
-            return limit or banner.match, _banner_reset(banner, following, now, tz)
+            reset = _banner_reset(banner, following, now, tz)
+            limit_class = banner.limit_class
+            above = _hard_banner(region[index - 1]) if index > 0 else None
+            if above is not None and limit_class in ("unknown", above.limit_class):
+                # One limit drawn as two lines ("You've hit your 5-hour limit · resets 10:40am"
+                # over "Usage limit reached · continuing automatically at 10:41am"): the line
+                # right above tells what the lowest one leaves out.
+                limit_class = above.limit_class
+                if reset is None:
+                    reset = _banner_reset(above, None, now, tz)
+            return limit or banner.match, reset, limit_class
         if limit is None and _MENU_RE.match(region[index]):
             limit = Match("limit.menu", _excerpt(region[index]))
-    return limit, None
+    return limit, None, None if limit is None else "unknown"
 
 
 def _banner_reset(
@@ -287,7 +250,7 @@ _SOFT_RE = re.compile(
     re.IGNORECASE,
 )
 _ACTIVE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (rule, re.compile(part, re.IGNORECASE)) for rule, part in ACTIVE_PARTS
+    (rule, re.compile(part, ACTIVE_FLAGS)) for rule, part in ACTIVE_PARTS
 )
 # FATAL_RE narrowed: a bare "cannot be modified" only counts on an API error or thinking line,
 # so an agent writing "this file cannot be modified" does not get its session restarted cold.
@@ -377,8 +340,12 @@ def classify(
         raise ValueError("classify needs a tz-aware now")
     lines = normalise(pane, width)
     region = _region(lines, banner_region_lines)
-    limit, reset = _limit(region, now, tz, guess_wraps=width is None)
+    limit, reset, limit_class = _limit(region, now, tz, guess_wraps=width is None)
     waiting_until, waiting_match = _waiting(lines)
+    dialog = None
+    if limit is None or limit.rule != "limit.menu":  # the limit menu is the limit's business
+        dialog = _dialog(lines, banner_region_lines)
+    text = findings.folded(region)
     return ScreenReading(
         active=_lowest_of(region, ACTIVE_RE, _ACTIVE),
         limit=limit,
@@ -388,7 +355,29 @@ def classify(
         waiting_until=waiting_until,
         waiting_match=waiting_match,
         input_area=_input_area(lines, input_area_lines),
+        limit_class=limit_class,
+        login=_found(findings.login(region, text)),
+        dialog=dialog,
+        context_full=_found(findings.context_full(region, text)),
+        auto_resume=_found(findings.auto_resume(region, text)),
+        transient=_found(findings.transient(region, text)),
     )
+
+
+def _found(finding: findings.Finding | None) -> Match | None:
+    return None if finding is None else Match(finding.rule, _excerpt(finding.line))
+
+
+_DIALOG_KEYS = ("enter", "esc", "↑", "←", "⏎", "return", "tab", "space", "ctrl")
+
+
+def _dialog(lines: list[str], region_size: int) -> Match | None:
+    """A blocking dialog at the bottom; the excerpt is its title (findings.dialog)."""
+    bottom = _region(lines, findings.DIALOG_LINES)
+    tail = findings.folded(bottom[-region_size:]) if region_size > 0 else ""
+    if not any(key in tail for key in _DIALOG_KEYS):
+        return None
+    return _found(findings.dialog(bottom, region_size))
 
 
 def _soft(region: list[str]) -> Match | None:

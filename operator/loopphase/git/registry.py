@@ -72,8 +72,9 @@ class WatcherRegistry:
         cursor: str | None,
         paths: Sequence[str],
         env: Mapping[str, str] | None = None,
+        max_age: float | None = None,
     ) -> GitObservation:
-        return self.get(url, branch, env).observe(cursor, paths)
+        return self.get(url, branch, env).observe(cursor, paths, max_age)
 
     async def observe_async(
         self,
@@ -82,19 +83,25 @@ class WatcherRegistry:
         cursor: str | None,
         paths: Sequence[str],
         env: Mapping[str, str] | None = None,
+        max_age: float | None = None,
     ) -> GitObservation:
-        return await observe_async(self.get(url, branch, env), cursor, paths)
+        return await observe_async(self.get(url, branch, env), cursor, paths, max_age)
+
+    def watchers(self) -> list[RemoteWatcher]:
+        with self._lock:
+            return list(self._watchers.values())
 
     def __len__(self) -> int:
         return len(self._watchers)
 
 
 async def observe_async(
-    watcher: RemoteWatcher, cursor: str | None, paths: Sequence[str]
+    watcher: RemoteWatcher, cursor: str | None, paths: Sequence[str],
+    max_age: float | None = None,
 ) -> GitObservation:
     """``watcher.observe`` in a worker thread, so the event loop never blocks on git; answered
     inline when the watcher can tell from memory (nothing new since the cursor)."""
-    known = watcher.observe_memoised(cursor, paths)
+    known = watcher.observe_memoised(cursor, paths, max_age)
     if known is not None:
         return known
-    return await asyncio.to_thread(watcher.observe, cursor, list(paths))
+    return await asyncio.to_thread(watcher.observe, cursor, list(paths), max_age)

@@ -6,20 +6,20 @@ Passed to the handlers explicitly (closures over this object), never as module g
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
-from loopphase.core.observations import GitObservation
 from loopphase.git.registry import WatcherRegistry
+from loopphase.git.source import WatchedRemote
 from loopphase.git.ssh import SshKeyStore
 from loopphase.operator.git_credentials import SSH_KEYS_DIR, GitCredentials
 from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.pod_cache import PodCache
 from loopphase.operator.read_cache import ReadCache, cached_get
 from loopphase.operator.status_io import LiveObjects
+from loopphase.operator.webhooks import OperatorWebhooks
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.kubernetes import (
     KubernetesRuntime,
@@ -49,6 +49,7 @@ class OperatorContext:
     reads: ReadCache = field(default_factory=ReadCache)
     pods: PodCache = field(default_factory=PodCache)
     git_credentials: GitCredentials | None = None  # ssh key files under git_cache, warnings
+    webhooks: OperatorWebhooks = field(default_factory=lambda: OperatorWebhooks(None))
 
     def __post_init__(self) -> None:
         if self.git_credentials is None:
@@ -79,6 +80,7 @@ class OperatorContext:
         return runtime
 
     def forget(self, uid: str) -> None:
+        self.webhooks.forget(uid)
         if self.git_credentials is not None:
             self.git_credentials.forget(uid)
         runtime = self.runtimes.pop(uid, None)
@@ -88,7 +90,9 @@ class OperatorContext:
                              [ko.pod_name(runtime.owner.name, role) for role in ROLES])
 
     async def close(self) -> None:
-        """Close what the context opened (the shared shim session, the API session)."""
+        """Close what the context opened (the webhook receiver, the shared shim session, the
+        API session)."""
+        await self.webhooks.stop()
         closer = getattr(self.shim_factory, "aclose", None)
         if closer is not None:
             await closer()
@@ -97,17 +101,7 @@ class OperatorContext:
             self.api = None
 
 
-@dataclass
-class GitSource:
-    """The controller tick's git source for one LoopPhase: the shared watcher registry."""
-
-    registry: WatcherRegistry
-    url: str
-    branch: str
-    env: dict[str, str] | None = None
-
-    async def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation:
-        return await self.registry.observe_async(self.url, self.branch, cursor, paths, self.env)
+GitSource = WatchedRemote  # the controller tick's git source for one LoopPhase
 
 
 async def role_prompts(

@@ -35,6 +35,7 @@ from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_ref, load_c
 from loopphase.operator.model_cache import ModelCache
 from loopphase.operator.peering import PeeringTarget, PeeringUnavailable, ensure_peering
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
+from loopphase.operator.webhooks import sleep_or_wake
 from loopphase.runtime import k8s_objects as ko
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ async def tick(
                     await git_env(api, namespace, spec, ctx.reads, credentials=ctx.git_credentials,
                                   warn=lambda reason, message: _post(body, True, reason, message),
                                   user=uid))
+    await ctx.webhooks.configure(api, ctx.reads, namespace, name, uid, spec, git,
+                                 warn=lambda reason, message: _post(body, True, reason, message))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
     result = await run_tick(
         spec, status, runtime, git, now,
@@ -162,6 +165,10 @@ def build_registry(
             ctx.api = KubeApi(client_config(), timeout=ctx.api_timeout)
         return info
 
+    @kopf.on.startup(registry=registry)
+    async def startup_handler(**_: Any) -> None:
+        await ctx.webhooks.start()  # listens only when --webhook-listen is set
+
     @kopf.on.cleanup(registry=registry)
     async def cleanup_handler(**_: Any) -> None:
         await ctx.close()
@@ -198,6 +205,7 @@ def build_registry(
         # kopf starts handlers and daemons only after every index is filled from its initial
         # LIST (processing waits for ``operator_indexed``): the index can be trusted from here.
         ctx.pods.attach(loopphase_pods)
+        wake = ctx.webhooks.wake_event(str((body.get("metadata") or {}).get("uid", "")))
         while not stopped:
             try:
                 delay = await tick(ctx, namespace, name, body, models)
@@ -206,7 +214,7 @@ def build_registry(
                             namespace, name, err, ERROR_RETRY)
                 ctx.live.invalidate(body)  # whether our write landed is unknown: GET next
                 delay = ERROR_RETRY
-            await stopped.wait(delay)
+            await sleep_or_wake(stopped, wake, delay)  # a verified push webhook wakes it early
 
     @kopf.on.delete(*resource, registry=registry, optional=True)
     async def delete_handler(body: kopf.Body, uid: str, **_: Any) -> None:

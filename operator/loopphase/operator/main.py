@@ -16,8 +16,10 @@ from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
 from loopphase.operator.peering import PeeringTarget
 from loopphase.operator.settings import PEERING_NAME, configure
+from loopphase.operator.webhooks import DEFAULT_LISTEN, OperatorWebhooks
 from loopphase.outbound import install_log_scrubbing
 from loopphase.runtime.k8s_objects import PodSettings
+from loopphase.webhook import parse_listen
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -52,6 +54,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--operator-namespace",
                         default=env("POD_NAMESPACE", "loopphase-system"),
                         help="the operator's namespace: agents admit their shim port from it")
+    parser.add_argument("--webhook-listen", default=env("LOOPPHASE_WEBHOOK_LISTEN", DEFAULT_LISTEN),
+                        help="push webhooks: POST /webhook on HOST:PORT (default "
+                             f"{DEFAULT_LISTEN}; 'off' disables, LoopPhases then poll)")
     parser.add_argument("--api-timeout", type=float, default=10.0)
     parser.add_argument("--shim-timeout", type=float, default=5.0)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -61,6 +66,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def random_priority() -> int:
     """A peering priority no other replica will share (1 .. 2**31-1)."""
     return 1 + secrets.randbelow(2**31 - 2)
+
+
+def webhook_listen(value: str) -> tuple[str, int] | None:
+    """``--webhook-listen``: None when off; raises SystemExit naming the flag when malformed."""
+    if value.strip().lower() in {"", "off", "none", "false"}:
+        return None
+    try:
+        return parse_listen(value)
+    except ValueError as err:
+        raise SystemExit(f"loopphase operator: --webhook-listen: {err}") from err
 
 
 def make_context(args: argparse.Namespace) -> OperatorContext:
@@ -76,6 +91,7 @@ def make_context(args: argparse.Namespace) -> OperatorContext:
         git_cache=Path(args.git_cache_dir),
         api_timeout=args.api_timeout,
         shim_timeout=args.shim_timeout,
+        webhooks=OperatorWebhooks(webhook_listen(args.webhook_listen)),
     )
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loopphase.api.spec import LoopPhaseSpec, Role
+from loopphase.api.spec import Role
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core.actions import EmitEvent, SendText
-from loopphase.core.observations import GitObservation
 from loopphase.git import WatcherRegistry
+from loopphase.git.source import WatchedRemote
 from loopphase.runner.specfile import LoadedSpec
 from loopphase.runner.store import StateStore
+from loopphase.runner.webhook import LocalWebhookConfig, LocalWebhooks, wait_stop_or_wake
 from loopphase.runtime.local import LocalRuntime
 
 log = logging.getLogger("loopphase.run")
@@ -37,15 +38,6 @@ def local_zone_name() -> str:
     return target.split(marker, 1)[1] if marker in target else "UTC"
 
 
-class RegistryGitSource:
-    def __init__(self, registry: WatcherRegistry, spec: LoopPhaseSpec) -> None:
-        self.registry = registry
-        self.spec = spec
-
-    async def observe(self, cursor: str | None, paths: Sequence[str]) -> GitObservation:
-        return await self.registry.observe_async(self.spec.repo.url, self.spec.repo.branch, cursor, list(paths))
-
-
 @dataclass
 class TickReport:
     tick: int
@@ -54,16 +46,21 @@ class TickReport:
 
 class Runner:
     def __init__(self, loaded: LoadedSpec, state_dir: Path | None = None, *,
-                 on_tick: Callable[[TickReport], None] | None = None) -> None:
+                 on_tick: Callable[[TickReport], None] | None = None,
+                 webhook: LocalWebhookConfig | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.state_dir = state_dir or default_state_dir(loaded)
         self.store = StateStore(self.state_dir)
         self.runtime = LocalRuntime(self.spec, self.state_dir, loaded.path.parent)
-        self.git = RegistryGitSource(WatcherRegistry(self.state_dir / "git-cache"), self.spec)
+        self.git = WatchedRemote(WatcherRegistry(self.state_dir / "git-cache"),
+                                 self.spec.repo.url, self.spec.repo.branch)
         self.on_tick = on_tick
         self.tz = self.spec.time_zone or local_zone_name()
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.webhooks = (LocalWebhooks(webhook, loaded.name, self.git, self._wake.set)
+                         if webhook is not None else None)
 
     def role_prompt(self, role: Role) -> str:
         source = self.spec.agent(role).prompt
@@ -116,6 +113,8 @@ class Runner:
     async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None) -> LoopPhaseStatus:
         self.store.lock()
         try:
+            if self.webhooks is not None:
+                await self.webhooks.start()
             status = self.store.load()
             tick = 0
             while not self._stop.is_set():
@@ -129,12 +128,11 @@ class Runner:
                 if max_ticks is not None and tick >= max_ticks:
                     break
                 delay = next_tick_delay(self.spec, status, datetime.now(UTC))
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass  # the tick interval elapsed: next tick
+                await wait_stop_or_wake(self._stop, self._wake, delay)  # a webhook wakes early
             return status
         finally:
+            if self.webhooks is not None:
+                await self.webhooks.stop()
             self.store.unlock()
 
     async def stop_everything(self) -> None:

@@ -52,6 +52,11 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
     pending = status.handoff.pending_pings
     if pending:
         lines.append("pending pings: " + ", ".join(f"{p.kind}->{p.role}" for p in pending))
+    feed = status.git
+    if feed.last_observation_source is not None or feed.last_webhook_at is not None:
+        lines.append(f"git: last new head by {feed.last_observation_source or '-'} "
+                     f"{_age(feed.last_observation_at, now)} ago (webhook {feed.heads_by_webhook}, "
+                     f"poll {feed.heads_by_poll}); last webhook {_age(feed.last_webhook_at, now)} ago")
     conditions = [c for c in status.conditions if c.status == "True"]
     if conditions:
         lines.append("conditions: " + ", ".join(f"{c.type}({c.reason})" for c in conditions))

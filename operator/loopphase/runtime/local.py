@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -24,6 +23,7 @@ import psutil
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
+from loopphase.git.runner import GitRunner
 from loopphase.runtime.base import HostResult, LaunchPlan
 from loopphase.shim.client import ShimClient, ShimError, to_observation
 
@@ -158,12 +158,12 @@ class LocalRuntime:
         if (workdir / ".git").exists():
             return workdir
         repo = self.spec.repo
-        argv = ["git", "clone", "--quiet", "--branch", repo.branch, "--", repo.url, str(workdir)]
-        subprocess.run(argv, check=True, timeout=GIT_TIMEOUT, capture_output=True,
-                       env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+        # GitRunner: a timeout kills git's whole process group (git-remote-https and friends
+        # outlived a plain subprocess timeout), and its error text is redacted.
+        git = GitRunner(repo.url, timeout=GIT_TIMEOUT)
+        git.check(["clone", "--quiet", "--branch", repo.branch, "--", repo.url, str(workdir)])
         for key, value in (("user.name", f"loopphase-{role}"), ("user.email", f"{role}@loopphase.local")):
-            subprocess.run(["git", "-C", str(workdir), "config", key, value],
-                           check=True, timeout=GIT_TIMEOUT, capture_output=True)
+            git.check(["-C", str(workdir), "config", key, value])
         return workdir
 
     def _scenario_path(self, role: Role) -> Path | None:
