@@ -5,6 +5,7 @@
     python3 dev.py test     # lint + the test suite
     python3 dev.py bench    # benchmarks (smoke size unless --full)
     python3 dev.py shell    # a shell with the project's venv on PATH
+    python3 dev.py setup    # only install (what `make` runs when .venv is missing)
 
 It installs what it needs itself: tmux and git from Debian (apt-get, as root) when they are
 missing, and the package with its test extra into ./.venv (re-installed when pyproject.toml
@@ -87,7 +88,10 @@ def main(argv: list[str]) -> int:
         return run([venv_bin("loopphase"), "bench", *rest], cwd=ROOT, env=env)
     if command == "shell":
         return run([os.environ.get("SHELL", "/bin/bash")], env=env)
-    print(f"[dev] unknown command {command!r}; try: demo, test, bench, shell", file=sys.stderr)
+    if command == "setup":
+        say(f"ready: {venv_bin('loopphase')}")
+        return 0
+    print(f"[dev] unknown command {command!r}; try: demo, test, bench, shell, setup", file=sys.stderr)
     return 2
 
 

@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("loopphase.runner.cli", "run a LoopPhase spec on this machine (no cluster)"),
     "status": ("loopphase.runner.status_cli", "show the state of a local run"),
     "hook": ("loopphase.webhook.hook_cli", "install a push-webhook git hook in a repository"),
+    "repair": ("loopphase.runner.repair_cli", "rebuild a local run's damaged status from its journal"),
     "operator": ("loopphase.operator.main", "run the Kubernetes operator (kopf)"),
     "shim": ("loopphase.shim.server", "host one agent CLI in tmux behind an HTTP API"),
     "sim-agent": ("loopphase.sim.agent", "a simulated agent CLI driven by a scenario file"),
@@ -22,6 +23,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("loopphase.api.validate_cli", "validate a LoopPhase YAML file"),
     "bench": ("loopphase.bench.main", "run the benchmarks"),
 }
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(value: str) -> str:
+    """argparse ``type`` for every ``--log-level``: a logging level name in any case."""
+    import argparse
+
+    if value.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a log level: choose one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+def plain(doc: str | None) -> str:
+    """A module docstring as an argparse description: reStructuredText ``code`` -> `code`."""
+    return (doc or "").replace("``", "`").strip()
 
 
 def usage() -> str:

@@ -78,4 +78,4 @@ def test_crd_schema_is_structural():
     assert problems == []
     assert "kopf" in schema["properties"]["status"]["properties"]
     columns = [c["name"] for c in crd_manifest()["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns[:6] == ["Phase", "Progress", "Builder", "Adversary", "Ready", "Age"]
+    assert columns[:7] == ["Phase", "Progress", "Builder", "Adversary", "Ready", "Attention", "Age"]

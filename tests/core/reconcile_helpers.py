@@ -95,3 +95,21 @@ def kinds(actions: list[Action]) -> list[tuple[str, str | None]]:
 
 def of_type(actions: list[Action], name: str, role: Role | None = None) -> list[Action]:
     return [a for a in actions if type(a).__name__ == name and (role is None or a.role == role)]
+
+
+# -- the screens of issue 11's minimal inputs ---------------------------------------------------
+
+PANE_LOGIN = "Working on gate 2\n\nInvalid API key · Please run /login\n> "
+DIALOG_TITLE = "WARNING: Claude Code running in Bypass Permissions mode"
+PANE_DIALOG = (
+    f"{DIALOG_TITLE}\n\nIn Bypass Permissions mode, Claude Code will not ask for your approval "
+    "before running potentially dangerous commands.\n\n❯ 1. No, exit\n  2. Yes, I accept\n\n"
+    "Enter to confirm · Esc to cancel\n"
+)
+PANE_SPEND = "Working on gate 2\n\nYou've hit your monthly spend limit.\n> "
+PANE_CONTEXT_FULL = "Working on gate 2\n\nPrompt is too long\n> "
+
+
+def auto_resume(reset: str = "10:40am", resume: str = "10:41am") -> str:
+    return (f"Working on gate 2\n\n5-hour limit reached ∙ resets {reset}\n"
+            f"continuing automatically at {resume} · esc to cancel\n> ")

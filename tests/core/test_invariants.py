@@ -7,6 +7,10 @@ steps, carrying the status forward as a shell would, and checks after every tick
 - at most one start/restart/recreate per role per tick (lesson 6);
 - the phase index never skips or goes backwards without an explicit spec change;
 - a circuit-open agent gets no heal actions;
+- no kill/restart/recreate of an agent whose screen shows a login, a dialog or a spend limit
+  (NeedsAttention), and no text at all typed into a dialog (issue 11);
+- no heal, nudge, ping or /compact for an agent that another agent of its account holds
+  (account holds, issue 11);
 - reconcile is idempotent: the same observations again yield no new side effects.
 """
 
@@ -24,17 +28,24 @@ from loopphase.core.screen import classify
 
 from tests.core.reconcile_helpers import (
     PANE_ACTIVE,
+    PANE_CONTEXT_FULL,
+    PANE_DIALOG,
     PANE_FATAL,
     PANE_IDLE,
+    PANE_LOGIN,
+    PANE_SPEND,
     T0,
     World,
+    auto_resume,
     banner,
     git,
     waiting,
 )
 
 SCREENS = ["active", "idle", "banner", "stale-banner", "fatal", "wait", "dead", "absent", "unreachable",
-           "pending"]
+           "pending", "login", "dialog", "spend", "context-full", "auto-resume"]
+# Screens that put an agent in NeedsAttention: nothing a restart could fix.
+ATTENTION_SCREENS = {"login", "dialog", "spend"}
 HEAL_TYPES = (RestartAgent, RecreateHost)
 
 
@@ -47,6 +58,11 @@ def screen(kind: str, now, phase: int, role: str) -> AgentObservation:
         "stale-banner": banner("9:00am"),
         "fatal": PANE_FATAL,
         "wait": waiting(now + timedelta(minutes=10)),
+        "login": PANE_LOGIN,
+        "dialog": PANE_DIALOG,
+        "spend": PANE_SPEND,
+        "context-full": PANE_CONTEXT_FULL,
+        "auto-resume": auto_resume((now + timedelta(minutes=3)).strftime("%-I:%M%p").lower()),
     }
     if kind == "dead":
         return AgentObservation(**{**base, "alive": False})
@@ -89,6 +105,37 @@ def kills_in_open_windows(before, actions, now, screens) -> list:
     ]
 
 
+def kills_while_held(after, actions, now, screens) -> list:
+    """Heals of an agent another agent of the same account holds (its window open after this
+    tick), unless that agent is visibly working (it finishes its turn; nothing is typed)."""
+    open_accounts: dict[str, set[str]] = {}
+    for role, agent in after.agents.items():
+        if agent.account and agent.limit is not None and agent.limit.limit_class != "transient":
+            open_accounts.setdefault(agent.account, set()).add(role)
+    out = []
+    for action in actions:
+        agent = after.agents.get(action.role) if action.role else None
+        if agent is None or screens.get(action.role) == "active" or not agent.account:
+            continue
+        holders = open_accounts.get(agent.account, set()) - {action.role}
+        if holders and (isinstance(action, HEAL_TYPES) or (
+                isinstance(action, SendText) and action.purpose in ("nudge", "ping", "compact"))):
+            out.append(action)
+    return out
+
+
+def attention_violations(actions, screens, stale: bool) -> list:
+    """Heals of an agent showing a login/dialog/spend screen; any text typed into a dialog."""
+    out = []
+    for action in actions:
+        shown = screens.get(action.role)
+        if shown in ATTENTION_SCREENS and not stale and isinstance(action, HEAL_TYPES):
+            out.append(action)
+        if shown == "dialog" and isinstance(action, SendText):
+            out.append(action)
+    return out
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=3, max_size=25))
 def test_invariants_hold_over_random_runs(steps):
@@ -116,6 +163,9 @@ def test_invariants_hold_over_random_runs(steps):
         actions, after = reconcile(world.spec, before, obs, world.now)
 
         assert kills_in_open_windows(before, actions, world.now, item) == []
+        assert attention_violations(actions, item, item["stale_phase"]) == []
+        if not item["stale_phase"]:
+            assert kills_while_held(after, actions, world.now, item) == []
         for action in actions:
             if isinstance(action, SendText):
                 reading = classify(action.text + "\n> ", world.now, utc)
@@ -151,3 +201,13 @@ def test_the_window_check_flags_a_restart_inside_an_open_window():
     assert kills_in_open_windows(world.status, [restart], window.until, screens) == []
     other = RestartAgent(role="adversary", rule="heal.stalled", reason="x", phase_index=0, mode="warm")
     assert kills_in_open_windows(world.status, [other], world.now, screens) == []
+
+
+def test_the_attention_check_flags_a_restart_and_a_send_into_a_dialog():
+    """Guard the guard: the property's NeedsAttention check reports what it must."""
+    restart = RestartAgent(role="builder", rule="heal.stalled", reason="x", phase_index=0, mode="warm")
+    ping = SendText(role="builder", rule="handoff.review", reason="x", text="hi", purpose="ping")
+    assert attention_violations([restart], {"builder": "login"}, False) == [restart]
+    assert attention_violations([ping], {"builder": "dialog"}, False) == [ping]
+    assert attention_violations([ping], {"builder": "login"}, False) == []
+    assert attention_violations([restart], {"builder": "idle"}, False) == []

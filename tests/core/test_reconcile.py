@@ -548,13 +548,15 @@ def test_suspend_stops_and_resume_restarts_warm_with_state_kept():
     world.started()
     world.tick({"builder": agent("builder", banner("10:30am")), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
     window = world.status.agents["builder"].limit
-    world.spec = make_spec(suspend=True)
+    # Two accounts: the builder's limit does not hold the adversary (that is tested apart).
+    accounts = {"builder": {"account": "a"}, "adversary": {"account": "b"}}
+    world.spec = make_spec(suspend=True, agents=accounts)
     acts = world.tick(both(PANE_ACTIVE), advance=1)
     assert {a.role for a in of_type(acts, "StopAgent")} == {"builder", "adversary"}
     assert world.status.phase == "Suspended"
     world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, advance=1)
     assert world.status.agents["builder"].limit == window
-    world.spec = make_spec()
+    world.spec = make_spec(agents=accounts)
     acts = world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, advance=1)
     assert [(s.role, s.mode) for s in of_type(acts, "StartAgent")] == [("adversary", "warm")]
     assert world.status.agents["builder"].state == "Limited"
@@ -564,7 +566,7 @@ def test_suspend_stops_and_resume_restarts_warm_with_state_kept():
 
 
 def test_orchestrator_woken_hourly_only_when_idle_and_retried_until_delivered():
-    world = World(spec=make_spec(agents={"orchestrator": {"backend": "sim"}}))
+    world = World(spec=make_spec(agents={"orchestrator": {"backend": "sim", "simScenario": "phases: {default: []}"}}))
     obs = {**both(PANE_ACTIVE), "orchestrator": agent("orchestrator", PANE_IDLE)}
     world.tick({"builder": absent("builder"), "adversary": absent("adversary"), "orchestrator": absent("orchestrator")})
     world.tick(obs, advance=120)

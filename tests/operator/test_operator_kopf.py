@@ -35,7 +35,7 @@ def lp_body(url: str, **spec: Any) -> dict[str, Any]:
             "repo": {"url": url, "branch": "main"},
             "phases": [{"id": "p1", "plan": "PLAN-1.md", "statusFile": "STATUS-1.md"},
                        {"id": "p2", "plan": "PLAN-2.md", "statusFile": "STATUS-2.md"}],
-            "agents": {"builder": {"backend": "sim"}},
+            "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n"}},
             "timing": {"signalInterval": 0.2, "startGrace": 1},
         },
     }
@@ -213,3 +213,43 @@ async def test_unusable_credentials_secret_is_a_warning_event_naming_it(
     assert found[0]["reason"].startswith("Credentials")
     assert "ssh-privatekey" in found[0]["message"] and "password" in found[0]["message"]
     assert "c2VjcmV0" not in found[0]["message"]  # the Secret's values are never echoed
+
+
+async def test_a_limit_in_one_loopphase_holds_another_on_the_same_account(
+    setup: Any, kube: KubeApi, shims: FakeShims, tmp_path: Path, kubelet: Any
+) -> None:
+    """Issue 11's account hold across LoopPhases of one operator: the handler publishes each
+    LoopPhase's own holds and passes the others' in as observations."""
+    kmock = setup
+    origin, _ = bare_repo(tmp_path)
+    ctx = make_context(kube, shims, tmp_path)
+    agents = {"builder": {"backend": "sim", "account": "team-max",
+                          "simScenario": "phases: {default: []}\n"}}
+    ips = {"a": ("127.0.0.12", "127.0.0.13"), "b": ("127.0.0.14", "127.0.0.15")}
+    for ip in (*ips["a"], *ips["b"]):
+        shims.panes[f"http://{ip}:8790"] = "I pushed the claim and will wait for review.\n\n> "
+    shims.panes[f"http://{ips['a'][0]}:8790"] = "Working\n\n5-hour limit reached ∙ resets 11:59pm\n> "
+    async with running_operator(kmock, ctx):
+        for name in ("a", "b"):
+            body = lp_body(str(origin), agents=agents)
+            body["metadata"].update({"name": name, "uid": f"uid-{name}"})
+            await create_lp(kube, body)
+        for name in ("a", "b"):
+            await eventually(lambda n=name: obj(kmock, "v1/pods", f"{n}-adversary"))
+            await kubelet.run(NS, f"{name}-builder", ips[name][0])
+            await kubelet.run(NS, f"{name}-adversary", ips[name][1])
+        b = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))
+                             and (o.get("status") or {}).get("holds") and o)
+        [hold] = b["status"]["holds"]
+        assert (hold["account"], hold["loopPhase"], hold["startedBy"]) == ("team-max", f"{NS}/a", "builder")
+        condition = [c for c in b["status"]["conditions"] if c["type"] == "AccountHold"][0]
+        assert condition["status"] == "True" and f"{NS}/a:builder" in condition["message"]
+        await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))
+                         and o["status"]["builder"] == o["status"]["adversary"] == "Limited")
+        await eventually(lambda: any(e.get("reason") == "HoldArmed" and f"{NS}/a:builder" in e.get("message", "")
+                                     for e in events(kmock)))
+        a = obj(kmock, "loopphase.dev/v1alpha1/loopphases", "a")
+        assert a is not None and [h["startedBy"] for h in a["status"]["holds"]] == ["builder"]
+        assert "loopPhase" not in a["status"]["holds"][0] or a["status"]["holds"][0]["loopPhase"] is None
+    b_urls = {f"http://{ip}:8790" for ip in ips["b"]}
+    assert not [text for url, text in shims.sent if url in b_urls]  # nothing typed into b

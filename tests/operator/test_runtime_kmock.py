@@ -19,7 +19,7 @@ SPEC = LoopPhaseSpec.model_validate({
     "repo": {"url": "https://git.example/r.git"},
     "phases": [{"id": "p1", "plan": "P1.md", "statusFile": "S1.md"},
                {"id": "p2", "plan": "P2.md", "statusFile": "S2.md"}],
-    "agents": {"builder": {"backend": "sim", "simScenario": "steps: []\n"}},
+    "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}\n"}},
 })
 
 
@@ -89,7 +89,7 @@ async def test_start_creates_secret_configmap_pvc_and_pod(kmock: Any, runtime: K
     assert "--scenario" in pod["spec"]["containers"][0]["args"]
     cm = kmock.objects["v1/configmaps", NS, "demo-prompts"]
     assert cm["data"] == {"kickoff-builder-p1.md": "kickoff builder 0",
-                          "scenario-builder.yaml": "steps: []\n"}
+                          "scenario-builder.yaml": "phases: {default: []}\n"}
     assert kmock.objects["v1/persistentvolumeclaims", NS, "demo-builder-work"]["spec"]
     token = ko.read_token(dict(kmock.objects["v1/secrets", NS, "demo-builder-shim-token"]))
     assert token and len(token) >= 32
@@ -222,6 +222,17 @@ async def test_restart_of_dead_pod_recreates(kmock: Any, kubelet: Any, runtime: 
     result = await runtime.restart(plan(mode="cold"))
     assert result.ok and "recreated" in result.detail
     assert not any(c[0] == "restart" for s in shims.made for c in s.calls)
+
+
+async def test_a_scenario_path_cannot_start_on_a_cluster(kmock: Any, runtime: KubernetesRuntime) -> None:
+    """A one-line simScenario names a file `loopphase run` reads; a pod would get the path as
+    its scenario and never start: CannotStart before any pod is created."""
+    runtime.spec = LoopPhaseSpec.model_validate({**SPEC.to_wire(), "agents": {"builder": {"backend": "sim",
+                                                 "simScenario": "scenarios/builder.yaml"}}})
+    obs = await runtime.observe("builder")
+    assert not obs.present
+    assert obs.cannot_start is not None
+    assert "agents.builder.simScenario names a file (scenarios/builder.yaml)" in obs.cannot_start
 
 
 async def test_pods_never_mount_a_secret_not_labelled_for_loopphase(

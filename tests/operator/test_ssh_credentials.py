@@ -47,7 +47,7 @@ def spec(url: str, secret: str | None = "git-creds") -> LoopPhaseSpec:
     return LoopPhaseSpec.model_validate({
         "repo": {"url": url, "credentialsSecret": secret},
         "phases": [{"id": "p1", "plan": "PLAN.md", "statusFile": "STATUS.md"}],
-        "agents": {"builder": {"backend": "sim"}},
+        "agents": {"builder": {"backend": "sim", "simScenario": "phases: {default: []}"}},
     })
 
 

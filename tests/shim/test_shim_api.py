@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import psutil
 import pytest
+import yaml
 from loopphase.core.patterns import ACTIVE_RE, FATAL_RE, LIMIT_RE, WAIT_RE
 from loopphase.shim.client import ShimClient, ShimError, to_observation
 from loopphase.shim.protocol import ShimState
@@ -243,3 +244,27 @@ def test_state_round_trips_camel_case() -> None:
     assert wire["phaseIndex"] == 2 and wire["startedAt"].startswith("2026-01-01T00:00:00")
     assert ShimState.model_validate(wire) == st
     assert time.time() > 0
+
+
+DIALOG_LINES = (
+    "WARNING: Claude Code running in Bypass Permissions mode\n"
+    "In Bypass Permissions mode, Claude Code will not ask for your approval.\n"
+    "❯ 1. No, exit\n"
+    "  2. Yes, I accept\n"
+    "Enter to confirm · Esc to cancel"
+)
+
+
+async def test_send_into_a_dialog_is_refused_with_409(start_shim, scenario_file) -> None:
+    """Issue 11 fault 4: a ping typed into a dialog answers it (Enter picks "No, exit")."""
+    steps = [{"say": {"text": DIALOG_LINES}}, {"wait_input": {"match": "dismissed"}},
+             {"say": {"text": "dialog answered"}}]
+    scenario_file.write_text(yaml.safe_dump({"phases": {"default": steps}}, allow_unicode=True))
+    shim = await start_shim()
+    c = shim.client
+    await until(lambda: c.state(), lambda s: "Enter to confirm" in s.pane, what="dialog drawn")
+    with pytest.raises(ShimError) as refused:
+        await c.send("loopphase ping: the Builder pushed a gate CLAIM")
+    assert refused.value.status == 409 and "dialog" in str(refused.value)
+    assert "Bypass Permissions" in str(refused.value)
+    assert shim.inputs() == []  # nothing reached the agent

@@ -81,6 +81,7 @@ def test_seed_claude_config_merges(tmp_path: Path) -> None:
     assert config["keep"] == 1 and config["hasCompletedOnboarding"]
     assert config["projects"][str((tmp_path / "w").resolve())]["hasTrustDialogAccepted"]
     settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    assert settings["enableAllProjectMcpServers"] is True  # no MCP approval dialog
     for event in HOOK_EVENTS:
         command = settings["hooks"][event][0]["hooks"][0]["command"]
         assert "loopphase.shim.hook" in command and "ev.jsonl" in command

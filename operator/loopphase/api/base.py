@@ -122,3 +122,9 @@ def check_safe_token(value: str, what: str) -> str:
             "(no spaces, quotes, '$', ';' or backticks)"
         )
     return value
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters for a one-line display, ending in '…' when
+    cut (never silently); the whole text stays where it is stored (status, logs)."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"

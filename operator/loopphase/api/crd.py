@@ -18,6 +18,7 @@ import yaml
 from loopphase.api.base import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.cli import plain
 
 _DROP_KEYS = {"title", "default", "additionalProperties", "propertyNames", "examples", "$defs"}
 
@@ -111,6 +112,7 @@ def crd_manifest() -> dict[str, Any]:
         ("Builder", ".status.builder", "string", 0, "builder agent state"),
         ("Adversary", ".status.adversary", "string", 0, "adversary agent state"),
         ("Ready", ".status.ready", "string", 0, "agents running / wanted"),
+        ("Attention", ".status.needsAttention", "string", 0, "roles that need a human, and why"),
         ("Age", ".metadata.creationTimestamp", "date", 0, ""),
         ("Current", ".status.current.id", "string", 1, "current phase id"),
         ("Message", ".status.message", "string", 1, "why it is in this phase"),
@@ -171,7 +173,7 @@ def crd_yaml() -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase crd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase crd", description=plain(__doc__))
     parser.add_argument("-o", "--output", help="write to this file instead of stdout")
     args = parser.parse_args(argv)
     text = crd_yaml()

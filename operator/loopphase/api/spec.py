@@ -9,7 +9,6 @@ import re
 import string
 from typing import Literal
 
-from kubernetes.utils import parse_quantity
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from loopphase.api.base import (
@@ -223,6 +222,10 @@ class Resources(ApiModel):
                     f"resources.{info.field_name}: {shown(name)} is not a resource name (e.g. cpu, "
                     "memory, ephemeral-storage)"
                 )
+            # Imported here: the shim imports the spec module, and every agent pod carries a
+            # shim (the kubernetes package costs it megabytes; tests/shim checks its imports).
+            from kubernetes.utils.quantity import parse_quantity
+
             try:
                 quantity = parse_quantity(amount)
             except ValueError as err:
@@ -247,13 +250,29 @@ class AgentSpec(ApiModel):
     env: list[SecretEnv] = Field(default_factory=list)
     opencode_server: str | None = Field(None, description="opencode server URL to attach to")
     sim_scenario: str | None = Field(
-        None, description="sim backend: scenario YAML (inline text) or a path (loopphase run)"
+        None,
+        description="sim backend: the scenario as inline YAML text (a mapping with 'phases'), or "
+        "one line naming a scenario file relative to the spec file (loopphase run only)",
+    )
+    account: str | None = Field(
+        None,
+        description="the subscription this agent's usage limits count on: a hard limit on one "
+        "agent holds every agent of the same account (in every LoopPhase of the operator). "
+        "Default: `local` for `loopphase run`; on Kubernetes `secret:<namespace>/<name>` of the "
+        "first Secret in env, else none (the agent holds only itself)",
     )
 
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         return None if value is None else check_safe_token(value, "model")
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
+            raise ValueError("account must be a non-empty name without spaces (e.g. team-max-1)")
+        return value
 
     @field_validator("opencode_server")
     @classmethod
@@ -301,6 +320,12 @@ class TimingSpec(ApiModel):
     limit_reset_slack: Duration = Field(45, ge=0, le=HOUR)
     probe_fallback: Duration = Field(300, ge=1, le=DAY)
     reset_horizon: Duration = Field(6 * HOUR, gt=0, le=DAY)
+    auto_resume_grace: Duration = Field(
+        180, ge=0, le=HOUR,
+        description="while the screen promises the CLI's own automatic resume, the limit probe "
+        "waits this long past the reset (Claude Code resends 1-2 minutes after it); it is typed "
+        "only if nothing resumed by then",
+    )
     orchestrator_wake: Duration = Field(HOUR, gt=0, le=7 * DAY)
     start_grace: Duration = Field(
         60, ge=0, le=HOUR, description="a freshly started agent is not judged idle before this"
@@ -316,6 +341,11 @@ class HealSpec(ApiModel):
     tier_cooldown: Duration = Field(45, ge=0, le=DAY)
     post_heal_quiet: Duration = Field(60, ge=0, le=DAY)
     circuit_breaker: int = Field(3, ge=1, le=100)
+    compact_on_context_full: bool = Field(
+        True,
+        description="a full context gets `/compact` typed once; false (or when that did not "
+        "help): a cold restart. Never a warm one (it resumes the same full conversation)",
+    )
 
 
 class HandoffSpec(ApiModel):
@@ -447,6 +477,37 @@ def _check_injected(field: str, template: str) -> None:
         )
 
 
+def agent_field(spec: LoopPhaseSpec, role: Role) -> str:
+    """The spec path that configures ``role``'s agent (the adversary may borrow the builder's)."""
+    if role == "adversary" and spec.agents.adversary is None:
+        return "agents.builder"
+    return f"agents.{role}"
+
+
+def _check_sim_scenarios(spec: LoopPhaseSpec) -> None:
+    """A sim agent needs a scenario; an inline one must parse with known steps (names the field)."""
+    from loopphase.sim.scenario import ScenarioError, scenario_source
+
+    problems = []
+    for role in spec.roles():
+        agent = spec.agent(role)
+        where = f"{agent_field(spec, role)}.simScenario"
+        if agent.backend != "sim" or f"{where}:" in " ".join(problems):
+            continue
+        if agent.sim_scenario is None:
+            problems.append(
+                f"{where}: required for backend sim (the scenario the simulated agent plays): give "
+                "inline scenario YAML (a mapping with 'phases') or a path to a scenario file"
+            )
+            continue
+        try:
+            scenario_source(agent.sim_scenario)
+        except ScenarioError as err:
+            problems.append(f"{where}: {err}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 class LoopPhaseSpec(ApiModel):
     repo: RepoSpec
     phases: list[PhaseSpec] = Field(min_length=1, max_length=200)
@@ -493,6 +554,7 @@ class LoopPhaseSpec(ApiModel):
                     f"agents.{role}.opencodeServer is required for the opencode backend "
                     "(the URL of the opencode server to attach to)"
                 )
+        _check_sim_scenarios(self)
         return self
 
     # -- derived views (one source of truth: the fields above) -------------------------------

@@ -24,7 +24,8 @@ AttentionReason = Literal["LoginRequired", "Dialog", "SpendLimit", "CircuitOpen"
 LimitClass = Literal["session", "weekly", "monthly", "model", "spend", "transient", "unknown"]
 SpawnMode = Literal["warm", "cold"]
 DisplayPhase = Literal[
-    "Pending", "Running", "Limited", "Degraded", "Advancing", "Suspended", "Complete", "Invalid"
+    "Pending", "Running", "Limited", "NeedsAttention", "Degraded", "Advancing", "Suspended",
+    "Complete", "Invalid",
 ]
 ActionKind = Literal[
     "start",
@@ -53,7 +54,7 @@ ActionKind = Literal[
 ]
 ConditionType = Literal[
     "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention",
-    "WebhooksStale",
+    "AccountHold", "WebhooksStale",
 ]
 ObservationSource = Literal["webhook", "poll"]
 HISTORY_LIMIT = 50
@@ -119,6 +120,31 @@ class AgentStatus(ApiModel):
         "server's message); shown as Degraded/StartRefused; cleared when its host appears")
     attention: Attention | None = None
     account: str | None = Field(None, description="the subscription this agent's limits count on")
+    context_full_since: Timestamp | None = Field(
+        None, description="the context-full screen was seen (cleared by a cold start or work)"
+    )
+    compact_sent_at: Timestamp | None = Field(
+        None, description="`/compact` was typed for a full context (once per episode)"
+    )
+
+
+class AccountHold(ApiModel):
+    """Every agent of ``account`` is held: a hard limit on one of them counts for all.
+
+    While held: pings stay queued, stall clocks are paused, nothing is restarted; each agent
+    that shows its own banner keeps its own window (probed or auto-resumed on its own screen).
+    """
+
+    account: str
+    since: Timestamp
+    until: Timestamp = Field(description="the earliest reliable reset among the account's windows")
+    started_by: str = Field(description="the role whose banner started it (`ns/name:role` if another LoopPhase's)")
+    rule: str = ""
+    excerpt: str = ""
+    limit_class: LimitClass = "unknown"
+    loop_phase: str | None = Field(
+        None, description="the LoopPhase whose agent started it (`namespace/name`); unset: this one"
+    )
 
 
 class PendingPing(ApiModel):
@@ -208,6 +234,9 @@ class LoopPhaseStatus(ApiModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     history_seq: int = 0
     conditions: list[Condition] = Field(default_factory=list)
+    holds: list[AccountHold] = Field(
+        default_factory=list, description="account-wide holds affecting this LoopPhase's agents"
+    )
     last_heavy_check_at: Timestamp | None = Field(
         None, description="the last DONE check when timing.doneOnPush is false"
     )
@@ -218,6 +247,9 @@ class LoopPhaseStatus(ApiModel):
     builder: str | None = None
     adversary: str | None = None
     ready: str | None = None
+    needs_attention: str | None = Field(
+        None, description="roles that need a human, with the reason (printer column)"
+    )
 
     def condition(self, type_: ConditionType) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

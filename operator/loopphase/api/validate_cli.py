@@ -1,4 +1,9 @@
-"""`loopphase validate FILE.yaml`: check a LoopPhase manifest; errors name the field and fix."""
+"""`loopphase validate FILE.yaml...`: check LoopPhase manifests; every error names the field and the fix.
+
+By default a file is also checked for `loopphase run` on this machine: scenario and prompt
+files exist and parse, and each backend's CLI (claude, opencode) and tmux and git are on
+PATH. `--cluster` checks only what the operator checks (for manifests meant for `kubectl apply`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,22 @@ import sys
 from pathlib import Path
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loopphase validate", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                        help="LoopPhase manifests (or bare specs) in YAML")
+    parser.add_argument("--cluster", action="store_true",
+                        help="skip the checks for this machine (files, CLIs on PATH)")
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase validate", description=__doc__)
-    parser.add_argument("files", nargs="+", type=Path)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from loopphase.outbound import url_credentials
+    from loopphase.runner.preflight import local_problems
     from loopphase.runner.specfile import SpecFileError, load_spec
 
     failed = 0
@@ -22,7 +38,14 @@ def main(argv: list[str]) -> int:
             print(err, file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}: valid LoopPhase {loaded.name!r} ({len(loaded.spec.phases)} phases)")
+        problems = [] if args.cluster else local_problems(loaded.spec, loaded.path.parent)
+        if problems:
+            lines = "\n".join(f"  {problem}" for problem in problems)
+            print(f"{path}: cannot start on this machine:\n{lines}", file=sys.stderr)
+            failed += 1
+            continue
+        where = "" if args.cluster else ", can start here"
+        print(f"{path}: valid LoopPhase {loaded.name!r} ({len(loaded.spec.phases)} phases{where})")
         for found in url_credentials(loaded.spec.repo.url):
             print(
                 f"{path}: warning: spec.repo.url carries {found}; anyone who can read the "

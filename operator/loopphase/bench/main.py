@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
+from loopphase.cli import LOG_LEVELS, log_level, plain
 
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
@@ -220,7 +221,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="loopphase bench", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--smoke", action="store_true", help="small, fast sizes (CI)")
@@ -229,7 +230,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
                         help=f"run only these ({', '.join(NAMES)})")
     parser.add_argument("--output", type=Path, help="JSON output path")
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     size_name = "smoke" if args.smoke else "ci" if args.ci else "full"

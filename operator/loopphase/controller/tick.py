@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
-from loopphase.api.status import LoopPhaseStatus
+from loopphase.api.status import AccountHold, LoopPhaseStatus
 from loopphase.core import prompts
 from loopphase.core.actions import (
     Action,
@@ -188,10 +188,17 @@ async def run_tick(
     role_prompt: Callable[[Role], str],
     generation: int | None = None,
     default_tz: str = "UTC",
+    namespace: str | None = None,
+    account_holds: Sequence[AccountHold] = (),
 ) -> TickResult:
+    """``namespace``: the LoopPhase's on Kubernetes (None for a local run: the default account
+    is the machine's login). ``account_holds``: the other LoopPhases' published holds."""
     observations = await observe_all(spec, status, runtime, git)
-    actions, new_status, results = await _decide_and_act(
-        spec, status, observations, runtime, now, role_prompt, generation, default_tz)
+    if account_holds:
+        observations = dataclasses.replace(observations, account_holds=tuple(account_holds))
+    decide = _Decider(spec, runtime, now, role_prompt, generation, default_tz, namespace)
+    actions, new_status, results = await decide(status, observations)
+    settle_git_feed(status, new_status, observations.git, now)
     vacated = vacated_roles(spec, new_status, results)
     if vacated:
         # The old phase's hosts are verified gone: start the next phase's now, not a tick later
@@ -200,29 +207,39 @@ async def run_tick(
         log.info("phase advance: %s stopped and gone; starting the next phase in this tick",
                  ", ".join(vacated))
         again = await observe_roles(runtime, vacated)
-        more, new_status, more_results = await _decide_and_act(
-            spec, new_status, again, runtime, now, role_prompt, generation, default_tz)
+        if account_holds:
+            again = dataclasses.replace(again, account_holds=tuple(account_holds))
+        more, new_status, more_results = await decide(new_status, again)
         actions, results = [*actions, *more], [*results, *more_results]
     return TickResult(status=new_status, actions=actions, results=results, observations=observations)
 
 
-async def _decide_and_act(
-    spec: LoopPhaseSpec, status: LoopPhaseStatus, observations: Observations,
-    runtime: AgentRuntime, now: datetime, role_prompt: Callable[[Role], str],
-    generation: int | None, default_tz: str,
-) -> tuple[list[Action], LoopPhaseStatus, list[ActionResult]]:
-    """reconcile -> execute -> settle (only when something failed)."""
-    actions, new_status = reconcile(
-        spec, status, observations, now, generation=generation, default_tz=default_tz
-    )
-    settle_git_feed(status, new_status, observations.git, now)
-    for action in actions:
-        if isinstance(action, EmitEvent):
-            log.info("%s", describe(action))
-    results = await execute(spec, actions, runtime, role_prompt)
-    if any(not ok for _, ok, _ in results):
-        new_status = settle(spec, new_status, results, now)
-    return actions, new_status, results
+@dataclass
+class _Decider:
+    """reconcile -> execute -> settle (only when something failed), for one tick."""
+
+    spec: LoopPhaseSpec
+    runtime: AgentRuntime
+    now: datetime
+    role_prompt: Callable[[Role], str]
+    generation: int | None
+    default_tz: str
+    namespace: str | None
+
+    async def __call__(
+        self, status: LoopPhaseStatus, observations: Observations
+    ) -> tuple[list[Action], LoopPhaseStatus, list[ActionResult]]:
+        actions, new_status = reconcile(
+            self.spec, status, observations, self.now, generation=self.generation,
+            default_tz=self.default_tz, namespace=self.namespace,
+        )
+        for action in actions:
+            if isinstance(action, EmitEvent):
+                log.info("%s", describe(action))
+        results = await execute(self.spec, actions, self.runtime, self.role_prompt)
+        if any(not ok for _, ok, _ in results):
+            new_status = settle(self.spec, new_status, results, self.now)
+        return actions, new_status, results
 
 
 def vacated_roles(

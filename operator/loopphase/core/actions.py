@@ -11,7 +11,7 @@ from typing import Literal
 
 from loopphase.api.spec import Role
 
-SendPurpose = Literal["ping", "probe", "nudge", "wake", "bootstrap"]
+SendPurpose = Literal["ping", "probe", "nudge", "wake", "bootstrap", "compact"]
 SpawnMode = Literal["warm", "cold"]
 
 

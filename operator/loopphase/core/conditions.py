@@ -12,6 +12,7 @@ from datetime import datetime
 
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import Condition, ConditionType, LoopPhaseStatus
+from loopphase.core.holds import describe as describe_hold
 from loopphase.core.phases import progress
 
 RUNNING = {"Active", "Idle", "Waiting", "Limited"}
@@ -33,6 +34,10 @@ def set_condition(
                       last_transition_time=now, observed_generation=status.observed_generation)
         )
         return
+    if (existing.status, existing.reason, existing.message, existing.observed_generation) == (
+        flag, reason, message, status.observed_generation
+    ):
+        return  # unchanged (the usual tick): no attribute writes
     if existing.status != flag:
         existing.last_transition_time = now
     existing.status = flag
@@ -100,21 +105,45 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
         else "Healthy"
     )
     set_condition(st, "Degraded", bool(degraded_bits), reason, "; ".join(degraded_bits), now)
+    attention = _attention(spec, st, wanted, now)
+    _holds(st, now)
 
     if complete:
         st.phase, st.message = "Complete", "every phase is DONE"
     elif spec.suspend:
         st.phase, st.message = "Suspended", "spec.suspend is true"
+    elif attention:
+        st.phase, st.message = "NeedsAttention", attention
     elif circuit or refused or remote_error or oversized:
         st.phase, st.message = "Degraded", "; ".join(degraded_bits)
     elif old_phase:
         st.phase, st.message = "Advancing", f"switching {', '.join(old_phase)} to phase {st.current.id if st.current else '?'}"
-    elif limited:
-        st.phase, st.message = "Limited", f"usage limit: {limit_msg}"
+    elif limited or st.holds:
+        held = "; ".join(describe_hold(h) for h in st.holds)
+        st.phase, st.message = "Limited", f"usage limit: {limit_msg or held}"
     elif running:
         st.phase, st.message = "Running", f"phase {st.current.id if st.current else '?'}"
     else:
         st.phase, st.message = "Pending", "starting agents"
+
+
+def _attention(spec: LoopPhaseSpec, st: LoopPhaseStatus, wanted: list[str], now: datetime) -> str:
+    """The NeedsAttention condition (reason: the first such agent's AttentionReason; message:
+    every such agent's whole cause) and the printer mirror. Returns the message ('' if none)."""
+    needing = [(r, a.attention) for r, a in sorted(st.agents.items())
+               if r in wanted and a.attention is not None]
+    message = "; ".join(att.message for _, att in needing)
+    st.needs_attention = ", ".join(f"{r}:{att.reason}" for r, att in needing) or None
+    reason = needing[0][1].reason if needing else "NoneNeeded"
+    set_condition(st, "NeedsAttention", bool(needing), reason, message, now)
+    return message
+
+
+def _holds(st: LoopPhaseStatus, now: datetime) -> None:
+    """AccountHold: a hard limit on one agent of an account holds every agent of it."""
+    message = "; ".join(describe_hold(h) for h in st.holds)
+    set_condition(st, "AccountHold", bool(st.holds),
+                  "HardLimitOnAccount" if st.holds else "NoHold", message, now)
 
 
 def mark_phase_missing(st: LoopPhaseStatus, now: datetime) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from loopphase.api.base import clip
 from loopphase.api.spec import Role
 from loopphase.api.status import HISTORY_LIMIT, ActionKind, HistoryEntry, LoopPhaseStatus
 from loopphase.core.actions import Action, EmitEvent
@@ -39,6 +40,8 @@ class Decision:
     status: LoopPhaseStatus
     now: datetime
     actions: list[Action] = field(default_factory=list)
+    # Roles put in (or kept in) NeedsAttention this call; the others' attention is cleared.
+    attended: set[Role] = field(default_factory=set)
 
     def act(self, action: Action, kind: ActionKind) -> None:
         self.actions.append(action)
@@ -59,7 +62,7 @@ class Decision:
         status.history.append(
             HistoryEntry(
                 seq=status.history_seq, time=self.now, kind=kind, role=role, rule=rule,
-                reason=reason[:300],
+                reason=clip(reason, 300),
             )
         )
         if len(status.history) > HISTORY_LIMIT:

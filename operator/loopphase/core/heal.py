@@ -2,8 +2,8 @@
 
 Tiers: 1 nudge (type a line) -> 2 warm restart -> 3 cold restart -> 4 recreate the host.
 Where a tier makes no sense the ladder starts higher: no process means no cooperative tier
-(dead -> 2), a poisoned conversation is never resumed (fatal -> 3), an unreachable host can only
-be recreated (-> 4). After any heal action the ladder waits out the post-heal quiet (and the
+(dead -> 2), a poisoned or full conversation is never resumed (fatal, context-full -> 3), an
+unreachable host can only be recreated (-> 4). After any heal action the ladder waits out the post-heal quiet (and the
 tier cooldown) before judging again. Consecutive failures of the hardest tier open the circuit:
 an alert, and no more healing until the agent is seen working again.
 """
@@ -17,9 +17,12 @@ from typing import Literal
 from loopphase.api.spec import HealSpec
 from loopphase.api.status import ActionKind, HealState
 
-Problem = Literal["stalled", "dead", "fatal", "unreachable"]
+Problem = Literal["stalled", "dead", "fatal", "unreachable", "context-full"]
 NUDGE, WARM, COLD, RECREATE = 1, 2, 3, 4
-MIN_TIER: dict[Problem, int] = {"stalled": NUDGE, "dead": WARM, "fatal": COLD, "unreachable": RECREATE}
+# A full context is never resumed warm (the same conversation fails again): cold first.
+MIN_TIER: dict[Problem, int] = {
+    "stalled": NUDGE, "dead": WARM, "fatal": COLD, "unreachable": RECREATE, "context-full": COLD,
+}
 TIER_KIND: dict[int, ActionKind] = {
     NUDGE: "nudge",
     WARM: "restart-warm",

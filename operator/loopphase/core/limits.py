@@ -83,7 +83,10 @@ def step_limit(
     timing: TimingSpec,
     *,
     probe_already_typed: bool,
+    probe_deferred: bool = False,
 ) -> LimitStep:
+    """One tick of the window. ``probe_deferred``: the CLI promised its own automatic resume and
+    the caller's grace past the reset has not run out: the window is over but no probe yet."""
     banner = reading.limit
     active = reading.active is not None
 
@@ -123,7 +126,7 @@ def step_limit(
     if now < window.until:
         return LimitStep(window, limited=True, probe=False)
 
-    if probe_already_typed:
+    if probe_already_typed or probe_deferred:
         return LimitStep(window, limited=True, probe=False)
 
     nudges = window.nudges + 1

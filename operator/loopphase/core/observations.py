@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from loopphase.api.spec import Role
+from loopphase.api.status import AccountHold
 
 # What made the shell ask the remote for the head behind an observation: a verified push
 # webhook, or the regular poll (the tick's own cadence, or the slow safety-net poll).
@@ -35,6 +36,10 @@ class AgentObservation:
     host_pending: the host exists but the platform has not finished setting it up (a Pending
                  pod being scheduled, binding its volume or pulling its image): not a failure
                  until ``timing.hostStartTimeout`` after ``started_at`` (the host's creation).
+    cannot_start: the whole reason this role's agent cannot start and will not start until a
+                 human changes something (a configuration error the host refused the start with,
+                 the agent's CLI not installed, a scenario or prompt file missing); None when a
+                 start can succeed. The core does not heal it: the agent goes NeedsAttention.
     """
 
     role: Role
@@ -52,6 +57,7 @@ class AgentObservation:
     pod_name: str | None = None
     terminating: bool = False
     host_pending: bool = False  # the platform is still preparing the host (``error`` says how)
+    cannot_start: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,5 +94,10 @@ class GitObservation:
 
 @dataclass(frozen=True)
 class Observations:
+    """account_holds: the holds other LoopPhases' agents started (each with ``loop_phase`` set
+    to its ``namespace/name``), from the shell's shared registry; this LoopPhase's own holds
+    are derived from its status, never passed in."""
+
     agents: dict[Role, AgentObservation]
     git: GitObservation | None = None
+    account_holds: tuple[AccountHold, ...] = ()

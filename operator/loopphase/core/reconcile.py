@@ -15,13 +15,17 @@ from zoneinfo import ZoneInfo
 
 from loopphase.api.spec import ROLES, LoopPhaseSpec, LoopRole, Role, render_text
 from loopphase.api.status import (
+    AccountHold,
     AgentStatus,
+    Attention,
     CurrentPhase,
     HandoffStatus,
+    HealState,
+    LimitWindow,
     LoopPhaseStatus,
     PendingPing,
 )
-from loopphase.core import conditions
+from loopphase.core import conditions, holds
 from loopphase.core.actions import (
     Action,
     RecreateHost,
@@ -30,15 +34,23 @@ from loopphase.core.actions import (
     StartAgent,
     StopAgent,
 )
+from loopphase.core.attention import (
+    OWNED,
+    Finding,
+    circuit_finding,
+    hook_login,
+    screen_finding,
+    spend_finding,
+)
 from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
-from loopphase.core.limits import step_limit
+from loopphase.core.limits import LimitStep, step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
 from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
-from loopphase.core.screen import Match, already_typed, classify, typed_in
+from loopphase.core.screen import Match, ScreenReading, already_typed, classify, typed_in
 
 LOOP_ROLES: tuple[LoopRole, ...] = ("builder", "adversary")
 DELIVERABLE = {"Active", "Idle", "Waiting"}
@@ -46,6 +58,8 @@ START_TIMEOUT = timedelta(seconds=180)
 STOP_RETRY = timedelta(seconds=60)
 PING_MAX_ATTEMPTS = 5
 START_ERROR_MAX = 500  # characters of the platform's message kept in status
+COMPACT_TEXT = "/compact"
+POISONED = frozenset({"fatal", "context-full"})  # conversations never resumed warm
 
 
 def reconcile(
@@ -56,7 +70,10 @@ def reconcile(
     *,
     generation: int | None = None,
     default_tz: str = "UTC",
+    namespace: str | None = None,
 ) -> tuple[list[Action], LoopPhaseStatus]:
+    """One decision pass. ``namespace``: the Kubernetes namespace (derives each agent's default
+    account from its credentials Secret); None for a local run (every agent: ``local``)."""
     d = Decision(copy_for_update(status), now)
     st = d.status
     if generation is not None:
@@ -76,8 +93,23 @@ def reconcile(
         if st.completed_at is not None:
             _stop_everything(spec, observations, d, "sequence complete: stopping every role")
         elif not spec.suspend:
+            previous = list(st.holds)
+            external = observations.account_holds
+            for role in spec.roles():
+                if role in st.agents or role in observations.agents:
+                    agent = st.agents.setdefault(role, AgentStatus())
+                    account = holds.account_of(spec, role, namespace)
+                    if agent.account != account:
+                        agent.account = account
+            readings = _read_all(spec, st, observations, now, tz)
+            # What holds one agent is the others' windows as they stand after this tick (a
+            # preview, so the order roles are converged in does not matter).
+            ahead, steps = _preview_windows(spec, st, observations, readings, now, tz)
             for role in _roles_to_converge(spec, st, observations):
-                _converge_role(spec, role, observations.agents.get(role), d, tz)
+                _converge_role(spec, role, observations.agents.get(role), d, tz, namespace,
+                               external, readings.get(role), ahead, steps.get(role))
+            st.holds = holds.compute(spec, st, external, previous, now)
+            _note_holds(d, previous)
             _deliver_pings(spec, d)
             _wake_orchestrator(spec, d)
     conditions.finalize(spec, st, now)
@@ -222,6 +254,16 @@ def _set_state(a: AgentStatus, state: str, now: datetime, reason: str = "") -> N
     a.reason = reason
 
 
+def _cannot_start(role: Role, a: AgentStatus, cause: str, d: Decision) -> None:
+    """A start that cannot succeed until a human acts: NeedsAttention(CannotStart) at once,
+    with the whole cause; nothing is started, healed or counted towards the circuit."""
+    a.start_requested_at = None
+    _set_state(a, "NeedsAttention", d.now, cause)
+    if a.attention is None or a.attention.reason != "CannotStart" or a.attention.message != cause:
+        a.attention = Attention(reason="CannotStart", message=cause, rule="host.cannot-start", since=d.now)
+        d.note("needs-attention", role, "host.cannot-start", cause, warning=True)
+
+
 def _host_start_pending(spec: LoopPhaseSpec, obs: AgentObservation, a: AgentStatus, now: datetime) -> bool:
     """Whether a host the platform is still preparing is within ``timing.hostStartTimeout``,
     counted from the host's creation (or our start request when the host does not say)."""
@@ -230,19 +272,82 @@ def _host_start_pending(spec: LoopPhaseSpec, obs: AgentObservation, a: AgentStat
 
 
 def _converge_role(
-    spec: LoopPhaseSpec, role: Role, obs: AgentObservation | None, d: Decision, tz: ZoneInfo
+    spec: LoopPhaseSpec, role: Role, obs: AgentObservation | None, d: Decision, tz: ZoneInfo,
+    namespace: str | None, external: tuple[AccountHold, ...], reading: ScreenReading | None,
+    ahead: dict[Role, LimitWindow | None], step: LimitStep | None,
 ) -> None:
-    st, now = d.status, d.now
-    assert st.current is not None
     if obs is None:
         return  # not observed this tick: decide nothing rather than guess
-    a = st.agents.setdefault(role, AgentStatus())
+    a = d.status.agents.setdefault(role, AgentStatus())
+    hold = None
+    if role in spec.roles():  # its account was set before the roles' passes
+        hold = holds.held_by_others(spec, d.status, role, external, d.now, windows=ahead)
+    _converge_agent(spec, role, obs, a, d, tz, hold, reading, step)
+    if d.status.agents.get(role) is a:
+        _settle_attention(role, a, d)
+
+
+def _attend(
+    d: Decision, role: Role, a: AgentStatus, finding: Finding, *, event: bool = True,
+    pause: bool = True,
+) -> None:
+    """NeedsAttention: one Warning Event when it begins (or its reason changes), the stall clock
+    paused (``pause``), nothing typed, no heal; re-checked on every tick."""
+    current = a.attention
+    if current is None or current.reason != finding.reason:
+        a.attention = Attention(reason=finding.reason, message=finding.message, rule=finding.rule,
+                                excerpt=finding.excerpt, since=d.now)
+        if event:
+            d.note("needs-attention", role, finding.rule, finding.message, warning=True)
+    elif (current.message, current.rule, current.excerpt) != (finding.message, finding.rule, finding.excerpt):
+        a.attention = current.model_copy(
+            update={"message": finding.message, "rule": finding.rule, "excerpt": finding.excerpt}
+        )
+    if pause:
+        a.idle_since = None
+    _set_state(a, "NeedsAttention", d.now, f"{finding.reason}: {finding.excerpt}")
+    d.attended.add(role)
+
+
+def _settle_attention(role: Role, a: AgentStatus, d: Decision) -> None:
+    """After the role's pass: an open circuit on an agent not working needs a human; any other
+    attention this module owns and did not renew this tick is over."""
+    if role in d.attended:
+        return
+    if a.heal.circuit_open and a.state in {"Idle", "Dead", "Fatal"}:
+        # The circuit-open Warning Event was the announcement: no second one.
+        _attend(d, role, a, circuit_finding(role, a), event=False, pause=False)
+        return
+    if a.attention is not None and a.attention.reason in OWNED:
+        why = "agent working again" if a.state == "Active" else f"now {a.state}"
+        d.note("attention-cleared", role, "attention.cleared",
+               f"{a.attention.reason} resolved ({why}); normal supervision resumes")
+        a.attention = None
+
+
+def _converge_agent(
+    spec: LoopPhaseSpec, role: Role, obs: AgentObservation, a: AgentStatus, d: Decision,
+    tz: ZoneInfo, hold: AccountHold | None, reading: ScreenReading | None,
+    step_ahead: LimitStep | None,
+) -> None:
+    """One role's pass. ``hold``: the account hold other agents' limits put on this one;
+    ``reading``/``step_ahead``: this tick's reading and limit step, when already computed (the
+    step is pure and nothing before it in this pass changes its inputs)."""
+    st, now = d.status, d.now
+    assert st.current is not None
     if role not in spec.roles():
         if obs.present:
             _request_stop(d, role, a, "role removed from spec")
         else:
             st.agents.pop(role, None)
         return
+    if obs.cannot_start is not None:
+        _cannot_start(role, a, obs.cannot_start, d)
+        return
+    if a.attention is not None and a.attention.reason == "CannotStart":
+        d.note("attention-cleared", role, "host.can-start", "the reason it could not start is gone")
+        a.attention = None
+        a.heal = HealState()
     target = st.current.index
     window_open = a.limit is not None and now < a.limit.until
 
@@ -266,11 +371,17 @@ def _converge_role(
         if a.limit is not None:
             d.note("limit-lifted", role, "limit.expired-no-host", "limit window over; host restarts")
             a.limit = None
+        if hold is not None:
+            _set_state(a, "Limited", now, f"host gone during an account hold ({holds.describe(hold)}); not started until it lifts")
+            return
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
             refused = f"start refused: {a.start_error}" if a.start_error else ""
             _set_state(a, "Starting", now, refused or f"{a.spawn_mode} start requested")
             return
-        resumable = a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
+        resumable = (
+            a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
+            and a.context_full_since is None and a.heal.problem not in POISONED
+        )
         mode: Literal["warm", "cold"] = "warm" if resumable else "cold"
         if resumable:
             a.restarts += 1
@@ -300,6 +411,9 @@ def _converge_role(
         if window_open:
             _set_state(a, "Limited", now, "agent not running inside a limit window; waiting")
             return
+        if hold is not None:
+            _set_state(a, "Limited", now, f"agent not running during an account hold ({holds.describe(hold)}); waiting")
+            return
         problem: Problem = "unreachable" if obs.error is not None else "dead"
         _heal(spec, role, a, d, problem, obs.error or "agent process is not running", obs.pane)
         return
@@ -308,17 +422,18 @@ def _converge_role(
         a.start_requested_at = None  # the start completed: the host runs the agent
     a.started_at = obs.started_at or a.started_at
     a.session_id = obs.session_id or a.session_id
-    reading = classify(obs.pane, now, tz)
-    if reading.limit is None and reading.active is None:
-        hook = hook_limit(obs, a.active_since)
-        if hook is not None:
-            reading = dataclasses.replace(reading, limit=hook)
-    probe_text = render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
-    step = step_limit(
-        a.limit, reading, now, spec.timing,
-        probe_already_typed=typed_in(reading.input_area, probe_text),
-    )
-    a.limit = step.window
+    if reading is None:
+        reading = _read(obs, a, now, tz)
+    blocked = screen_finding(role, reading, _login_hook(obs, a, reading))
+    if blocked is not None:
+        # A dialog takes whatever is typed as its answer, a dead login answers nothing: no
+        # probe, nudge or ping (they stay queued) and no heal; the limit window keeps its clock.
+        _attend(d, role, a, blocked)
+        return
+    probe_text = _probe_text(spec, role, st)
+    resume_by = _auto_resume_deadline(spec, a, reading)
+    step = step_ahead if step_ahead is not None else _limit_step(spec, role, st, a, reading, now)
+    a.limit = _with_class(step.window, reading)
     for note in step.notes:
         if note.kind == "probe":
             d.act(SendText(role=role, rule=note.rule, reason=note.reason, text=probe_text, purpose="probe"), "probe")
@@ -326,7 +441,22 @@ def _converge_role(
             d.note(note.kind, role, note.rule, note.reason, warning=note.warning)  # type: ignore[arg-type]
     if step.limited:
         a.idle_since = None
-        _set_state(a, "Limited", now, a.limit.excerpt if a.limit else "")
+        spend = spend_finding(role, a)
+        if spend is not None:
+            _attend(d, role, a, spend)  # no reset to wait for: a human raises the limit
+            return
+        why = a.limit.excerpt if a.limit else ""
+        if resume_by is not None and now < resume_by and reading.auto_resume is not None:
+            why = (f"the CLI resumes by itself ({reading.auto_resume.excerpt}); probed only if "
+                   f"nothing resumed by {resume_by.isoformat()}")
+        _set_state(a, "Limited", now, why)
+        return
+
+    if hold is not None and reading.active is None:
+        # Another agent on this account hit a hard limit: whatever is typed here only burns
+        # turns into the same wall. Stall clock paused; pings stay queued.
+        a.idle_since = None
+        _set_state(a, "Limited", now, f"account hold: {holds.describe(hold)}")
         return
 
     if reading.active is not None:
@@ -335,6 +465,7 @@ def _converge_role(
         a.idle_since = None
         a.start_requested_at = None  # seen working: the start grace is over
         a.waiting_until = a.waiting_declared = None
+        a.context_full_since = None  # working again: the conversation has room (compacted)
         if a.heal.circuit_open:
             d.note("resume", role, "heal.circuit-closed", "agent working again; healing re-enabled")
         a.heal = healed(a.heal)
@@ -350,6 +481,10 @@ def _converge_role(
             _set_state(a, "Idle", now, "just started (start grace)")
         else:
             _set_state(a, "Starting", now, "agent starting")
+        return
+    if reading.context_full is not None:
+        # Judged past the start grace only: a fresh start may still show the old screen.
+        _context_full(spec, role, a, d, reading.context_full, obs.pane)
         return
 
     if a.idle_since is None:
@@ -378,6 +513,149 @@ def _converge_role(
         _heal(spec, role, a, d, "stalled", f"idle {int(idle_for)}s (threshold {int(threshold)}s)", obs.pane)
         return
     _set_state(a, "Idle", now, "")
+
+
+def _read(obs: AgentObservation, a: AgentStatus | None, now: datetime, tz: ZoneInfo) -> ScreenReading:
+    """The screen's reading, with a StopFailure hook's limit when the screen shows none."""
+    reading = classify(obs.pane, now, tz)
+    if reading.limit is None and reading.active is None:
+        hook = hook_limit(obs, a.active_since if a is not None else None)
+        if hook is not None:
+            reading = dataclasses.replace(reading, limit=hook)
+    return reading
+
+
+def _login_hook(obs: AgentObservation, a: AgentStatus | None, reading: ScreenReading) -> Match | None:
+    """A StopFailure hook's failed login, unless the screen shows work."""
+    if reading.active is not None:
+        return None
+    return hook_login(obs, a.active_since if a is not None else None)
+
+
+def _read_all(
+    spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations, now: datetime, tz: ZoneInfo
+) -> dict[Role, ScreenReading]:
+    """One reading per running agent of the current phase (classified once per tick)."""
+    out: dict[Role, ScreenReading] = {}
+    assert st.current is not None
+    for role in spec.roles():
+        o = obs.agents.get(role)
+        if o is None or not o.present or not o.alive or o.error is not None:
+            continue
+        if role != "orchestrator" and o.phase_index not in (None, st.current.index):
+            continue
+        out[role] = _read(o, st.agents.get(role), now, tz)
+    return out
+
+
+def _preview_windows(
+    spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations,
+    readings: dict[Role, ScreenReading], now: datetime, tz: ZoneInfo,
+) -> tuple[dict[Role, LimitWindow | None], dict[Role, LimitStep]]:
+    """Each role's limit window as this tick will leave it (what ``step_limit`` will decide),
+    for the account holds other roles see; and the limit steps computed for it (reused by the
+    role's pass)."""
+    out: dict[Role, LimitWindow | None] = {}
+    steps: dict[Role, LimitStep] = {}
+    assert st.current is not None
+    for role in spec.roles():
+        a = st.agents.get(role)
+        window = a.limit if a is not None else None
+        reading = readings.get(role)
+        o = obs.agents.get(role)
+        if o is None:
+            out[role] = window
+        elif o.present and role != "orchestrator" and o.phase_index not in (None, st.current.index):
+            # The previous phase's agent: its window stays only while open and it is not working.
+            working = o.alive and classify(o.pane, now, tz).active is not None
+            out[role] = window if window is not None and now < window.until and not working else None
+        elif not o.present:  # the no-host path lifts a window that is over
+            out[role] = window if window is not None and now < window.until else None
+        elif reading is None or screen_finding(role, reading, _login_hook(o, a, reading)) is not None:
+            # Not running, unreachable, starting, or a dialog/login: the window is left as it is.
+            out[role] = window
+        else:
+            assert a is not None  # a reading exists only for an agent with a status
+            steps[role] = _limit_step(spec, role, st, a, reading, now)
+            out[role] = _with_class(steps[role].window, reading)
+    return out, steps
+
+
+def _probe_text(spec: LoopPhaseSpec, role: Role, st: LoopPhaseStatus) -> str:
+    assert st.current is not None
+    return render_text(spec.texts.limit_probe, role=role, phase=st.current.id, inbox="", kickoff="")
+
+
+def _limit_step(
+    spec: LoopPhaseSpec, role: Role, st: LoopPhaseStatus, a: AgentStatus, reading: ScreenReading,
+    now: datetime,
+) -> LimitStep:
+    """The limit window's step for this tick (pure; the same call for the preview and the pass)."""
+    resume_by = _auto_resume_deadline(spec, a, reading)
+    return step_limit(
+        a.limit, reading, now, spec.timing,
+        probe_already_typed=typed_in(reading.input_area, _probe_text(spec, role, st)),
+        probe_deferred=resume_by is not None and now < resume_by,
+    )
+
+
+def _with_class(window: LimitWindow | None, reading: ScreenReading) -> LimitWindow | None:
+    """A window the limit step left unclassified takes the banner's class."""
+    if window is None or window.limit_class != "unknown" or reading.limit is None or not reading.limit_class:
+        return window
+    return window.model_copy(update={"limit_class": reading.limit_class})
+
+
+def _auto_resume_deadline(spec: LoopPhaseSpec, a: AgentStatus, reading: ScreenReading) -> datetime | None:
+    """While the screen promises the CLI's own resume, the first probe waits until the stated
+    reset + ``timing.autoResumeGrace`` (the window ends at reset + slack). Bounded: after the
+    first probe (or without the promise) None."""
+    window = a.limit
+    if reading.auto_resume is None or window is None or window.nudges > 0:
+        return None
+    extra = max(0.0, spec.timing.auto_resume_grace - spec.timing.limit_reset_slack)
+    return window.until + timedelta(seconds=extra)
+
+
+def _context_full(
+    spec: LoopPhaseSpec, role: Role, a: AgentStatus, d: Decision, found: Match, pane: str
+) -> None:
+    """A full context: ``/compact`` once per conversation (if ``heal.compactOnContextFull``),
+    then a cold restart; never a warm one, which resumes the same full conversation."""
+    now = d.now
+    a.context_full_since = a.context_full_since or now
+    if spec.heal.compact_on_context_full and a.compact_sent_at is None:
+        a.compact_sent_at = now
+        if not already_typed(pane, COMPACT_TEXT):
+            d.act(SendText(role=role, rule="context.compact",
+                           reason=f"context full ({found.rule}: {found.excerpt}): compacting once",
+                           text=COMPACT_TEXT, purpose="compact"), "compact")
+        _set_state(a, "Idle", now, "context full: /compact sent")
+        return
+    if a.compact_sent_at is not None and now - a.compact_sent_at < timedelta(seconds=spec.heal.post_heal_quiet):
+        _set_state(a, "Idle", now, "context full: waiting for /compact to finish")
+        return
+    why = "/compact did not help" if a.compact_sent_at else "heal.compactOnContextFull is false"
+    _heal(spec, role, a, d, "context-full", f"context full ({found.excerpt}); {why}", pane)
+
+
+def _note_holds(d: Decision, previous: list[AccountHold]) -> None:
+    """One Event per hold armed (naming the agent whose banner started it) and lifted."""
+    st = d.status
+    before = {h.account for h in previous}
+    now_held = {h.account for h in st.holds}
+    for hold in st.holds:
+        if hold.account in before:
+            continue
+        starter = None if hold.loop_phase else hold.started_by
+        roles = sorted(r for r, a in st.agents.items() if a.account == hold.account and r != starter)
+        # About the account, not one role's action: the message names the starting agent.
+        d.note("hold-armed", None, "account.hold",
+               f"{holds.describe(hold)}; holding {', '.join(roles) or 'no other agent here'}: pings queued, stall clocks "
+               "paused, no restarts")
+    for account in sorted(before - now_held):
+        d.note("hold-lifted", None, "account.hold-lifted",
+               f"account {account}: no agent on it is limited any more; pings and stall clocks resume")
 
 
 def hook_limit(obs: AgentObservation, active_since: datetime | None) -> Match | None:
@@ -427,6 +705,7 @@ def _mark_started(a: AgentStatus, now: datetime, phase_index: int, mode: Literal
     a.waiting_until = a.waiting_declared = None
     if mode == "cold":
         a.session_id = None
+        a.context_full_since = a.compact_sent_at = None  # a new conversation
     _set_state(a, "Starting", now, f"{mode} start requested")
 
 
@@ -436,7 +715,8 @@ def _heal(
 ) -> None:
     st, now = d.status, d.now
     assert st.current is not None
-    state = {"stalled": "Idle", "dead": "Dead", "fatal": "Fatal", "unreachable": "Dead"}[problem]
+    state = {"stalled": "Idle", "dead": "Dead", "fatal": "Fatal", "unreachable": "Dead",
+             "context-full": "Idle"}[problem]
     _set_state(a, state, now, reason)
     step = step_heal(a.heal, problem, now, spec.heal, reason)
     a.heal = step.heal
@@ -458,7 +738,7 @@ def _heal(
         if not already_typed(pane, text):
             d.act(SendText(role=role, rule=rule, reason=why, text=text, purpose="nudge"), kind)
         return
-    poisoned = problem == "fatal" or a.state == "Fatal"
+    poisoned = problem in POISONED or a.state == "Fatal" or a.context_full_since is not None
     if step.tier in (WARM, COLD):
         mode: Literal["warm", "cold"] = "cold" if step.tier == COLD or poisoned else "warm"
         d.act(RestartAgent(role=role, rule=rule, reason=why, phase_index=target, mode=mode), kind)
@@ -480,7 +760,7 @@ def _deliver_pings(spec: LoopPhaseSpec, d: Decision) -> None:
     keep: list[PendingPing] = []
     for ping in st.handoff.pending_pings:
         agent = st.agents.get(ping.role)
-        if agent is None or agent.state not in DELIVERABLE:
+        if agent is None or agent.state not in DELIVERABLE or holds.held(st, agent.account):
             keep.append(ping)
             continue
         text = ping_text(spec, ping, st.current.id)
@@ -517,7 +797,7 @@ def _wake_orchestrator(spec: LoopPhaseSpec, d: Decision) -> None:
     )
     if not due:
         return
-    if agent.state not in {"Idle", "Waiting"}:
+    if agent.state not in {"Idle", "Waiting"} or holds.held(d.status, agent.account):
         orch.wake_due_since = orch.wake_due_since or d.now  # retried each tick until idle
         return
     text = " ".join(orch_spec.wake_prompt.split())

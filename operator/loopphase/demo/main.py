@@ -1,8 +1,10 @@
 """`loopphase demo`: the whole loop on simulated agents, against a throwaway git repository.
 
-Three phases show every mechanism: handoff pings both ways, an inbox note, a usage-limit
-window (armed, quiet, probed, lifted, zero kills), a declared wait, a stall healed gently, a
-fatal wedge restarted cold, DONE -> phase advance, and sequence complete. It ends with a
+Three phases show every mechanism: an expired login that needs a human (no heals; supervision
+resumes by itself once it is fixed), handoff pings both ways, an inbox note, a usage-limit
+window (armed, quiet, probed, lifted, zero kills) that holds the other agent of the same
+account, a declared wait, a stall healed gently, a fatal wedge restarted cold, DONE -> phase
+advance, and sequence complete. It ends with a
 summary and exit code 0 when every mechanism was seen and nothing was killed in a window.
 """
 
@@ -21,9 +23,11 @@ from typing import Any
 
 import yaml
 
+from loopphase.cli import LOG_LEVELS, log_level, plain
+from loopphase.demo.progress import Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
-from loopphase.runner.loop import Runner, TickReport
+from loopphase.runner.loop import Runner
 from loopphase.runner.specfile import load_spec
 
 PHASES = ["p1-handoff", "p2-limits", "p3-healing"]
@@ -80,33 +84,11 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
     }
 
 
-class Printer:
-    """Prints one line per notable action as the loop runs."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.states_seen: set[tuple[str, str]] = set()
-
-    def __call__(self, report: TickReport) -> None:
-        for role, agent in report.result.status.agents.items():
-            self.states_seen.add((role, agent.state))
-        outcome = {id(a): ok for a, ok, _ in report.result.results}
-        for action in report.result.actions:
-            name = type(action).__name__
-            label = getattr(action, "kind", "") or getattr(action, "purpose", "") or name
-            if name in {"StartAgent", "RestartAgent", "RecreateHost"}:
-                label = f"{name} {getattr(action, 'mode', '')}".strip()
-            ok = "" if outcome.get(id(action), True) else "  [FAILED]"
-            role = action.role or "loop"
-            elapsed = time.monotonic() - self.started
-            print(f"  {elapsed:6.1f}s  {role:<9} {label:<18} {action.reason[:90]}{ok}", flush=True)
-
-
 async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
     bare = build_repo(workdir)
     spec_path = workdir / "loopphase-demo.yaml"
     spec_path.write_text(yaml.safe_dump(demo_manifest(bare), sort_keys=False))
-    printer = Printer()
+    printer = Printer(phases=len(PHASES))
     runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
@@ -119,10 +101,10 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for tool in ("tmux", "git"):

@@ -1,9 +1,12 @@
 """The demo's simulated agents: three phases that show every mechanism once.
 
-p1 handoff:  builder claims -> adversary pinged, reviews PASS -> builder pinged, writes DONE.
+p1 handoff:  the adversary starts on an expired login (NeedsAttention, LoginRequired: no heal,
+             the claim ping waits) until the login is fixed; builder claims -> adversary
+             pinged, reviews PASS -> builder pinged, writes DONE.
 p2 limits:   the builder hits a usage limit (exact epoch reset 20 s ahead) while the adversary
-             declares a wait; the builder drops an inbox note; window armed, quiet, probed,
-             lifted, zero kills; then the normal claim/review handshake and DONE.
+             declares a wait; both agents share one account, so the builder's limit holds the
+             adversary too (an account-wide hold); the builder drops an inbox note; window
+             armed, quiet, probed, lifted, zero kills; then the claim/review handshake and DONE.
 p3 healing:  the adversary wedges on a fatal API error (-> cold restart), the builder goes
              silent (-> nudge, then a warm restart); both recover and finish the sequence.
 """
@@ -36,9 +39,20 @@ phases:
     - append_done: {commit: "done(p3)", push: true}
 """
 
+# What Claude Code draws after a successful /login, long enough to scroll the expired-login
+# line out of the region the classifier reads (as the real session's output would).
+LOGIN_FIXED = "\\n".join(
+    ["Login successful. Welcome back!"]
+    + [f"  ⎿  restored session state ({i}/14)" for i in range(1, 15)]
+)
+
 ADVERSARY = """
 phases:
   p1-handoff:
+    - say: {text: "Invalid API key · Please run /login"}
+    - idle: {seconds: 12}
+    - say: {text: "@LOGIN_FIXED@"}
+    - work: {seconds: 1}
     - wait_input: {match: "CLAIM", timeout: 120}
     - work: {seconds: 2}
     - git: {commit: "review(p1-gate): PASS", files: {"machine-docs/REVIEW-p1-handoff.md": "PASS\\n"}, push: true}
@@ -57,4 +71,4 @@ phases:
     - wait_input: {match: "CLAIM", timeout: 240}
     - work: {seconds: 1}
     - git: {commit: "review(p3-gate): PASS", files: {"machine-docs/REVIEW-p3-healing.md": "PASS\\n"}, push: true}
-"""
+""".replace("@LOGIN_FIXED@", LOGIN_FIXED)

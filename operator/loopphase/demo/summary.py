@@ -18,12 +18,14 @@ class Summary:
     phases: list[tuple[str, float]]
     counts: Counter[str]
     kills_in_windows: int
+    heals_in_attention: int = 0
     states_seen: set[tuple[str, str]] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.complete and self.kills_in_windows == 0 and not self.missing
+        return (self.complete and self.kills_in_windows == 0 and self.heals_in_attention == 0
+                and not self.missing)
 
     def render(self, elapsed: float) -> str:
         c = self.counts
@@ -37,6 +39,9 @@ class Summary:
             f"  healing        nudges {c['nudge']}, warm restarts {c['restart-warm']}, "
             f"cold restarts {c['restart-cold']}, recreates {c['recreate']}",
             f"  declared wait  {'honoured' if ('adversary', 'Waiting') in self.states_seen else 'not seen'}",
+            f"  attention      needs-attention {c['needs-attention']}, cleared {c['attention-cleared']}, "
+            f"heals while it lasted {self.heals_in_attention}",
+            f"  account holds  armed {c['hold-armed']}, lifted {c['hold-lifted']}",
             f"  sequence       {'COMPLETE' if self.complete else 'NOT complete'} in {elapsed:.0f}s",
         ]
         if self.missing:
@@ -75,6 +80,21 @@ def kills_inside_windows(records: list[dict[str, Any]]) -> int:
     return kills
 
 
+def heals_while_attention(records: list[dict[str, Any]]) -> int:
+    """Heal actions (or nudges) on a role between its needs-attention and attention-cleared."""
+    waiting: set[str] = set()
+    heals = 0
+    for r in records:
+        role = r.get("role")
+        if r["action"] == "EmitEvent" and r.get("kind") == "needs-attention":
+            waiting.add(role)
+        elif r["action"] == "EmitEvent" and r.get("kind") == "attention-cleared":
+            waiting.discard(role)
+        elif role in waiting and (r["action"] in KILLS or r["action"] == "SendText"):
+            heals += 1 if r.get("rule") != "phase.complete" else 0
+    return heals
+
+
 def phase_durations(records: list[dict[str, Any]]) -> list[tuple[str, float]]:
     marks = [r for r in records if r["action"] == "EmitEvent" and r.get("kind") in {"start", "advance", "complete"}]
     out: list[tuple[str, float]] = []
@@ -95,6 +115,7 @@ def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
         phases=phase_durations(records),
         counts=counts,
         kills_in_windows=kills_inside_windows(records),
+        heals_in_attention=heals_while_attention(records),
         states_seen=states_seen or set(),
     )
     expected = {
@@ -107,6 +128,11 @@ def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
         "stall healed": counts["nudge"] + counts["restart-warm"] >= 1,
         "fatal restarted cold": counts["restart-cold"] >= 1,
         "phase advanced": counts["advance"] >= 2,
+        "login needs attention": any(
+            r.get("kind") == "needs-attention" and "login" in r.get("reason", "") for r in records),
+        "attention cleared": counts["attention-cleared"] >= 1,
+        "account hold armed": counts["hold-armed"] >= 1,
+        "account hold lifted": counts["hold-lifted"] >= 1,
     }
     if states_seen is not None:
         expected["declared wait"] = ("adversary", "Waiting") in states_seen

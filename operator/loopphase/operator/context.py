@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase.api.spec import ROLES, LoopPhaseSpec, Role
+from loopphase.controller.account_holds import MemoryHoldRegistry
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.source import WatchedRemote
 from loopphase.git.ssh import SshKeyStore
@@ -50,6 +51,8 @@ class OperatorContext:
     pods: PodCache = field(default_factory=PodCache)
     git_credentials: GitCredentials | None = None  # ssh key files under git_cache, warnings
     webhooks: OperatorWebhooks = field(default_factory=lambda: OperatorWebhooks(None))
+    # Account holds every LoopPhase of this operator publishes and reads (keyed namespace/name).
+    account_holds: MemoryHoldRegistry = field(default_factory=MemoryHoldRegistry)
 
     def __post_init__(self) -> None:
         if self.git_credentials is None:
@@ -85,6 +88,7 @@ class OperatorContext:
             self.git_credentials.forget(uid)
         runtime = self.runtimes.pop(uid, None)
         if runtime is not None:
+            self.account_holds.forget(f"{runtime.owner.namespace}/{runtime.owner.name}")
             self.live.forget(runtime.owner.namespace, runtime.owner.name)
             self.pods.forget(runtime.owner.namespace,
                              [ko.pod_name(runtime.owner.name, role) for role in ROLES])

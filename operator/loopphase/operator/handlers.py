@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
+from loopphase.core import holds
 from loopphase.operator import status_io
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
@@ -108,12 +109,16 @@ async def tick(
     await ctx.webhooks.configure(api, ctx.reads, namespace, name, uid, spec, git,
                                  warn=lambda reason, message: _post(body, True, reason, message))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
+    key = f"{namespace}/{name}"
     result = await run_tick(
         spec, status, runtime, git, now,
         role_prompt=lambda role: prompts.get(role, ""),
         generation=meta.get("generation"),
         default_tz=spec.time_zone or "UTC",
+        namespace=namespace,
+        account_holds=ctx.account_holds.others(key, now),
     )
+    ctx.account_holds.publish(key, holds.exported(spec, result.status, now), now)
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)

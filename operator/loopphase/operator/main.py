@@ -12,6 +12,7 @@ from pathlib import Path
 
 import kopf
 
+from loopphase.cli import plain
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
 from loopphase.operator.peering import PeeringTarget
@@ -24,7 +25,7 @@ from loopphase.webhook import parse_listen
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="loopphase operator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loopphase operator", description=plain(__doc__))
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", action="append", default=[],
                        help="watch this namespace (repeatable; globs allowed)")
@@ -44,22 +45,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "passes 20")
     parser.add_argument("--liveness", default=None,
                         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    parser.add_argument("--agent-image", default=env("LOOPPHASE_AGENT_IMAGE", "loopphase-agent:dev"))
-    parser.add_argument("--image-pull-policy", default=env("LOOPPHASE_IMAGE_PULL_POLICY", "IfNotPresent"))
-    parser.add_argument("--shim-port", type=int, default=int(env("LOOPPHASE_SHIM_PORT", "8790")))
-    parser.add_argument("--storage-size", default=env("LOOPPHASE_STORAGE_SIZE", "10Gi"))
-    parser.add_argument("--storage-class", default=env("LOOPPHASE_STORAGE_CLASS") or None)
+    parser.add_argument("--agent-image", default=env("LOOPPHASE_AGENT_IMAGE", "loopphase-agent:dev"),
+                        help="image of the agent pods (default $LOOPPHASE_AGENT_IMAGE, else loopphase-agent:dev)")
+    parser.add_argument("--image-pull-policy", default=env("LOOPPHASE_IMAGE_PULL_POLICY", "IfNotPresent"),
+                        help="imagePullPolicy of the agent pods (default IfNotPresent)")
+    parser.add_argument("--shim-port", type=int, default=int(env("LOOPPHASE_SHIM_PORT", "8790")),
+                        help="port of the shims' HTTP API in the pods (default 8790)")
+    parser.add_argument("--storage-size", default=env("LOOPPHASE_STORAGE_SIZE", "10Gi"),
+                        help="size of each role's work PVC (default 10Gi)")
+    parser.add_argument("--storage-class", default=env("LOOPPHASE_STORAGE_CLASS") or None,
+                        help="storageClassName of the work PVCs (default: the cluster's default)")
     parser.add_argument("--git-cache-dir", default=env("LOOPPHASE_GIT_CACHE",
-                                                       str(Path(tempfile.gettempdir()) / "loopphase-git")))
+                                                       str(Path(tempfile.gettempdir()) / "loopphase-git")),
+                        help="where the operator keeps its git clones and ssh keys")
     parser.add_argument("--operator-namespace",
                         default=env("POD_NAMESPACE", "loopphase-system"),
                         help="the operator's namespace: agents admit their shim port from it")
     parser.add_argument("--webhook-listen", default=env("LOOPPHASE_WEBHOOK_LISTEN", DEFAULT_LISTEN),
                         help="push webhooks: POST /webhook on HOST:PORT (default "
                              f"{DEFAULT_LISTEN}; 'off' disables, LoopPhases then poll)")
-    parser.add_argument("--api-timeout", type=float, default=10.0)
-    parser.add_argument("--shim-timeout", type=float, default=5.0)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--api-timeout", type=float, default=10.0, help="seconds per Kubernetes API call (default 10)")
+    parser.add_argument("--shim-timeout", type=float, default=5.0, help="seconds per shim call (default 5)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
 

@@ -1,4 +1,9 @@
-"""`loopphase run FILE.yaml`: run a LoopPhase on this machine (agents as local shims)."""
+"""`loopphase run FILE.yaml`: run a LoopPhase on this machine (agents as local shims).
+
+Before anything starts, the spec is checked like `loopphase validate` does (fields, files,
+CLIs on PATH). State lives in .loopphase/<name>/ beside FILE (0700). Ctrl-C leaves the agents
+running; running again adopts them. Edits to FILE are applied while it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,32 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
+import psutil
+
+from loopphase.cli import LOG_LEVELS, log_level
 from loopphase.outbound import install_log_scrubbing
-from loopphase.runner.loop import Runner
+from loopphase.runner.loop import Runner, StateDirLost
+from loopphase.runner.preflight import local_problems
+from loopphase.runner.secure import UnsafeStateDir
 from loopphase.runner.specfile import SpecFileError, load_spec
-from loopphase.runner.store import RunLocked
+from loopphase.runner.store import RunLocked, StateDamaged, StateMismatch
 from loopphase.runner.webhook import WebhookConfigError, resolve_config
+
+STOP_WAIT = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopphase run", description=__doc__)
-    parser.add_argument("file", type=Path, help="a LoopPhase manifest (or a bare spec) in YAML")
-    parser.add_argument("--state-dir", type=Path, help="default: .loopphase/<name> beside FILE")
-    parser.add_argument("--stop", action="store_true", help="stop every agent of this run and exit")
+    parser = argparse.ArgumentParser(prog="loopphase run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", type=Path, metavar="FILE", help="a LoopPhase manifest (or a bare spec) in YAML")
+    parser.add_argument("--state-dir", type=Path, help="where the run keeps its state (default: .loopphase/<name> beside FILE)")
+    parser.add_argument("--stop", action="store_true",
+                        help="stop a live runner of FILE, then every agent of this run, and exit")
+    parser.add_argument("--from-log", action="store_true",
+                        help="rebuild a damaged status.json from the journal first (like `loopphase repair`)")
     parser.add_argument("--keep-running", action="store_true",
                         help="keep supervising after the sequence completes")
     parser.add_argument("--max-ticks", type=int, help="stop after this many ticks (testing)")
@@ -30,13 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--webhook-secret-file", type=Path, metavar="FILE",
                         help="the webhook secret (default: repo.webhook.secretFile, then "
                              "$LOOPPHASE_WEBHOOK_SECRET)")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", type=log_level, default="INFO", help=f"one of {', '.join(LOG_LEVELS)} (default INFO)")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     install_log_scrubbing()
     try:
         loaded = load_spec(args.file)
@@ -49,12 +66,63 @@ def main(argv: list[str]) -> int:
     except WebhookConfigError as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2
-    runner = Runner(loaded, args.state_dir, webhook=webhook)
+    try:
+        runner = Runner(loaded, args.state_dir, webhook=webhook,
+                        on_message=lambda text: print(text, flush=True))
+    except UnsafeStateDir as err:
+        print(f"loopphase run: {err}", file=sys.stderr)
+        return 2
     if args.stop:
-        asyncio.run(runner.stop_everything())
-        print(f"stopped every agent of {loaded.name} ({runner.state_dir})")
-        return 0
+        return asyncio.run(_stop(runner))
+    problems = local_problems(loaded.spec, loaded.path.parent)
+    if problems:
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        print(f"loopphase run: {args.file} cannot start on this machine (nothing was started):\n{lines}",
+              file=sys.stderr)
+        return 2
     return asyncio.run(_run(runner, args))
+
+
+def _wait_for_runner_exit(pid: int, deadline: float) -> bool:
+    try:
+        psutil.Process(pid).wait(timeout=max(0.0, deadline - time.monotonic()))
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
+async def _stop(runner: Runner) -> int:
+    """Ask a live runner to stop (SIGTERM to the lock holder), take the lock so nothing restarts
+    an agent, then stop every agent of this run (by record and by process marker)."""
+    deadline = time.monotonic() + STOP_WAIT
+    while True:
+        try:
+            runner.store.lock()
+            break
+        except RunLocked as err:
+            if err.pid is None or time.monotonic() > deadline:
+                print(f"loopphase run --stop: {err}; it did not stop within {STOP_WAIT:.0f}s", file=sys.stderr)
+                return 1
+            print(f"asking the live runner (pid {err.pid}) to stop")
+            try:
+                psutil.Process(err.pid).terminate()
+            except psutil.NoSuchProcess:
+                pass  # it exited meanwhile: take the lock on the next try
+            except psutil.AccessDenied:
+                print(f"loopphase run --stop: runner pid {err.pid} is not yours to stop", file=sys.stderr)
+                return 1
+            await asyncio.to_thread(_wait_for_runner_exit, err.pid, deadline)
+    try:
+        lines = await runner.stop_everything()
+    finally:
+        runner.store.unlock()
+    for line in lines:
+        print(f"  {line}")
+    print(f"stopped every agent of {runner.loaded.name} ({runner.state_dir})" if lines
+          else f"no agent of {runner.loaded.name} was running ({runner.state_dir})")
+    return 0
 
 
 async def _run(runner: Runner, args: argparse.Namespace) -> int:
@@ -62,8 +130,9 @@ async def _run(runner: Runner, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runner.request_stop)
     try:
-        status = await runner.run(exit_on_complete=not args.keep_running, max_ticks=args.max_ticks)
-    except RunLocked as err:
+        status = await runner.run(exit_on_complete=not args.keep_running, max_ticks=args.max_ticks,
+                                  from_log=args.from_log)
+    except (RunLocked, StateDamaged, StateMismatch, StateDirLost, UnsafeStateDir) as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # the webhook address is taken or not ours to bind

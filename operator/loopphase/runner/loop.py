@@ -1,24 +1,38 @@
-"""The controller loop without a cluster: observe -> reconcile -> act -> persist, every tick."""
+"""The controller loop without a cluster: observe -> reconcile -> act -> persist, every tick.
+
+Every tick also re-reads the spec file when it changed on disk: a valid edit is applied like
+the operator applies a new generation (``status.observedGeneration`` counts them locally too)
+and what changed is reported; an invalid edit is reported and the last good spec kept. The
+state directory must stay where it was: if it disappears the run stops with ``StateDirLost``
+rather than start a second agent next to the live one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from loopphase.api.spec import Role
+from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.controller.account_holds import FileHoldRegistry
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
+from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
 from loopphase.git import WatcherRegistry
 from loopphase.git.source import WatchedRemote
-from loopphase.runner.specfile import LoadedSpec
+from loopphase.outbound import redact_patterns
+from loopphase.runner.secure import write_private
+from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
 from loopphase.runner.store import StateStore
 from loopphase.runner.webhook import LocalWebhookConfig, LocalWebhooks, wait_stop_or_wake
-from loopphase.runtime.local import LocalRuntime
+from loopphase.runtime.local import MARKER, LocalRuntime
 
 log = logging.getLogger("loopphase.run")
 
@@ -44,23 +58,135 @@ class TickReport:
     result: TickResult
 
 
+class StateDirLost(RuntimeError):
+    """The state directory vanished (or was replaced) under a live run."""
+
+
+def spec_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths that differ between two wire specs, as ``path: old -> new`` lines."""
+    lines: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += spec_changes(a, b, f"{path}.")
+        else:
+            lines.append(f"{path}: {_short(a)} -> {_short(b)}")
+    return lines
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = "(unset)" if value is None else redact_patterns(json.dumps(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stored_spec(spec: LoopPhaseSpec) -> dict[str, Any]:
+    """The spec as kept in spec.applied.json: the wire form with credentials in the URL masked."""
+    wire = spec.to_wire()
+    wire["repo"] = {**wire["repo"], "url": redact_patterns(wire["repo"]["url"])}
+    return wire
+
+
 class Runner:
     def __init__(self, loaded: LoadedSpec, state_dir: Path | None = None, *,
                  on_tick: Callable[[TickReport], None] | None = None,
+                 on_message: Callable[[str], None] | None = None,
                  webhook: LocalWebhookConfig | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.state_dir = state_dir or default_state_dir(loaded)
-        self.store = StateStore(self.state_dir)
+        self.store = StateStore(self.state_dir, spec_hint=str(loaded.path))
         self.runtime = LocalRuntime(self.spec, self.state_dir, loaded.path.parent)
         self.git = WatchedRemote(WatcherRegistry(self.state_dir / "git-cache"),
                                  self.spec.repo.url, self.spec.repo.branch)
         self.on_tick = on_tick
+        self.on_message = on_message or (lambda text: log.warning("%s", text))
         self.tz = self.spec.time_zone or local_zone_name()
+        # Runs whose state directories sit side by side (specs in one folder) share holds.
+        self.hold_registry = FileHoldRegistry(self.state_dir.parent / "account-holds")
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self.webhooks = (LocalWebhooks(webhook, loaded.name, self.git, self._wake.set)
                          if webhook is not None else None)
+        self.generation = 1
+        self._spec_stamp = _stamp(loaded.path)
+        self._bad_stamp: tuple[int, ...] | None = None
+        self._dir_identity: tuple[int, int] | None = None
+
+    # -- spec edits ---------------------------------------------------------------------------
+
+    @property
+    def applied_path(self) -> Path:
+        return self.state_dir / "spec.applied.json"
+
+    def _record_applied(self) -> None:
+        write_private(self.applied_path, json.dumps(
+            {"generation": self.generation, "name": self.loaded.name, "spec": stored_spec(self.spec)}))
+
+    def _resume_generation(self) -> None:
+        """Continue the generation count of this state dir; an edit between runs is one more."""
+        try:
+            applied = json.loads(self.applied_path.read_text(encoding="utf-8"))
+            generation, old = int(applied["generation"]), applied["spec"]
+        except FileNotFoundError:
+            self._record_applied()
+            return
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s unreadable (%s): counting generations from 1", self.applied_path, err)
+            self._record_applied()
+            return
+        self.generation = generation
+        changes = spec_changes(old, stored_spec(self.spec))
+        if changes:
+            self.generation += 1
+            self._announce(changes, "since the last run")
+            self._record_applied()
+
+    def _announce(self, changes: list[str], when: str) -> None:
+        lines = [f"spec changed {when}; applying it as generation {self.generation}:"]
+        lines += [f"  {change}" for change in changes]
+        touched = {c.split(":", 1)[0] for c in changes}
+        for role in self.spec.roles():
+            prefix = f"agents.{role}."
+            if any(t.startswith(prefix) for t in touched) and self.runtime.record(role) is not None:
+                lines.append(f"  {role} keeps running with its previous agent settings; they apply at its next "
+                             "start (`loopphase run --stop` and run again to apply them now)")
+        self.on_message("\n".join(lines))
+
+    def reload_spec(self) -> bool:
+        """Apply the spec file if it changed on disk; True when a new generation was applied."""
+        stamp = _stamp(self.loaded.path)
+        if stamp == self._spec_stamp or stamp == self._bad_stamp:
+            return False
+        try:
+            loaded = load_spec(self.loaded.path)
+            if loaded.name != self.loaded.name:
+                raise SpecFileError(f"metadata.name changed from {self.loaded.name!r} to {loaded.name!r}: "
+                                    "the name selects the state directory; start the new name separately")
+            repo, new_repo = self.spec.repo, loaded.spec.repo
+            if (repo.url, repo.branch) != (new_repo.url, new_repo.branch):
+                raise SpecFileError("repo.url/repo.branch changed: this run's state belongs to "
+                                    f"{redact_patterns(repo.url)} branch {repo.branch}; give the new "
+                                    "repository its own metadata.name")
+        except SpecFileError as err:
+            self._bad_stamp = stamp
+            self.on_message(f"spec edit NOT applied (still running generation {self.generation}): {err}")
+            return False
+        self._spec_stamp, self._bad_stamp = stamp, None
+        changes = spec_changes(self.spec.to_wire(), loaded.spec.to_wire())
+        if not changes:
+            return False
+        self.generation += 1
+        self.loaded, self.spec = loaded, loaded.spec
+        self.runtime.spec = loaded.spec
+        self.tz = self.spec.time_zone or local_zone_name()
+        self._announce(changes, "on disk")
+        self._record_applied()
+        return True
+
+    # -- the loop -----------------------------------------------------------------------------
 
     def role_prompt(self, role: Role) -> str:
         source = self.spec.agent(role).prompt
@@ -78,9 +204,32 @@ class Runner:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _check_state_dir(self) -> None:
+        try:
+            info = os.stat(self.state_dir)
+            identity = (info.st_dev, info.st_ino)
+        except FileNotFoundError:
+            identity = None
+        if self._dir_identity is None:
+            self._dir_identity = identity
+        if identity is None or identity != self._dir_identity:
+            raise StateDirLost(
+                f"the state directory {self.state_dir} was deleted or replaced while this run was "
+                "using it: stopping without starting anything (a new agent would share a working "
+                f"copy with the live one). The agents still carry {MARKER}={self.runtime.run_id}/<role>; "
+                f"`loopphase run {self.loaded.path} --stop` stops them"
+            )
+
     async def tick_once(self, status: LoopPhaseStatus, now: datetime | None = None) -> TickResult:
-        result = await run_tick(self.spec, status, self.runtime, self.git, now or datetime.now(UTC),
-                                role_prompt=self.role_prompt, default_tz=self.tz)
+        self._check_state_dir()
+        self.reload_spec()
+        now = now or datetime.now(UTC)
+        result = await run_tick(self.spec, status, self.runtime, self.git, now,
+                                role_prompt=self.role_prompt, default_tz=self.tz,
+                                generation=self.generation,
+                                account_holds=self.hold_registry.others(self.loaded.name, now))
+        self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
+        self._check_state_dir()
         self._record(result)
         if result.status != status:
             self.store.save(result.status)
@@ -110,12 +259,16 @@ class Runner:
             log.info("%s role=%s rule=%s ok=%s: %s", record["action"], action.role, action.rule, ok, action.reason)
         self.store.append_actions(records)
 
-    async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None) -> LoopPhaseStatus:
+    async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None,
+                  from_log: bool = False) -> LoopPhaseStatus:
         self.store.lock()
         try:
+            self._check_state_dir()
+            self.store.check_binding(self.spec.repo.url, self.spec.repo.branch)
+            status = self.store.repair() if from_log else self.store.load()
+            self._resume_generation()
             if self.webhooks is not None:
                 await self.webhooks.start()
-            status = self.store.load()
             tick = 0
             while not self._stop.is_set():
                 result = await self.tick_once(status)
@@ -135,5 +288,16 @@ class Runner:
                 await self.webhooks.stop()
             self.store.unlock()
 
-    async def stop_everything(self) -> None:
-        await self.runtime.stop_all()
+    async def stop_everything(self) -> list[str]:
+        stopped = await self.runtime.stop_all()
+        self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
+        return stopped
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What identifies one version of the spec file on disk (any change re-reads it)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ()
+    return (info.st_mtime_ns, info.st_size, info.st_ino)

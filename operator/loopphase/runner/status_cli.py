@@ -8,10 +8,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
+from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
-from loopphase.runner.store import StateStore
+from loopphase.runner.store import StateDamaged, StateStore
 
 
 def _age(ts: datetime | None, now: datetime) -> str:
@@ -27,20 +29,26 @@ def _age(ts: datetime | None, now: datetime) -> str:
 
 def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) -> str:
     started = status.history[0].time if status.history else None
-    header = ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "AGE", "CURRENT", "MESSAGE"]
+    header = ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "ATTENTION", "AGE",
+              "CURRENT", "MESSAGE"]
     row = [name, status.phase, status.progress or "-", status.builder or "-", status.adversary or "-",
-           status.ready or "-", _age(started, now), status.current.id if status.current else "-",
-           status.message or ""]
+           status.ready or "-", status.needs_attention or "-", _age(started, now),
+           status.current.id if status.current else "-", status.message or ""]
     widths = [max(len(h), len(v)) for h, v in zip(header, row, strict=True)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
              "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), ""]
     for role, agent in status.agents.items():
         lines.append(f"{role}: {agent.state} for {_age(agent.since, now)}"
                      f"{' - ' + agent.reason if agent.reason else ''}")
+        if agent.attention is not None:
+            # The whole cause, never cut: it says what the human has to do.
+            lines.append(f"  NEEDS ATTENTION ({agent.attention.reason}) for "
+                         f"{_age(agent.attention.since, now)}: {agent.attention.message}")
         if agent.limit is not None:
-            lines.append(f"  limit window until {agent.limit.until.isoformat()} "
-                         f"({'from banner' if agent.limit.parsed else 'flat probe'}), probes {agent.limit.nudges}: "
-                         f"{agent.limit.excerpt[:80]}")
+            window = agent.limit
+            how = window.decided_by or ("from banner" if window.parsed else "flat probe")
+            lines.append(f"  {window.limit_class} limit window until {window.until.isoformat()} "
+                         f"({how}), probes {window.nudges}: {clip(window.excerpt, 80)}")
         if agent.waiting_until is not None:
             lines.append(f"  declared wait until {agent.waiting_until.isoformat()}")
         heal = agent.heal
@@ -49,6 +57,11 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         last = next((h for h in reversed(status.history) if h.role == role), None)
         if last is not None:
             lines.append(f"  last action {last.kind} {_age(last.time, now)} ago: {last.rule}")
+    for hold in status.holds:
+        who = f"{hold.loop_phase}:{hold.started_by}" if hold.loop_phase else hold.started_by
+        lines.append(f"account hold {hold.account}: {hold.limit_class} limit of {who} since "
+                     f"{_age(hold.since, now)} ago, until {hold.until.isoformat()}: "
+                     f"{clip(hold.excerpt, 80)} (pings queued, stall clocks paused)")
     pending = status.handoff.pending_pings
     if pending:
         lines.append("pending pings: " + ", ".join(f"{p.kind}->{p.role}" for p in pending))
@@ -64,14 +77,14 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
         lines += ["", "recent:"]
         for entry in status.history[-history:]:
             lines.append(f"  #{entry.seq:<4} {entry.time.strftime('%H:%M:%S')} {entry.kind:<13} "
-                         f"{entry.role or '':<10} {entry.rule}: {entry.reason[:90]}")
+                         f"{entry.role or '':<10} {entry.rule}: {clip(entry.reason, 90)}")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase status", description=__doc__)
-    parser.add_argument("file", nargs="?", type=Path, help="the LoopPhase YAML given to `loopphase run`")
-    parser.add_argument("--state-dir", type=Path)
+    parser = argparse.ArgumentParser(prog="loopphase status", description=plain(__doc__))
+    parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the LoopPhase YAML given to `loopphase run`")
+    parser.add_argument("--state-dir", type=Path, help="where the run keeps its state (default: .loopphase/<name> beside FILE)")
     parser.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
     args = parser.parse_args(argv)
     if args.state_dir is None and args.file is None:
@@ -85,12 +98,17 @@ def main(argv: list[str]) -> int:
             print(f"loopphase status: {err}", file=sys.stderr)
             return 2
         name, state_dir = loaded.name, default_state_dir(loaded)
-    store = StateStore(state_dir)
-    if not store.status_path.exists():
+    store = StateStore(state_dir, create=False, spec_hint=str(args.file or "SPEC.yaml"))
+    if not store.status_path.exists() and not store.journal_path.exists():
         print(f"loopphase status: no run state in {state_dir} (start one with `loopphase run`)", file=sys.stderr)
         return 1
     while True:
-        text = render(name, store.load(), datetime.now(UTC))
+        try:
+            status = store.load()
+        except StateDamaged as err:
+            print(f"loopphase status: {err}", file=sys.stderr)
+            return 1
+        text = render(name, status, datetime.now(UTC))
         if not args.watch:
             print(text)
             return 0

@@ -1,70 +1,302 @@
-"""Persisted state of a local run: status (atomic temp + rename), an action log, a run lock."""
+"""Persisted state of a local run, made so that it cannot lie.
+
+Files in the state directory (0700; files 0600, see ``loopphase.runner.secure``):
+
+* ``status.json``: ``{"format": 1, "sha256": <hex>, "status": <LoopPhaseStatus wire dict>}``,
+  replaced atomically; the checksum is over the canonical JSON of ``status``
+  (``json.dumps(sort_keys=True, separators=(",", ":"))``).
+* ``status.journal.jsonl``: one line per save, appended and fsynced BEFORE ``status.json`` is
+  replaced: ``{"seq", "time", "set": {field: value}, "unset": [field], "historyAppend": [...],
+  "sha256"}`` (top-level fields of the wire status that changed; new history entries only), or
+  ``{"seq", "time", "snapshot": <whole status>, "sha256"}`` (the first save, and compaction).
+  Folding it from the last snapshot gives every saved status exactly; each line's checksum
+  proves it.
+* ``actions.jsonl``: every action with rule, reason and outcome (for people and the demo).
+* ``binding.json``: the repository URL and branch this state belongs to.
+* ``run.lock``: held (flock) by the live ``loopphase run``; holds its pid.
+
+A ``status.json`` that is missing while the journal has saves, unreadable, of the wrong shape,
+or failing its checksum is refused with ``StateDamaged``, whose message names the recovery
+command; nothing is ever silently started over.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from loopphase.api.status import LoopPhaseStatus
+from pydantic import ValidationError
+
+from loopphase.api.status import HISTORY_LIMIT, LoopPhaseStatus
+from loopphase.outbound import redact_patterns
+from loopphase.runner.secure import open_private_append, private_dir, write_private
+
+FORMAT = 1
+COMPACT_AFTER = 2000  # journal lines before they are folded into one snapshot line
 
 
 class RunLocked(RuntimeError):
     """Another `loopphase run` already drives this state directory."""
 
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class StateDamaged(RuntimeError):
+    """``status.json`` cannot be trusted; the message says why and how to recover."""
+
+
+class StateMismatch(RuntimeError):
+    """The state directory belongs to another repository or branch."""
+
+
+def checksum(wire: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(wire, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def recovery_hint(spec_hint: str) -> str:
+    return (f"rebuild it from the journal with `loopphase repair {spec_hint}` (or "
+            f"`loopphase run {spec_hint} --from-log`)")
+
 
 class StateStore:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, create: bool = True, spec_hint: str = "SPEC.yaml") -> None:
         self.dir = state_dir
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            private_dir(state_dir)
         self.status_path = state_dir / "status.json"
+        self.journal_path = state_dir / "status.journal.jsonl"
         self.actions_path = state_dir / "actions.jsonl"
-        self._lock_handle: IO[str] | None = None
+        self.binding_path = state_dir / "binding.json"
+        self.lock_path = state_dir / "run.lock"
+        self.spec_hint = spec_hint
+        self._lock_fd: int | None = None
+        self._last_wire: dict[str, Any] | None = None
+        self._journal_lines = 0
+
+    # -- lock -------------------------------------------------------------------------------
 
     def lock(self) -> None:
-        handle = (self.dir / "run.lock").open("w")
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            handle.close()
-            raise RunLocked(f"another `loopphase run` is driving {self.dir}") from err
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_handle = handle
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise RunLocked(f"another `loopphase run` (pid {pid or '?'}) is driving {self.dir}", pid) from err
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
 
     def unlock(self) -> None:
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- binding ----------------------------------------------------------------------------
+
+    def check_binding(self, url: str, branch: str) -> None:
+        """Bind a fresh state dir to ``url``/``branch``; refuse one made for another repo."""
+        # The URL is kept as a hash (and redacted, for messages): it may carry credentials.
+        want = {"repo": redact_patterns(url), "repoSha256": hashlib.sha256(url.encode()).hexdigest(),
+                "branch": branch}
+        try:
+            have = json.loads(self.binding_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            have = None  # a fresh state dir (or one from before bindings): bind it now
+        except (OSError, ValueError) as err:
+            raise StateDamaged(f"{self.binding_path} is unreadable ({err}); delete it to re-bind") from err
+        if have is None:
+            write_private(self.binding_path, json.dumps(want))
+            return
+        if (have.get("repoSha256"), have.get("branch")) != (want["repoSha256"], branch):
+            raise StateMismatch(
+                f"{self.dir} holds the state of a run on {have.get('repo')} branch "
+                f"{have.get('branch')}, but the spec now says {want['repo']} branch {branch}: its phase, "
+                "cursors and clones belong to the other repository. Give this loop its own "
+                "metadata.name (or --state-dir), or delete that directory to start over"
+            )
+
+    # -- status -----------------------------------------------------------------------------
 
     def load(self) -> LoopPhaseStatus:
-        if not self.status_path.exists():
+        """The last saved status; a fresh one only for a state dir that never saved one."""
+        try:
+            raw = self.status_path.read_bytes()
+        except FileNotFoundError:
+            saves = self._journal_records()
+            if saves:
+                raise StateDamaged(
+                    f"{self.status_path} is missing but the journal holds {len(saves)} saves: "
+                    f"refusing to start over; {recovery_hint(self.spec_hint)}"
+                ) from None
+            self._last_wire = None
             return LoopPhaseStatus()
-        return LoopPhaseStatus.model_validate(json.loads(self.status_path.read_text()))
+        except OSError as err:
+            raise StateDamaged(f"cannot read {self.status_path}: {err}; {recovery_hint(self.spec_hint)}") from err
+        status, wire = self._parse(raw)
+        self._last_wire = wire
+        self._journal_lines = len(self._journal_records())
+        return status
+
+    def _parse(self, raw: bytes) -> tuple[LoopPhaseStatus, dict[str, Any]]:
+        def damaged(why: str) -> StateDamaged:
+            return StateDamaged(f"{self.status_path} is damaged ({why}); {recovery_hint(self.spec_hint)}")
+
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise damaged(f"not JSON: {err}") from err
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("status"), dict):
+            raise damaged(f"expected {{\"format\": {FORMAT}, \"sha256\": ..., \"status\": {{...}}}}")
+        wire = doc["status"]
+        if doc.get("sha256") != checksum(wire):
+            raise damaged("checksum mismatch: the file was changed or cut")
+        try:
+            return LoopPhaseStatus.model_validate(wire), wire
+        except ValidationError as err:
+            raise damaged(f"not a valid status: {err.error_count()} errors") from err
 
     def save(self, status: LoopPhaseStatus) -> None:
-        tmp = self.status_path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(status.to_wire(), handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(self.status_path)
+        """Journal the change (fsynced), then replace ``status.json`` atomically."""
+        wire = status.to_wire()
+        record = self._journal_record(wire)
+        fd = open_private_append(self.journal_path)
+        try:
+            os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._journal_lines += 1
+        self._write_status(wire)
+        self._last_wire = wire
+        if self._journal_lines > COMPACT_AFTER:
+            self.compact()
+
+    def _write_status(self, wire: dict[str, Any]) -> None:
+        doc = {"format": FORMAT, "sha256": checksum(wire), "status": wire}
+        write_private(self.status_path, json.dumps(doc, indent=1))
+
+    def _journal_record(self, wire: dict[str, Any]) -> dict[str, Any]:
+        base: dict[str, Any] = {"time": datetime.now(UTC).isoformat(), "sha256": checksum(wire)}
+        old = self._last_wire
+        if old is None:
+            return {**base, "snapshot": wire}
+        changed = {k: v for k, v in wire.items() if k != "history" and old.get(k) != v}
+        unset = [k for k in old if k not in wire and k != "history"]
+        record: dict[str, Any] = {**base, "set": changed, "unset": unset}
+        old_history = old.get("history", [])
+        new_history = wire.get("history", [])
+        last_seq = old_history[-1]["seq"] if old_history else 0
+        appended = [entry for entry in new_history if entry["seq"] > last_seq]
+        if _fold_history(old_history, appended) == new_history:
+            record["historyAppend"] = appended
+        else:
+            record["set"]["history"] = new_history
+        return record
+
+    def _journal_records(self) -> list[dict[str, Any]]:
+        try:
+            text = self.journal_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        lines = text.splitlines()
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                records.append(json.loads(line))
+            except ValueError as err:
+                if number == len(lines):
+                    break  # a save cut by a crash before status.json was replaced: never applied
+                raise StateDamaged(f"{self.journal_path} line {number} is damaged ({err}): cannot rebuild") from err
+        return records
+
+    def rebuild(self) -> LoopPhaseStatus:
+        """The status the journal describes, verified line by line against its checksums."""
+        records = self._journal_records()
+        if not records:
+            raise StateDamaged(
+                f"no journal to rebuild from in {self.dir}: move that directory away to start over"
+            )
+        wire: dict[str, Any] | None = None
+        for number, record in enumerate(records, 1):
+            if "snapshot" in record:
+                wire = dict(record["snapshot"])
+            elif wire is None:
+                continue  # before the first snapshot (compacted away)
+            else:
+                for key in record.get("unset", []):
+                    wire.pop(key, None)
+                wire.update(record.get("set", {}))
+                if "historyAppend" in record:
+                    wire["history"] = _fold_history(wire.get("history", []), record["historyAppend"])
+            if checksum(wire) != record.get("sha256"):
+                raise StateDamaged(f"{self.journal_path} line {number} does not reproduce its checksum")
+        assert wire is not None
+        return LoopPhaseStatus.model_validate(wire)
+
+    def repair(self) -> LoopPhaseStatus:
+        """Rebuild from the journal and write ``status.json``; a file that differs from the
+        rebuilt status (damaged) is kept aside as ``status.damaged-<time>.json``."""
+        status = self.rebuild()
+        wire = status.to_wire()
+        try:
+            current = self._parse(self.status_path.read_bytes())[1]
+        except (OSError, StateDamaged):
+            current = None
+        if current != wire and self.status_path.exists():
+            aside = self.status_path.with_name(f"status.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}.json")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.status_path, aside)
+        self._write_status(wire)
+        self._last_wire = wire
+        return status
+
+    def compact(self) -> None:
+        """Fold the journal into one snapshot line (atomic replace)."""
+        if self._last_wire is None:
+            return
+        record = {"time": datetime.now(UTC).isoformat(), "snapshot": self._last_wire,
+                  "sha256": checksum(self._last_wire)}
+        write_private(self.journal_path, json.dumps(record, separators=(",", ":")) + "\n")
+        self._journal_lines = 1
+
+    # -- action log ---------------------------------------------------------------------------
 
     def append_actions(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        with self.actions_path.open("a", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, default=_json_default) + "\n")
+        fd = open_private_append(self.actions_path)
+        try:
+            os.write(fd, "".join(json.dumps(r, default=_json_default) + "\n" for r in records).encode())
+        finally:
+            os.close(fd)
 
     def read_actions(self) -> list[dict[str, Any]]:
         if not self.actions_path.exists():
             return []
         return [json.loads(line) for line in self.actions_path.read_text().splitlines() if line]
+
+
+def _fold_history(history: list[dict[str, Any]], appended: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged = [*history, *appended]
+    return merged[-HISTORY_LIMIT:]
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _json_default(value: object) -> str:

@@ -351,6 +351,24 @@ class KubernetesRuntime:
         agent = self.spec.agent(role)
         return agent.sim_scenario if agent.backend == "sim" else None
 
+    def _cannot_start(self, role: Role) -> str | None:
+        """What keeps a pod for ``role`` from ever starting, known before creating it: a sim
+        scenario given as a file path (a cluster has only what the spec holds)."""
+        from loopphase.api.spec import agent_field
+        from loopphase.sim.scenario import ScenarioError, scenario_source
+
+        agent = self.spec.agent(role)
+        if agent.backend != "sim" or agent.sim_scenario is None:
+            return None
+        try:
+            kind, value = scenario_source(agent.sim_scenario)
+        except ScenarioError as err:
+            return f"{agent_field(self.spec, role)}.simScenario: {err}"
+        if kind == "path":
+            return (f"{agent_field(self.spec, role)}.simScenario names a file ({value}); on a cluster "
+                    "give the scenario inline (YAML text that is a mapping with 'phases')")
+        return None
+
     # -- AgentRuntime --------------------------------------------------------------------------
 
     async def observe(self, role: Role) -> AgentObservation:
@@ -359,7 +377,7 @@ class KubernetesRuntime:
         except (KubeApiError, TimeoutError, OSError) as err:
             return AgentObservation(role=role, present=False, error=f"reading pod: {err}")
         if pod is None:
-            return AgentObservation(role=role, present=False)
+            return AgentObservation(role=role, present=False, cannot_start=self._cannot_start(role))
         facts = pod_facts(pod, self.owner.uid)
         base = AgentObservation(
             role=role,

@@ -1,7 +1,8 @@
 """Pre-seed Claude Code's config so first-run dialogs do not swallow typed input.
 
 ~/.claude.json: onboarding done, the workdir trusted, bypass-permissions mode accepted (and the
-API key approved when one is in the environment). ~/.claude/settings.json: hooks for
+API key approved when one is in the environment). ~/.claude/settings.json: the project's
+.mcp.json servers approved (``enableAllProjectMcpServers``), and hooks for
 SessionStart, Stop, StopFailure and Notification that append each event to the shim's events
 file. Existing content is kept and merged.
 """
@@ -66,6 +67,9 @@ def seed_claude_config(home: Path, workdir: str, events_file: Path) -> None:
     settings_path = home / ".claude" / "settings.json"
     settings = _load(settings_path)
     settings["skipDangerousModePermissionPrompt"] = True
+    # The repo's .mcp.json servers are approved up front: otherwise the MCP-server approval
+    # dialog waits for an answer and the agent never starts working (issue 11, fault 4).
+    settings["enableAllProjectMcpServers"] = True
     hooks = settings.setdefault("hooks", {})
     command = hook_command(events_file)
     for event in HOOK_EVENTS:

@@ -173,4 +173,5 @@ def to_observation(role: Role, state: ShimState | None, error: str | None) -> Ag
         phase_index=state.phase_index,
         restarts=state.restarts,
         error=error,
+        cannot_start=state.start_error if not state.alive else None,
     )

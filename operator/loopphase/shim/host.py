@@ -15,6 +15,7 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.core.screen import classify
 from loopphase.shim import proctree
 from loopphase.shim.adapters import AgentConfig, LaunchError, Mode, build_launch
 from loopphase.shim.inputarea import text_pending
@@ -33,6 +34,10 @@ HOOK_EVENTS_KEPT = 20
 
 class Busy(RuntimeError):
     """A send, restart or stop is already in progress."""
+
+
+class DialogOpen(RuntimeError):
+    """A dialog is on screen: typed text would answer it (Enter picks its selected option)."""
 
 
 class StopFailed(RuntimeError):
@@ -71,6 +76,8 @@ class AgentHost:
         self.last_screen: str | None = None
         self.last_change_at: datetime | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # The configuration error the last start was refused with (None after a good start).
+        self.start_error: str | None = None
 
     # ---- prompts -------------------------------------------------------------------------
     def kickoff_text(self, override: str | None) -> str:
@@ -139,14 +146,19 @@ class AgentHost:
     async def _start_locked(
         self, mode: Mode, kickoff: str | None, continuation: str | None
     ) -> RestartResult:
-        if mode == "warm":
-            prompt = continuation if continuation is not None else (self.continuation_text or "")
-        else:
-            prompt = self.kickoff_text(kickoff)
-        session_id = self.session_id() if mode == "warm" else None
-        launch = build_launch(
-            self.cfg, mode, prompt, self.phase_index, self.phase_id, session_id
-        )
+        try:
+            if mode == "warm":
+                prompt = continuation if continuation is not None else (self.continuation_text or "")
+            else:
+                prompt = self.kickoff_text(kickoff)
+            session_id = self.session_id() if mode == "warm" else None
+            launch = build_launch(
+                self.cfg, mode, prompt, self.phase_index, self.phase_id, session_id
+            )
+        except LaunchError as exc:
+            self.start_error = str(exc)  # reported in /v1/state until a start succeeds
+            raise
+        self.start_error = None
         Path(self.cfg.workdir).mkdir(parents=True, exist_ok=True)
         await self.tmux.new_session(launch.argv, self.cfg.workdir, launch.env)
         try:
@@ -187,6 +199,9 @@ class AgentHost:
                 return
             except Busy:
                 await asyncio.sleep(0.5)
+            except DialogOpen as exc:
+                log.error("bootstrap line not sent: %s", exc)
+                return
         log.error("bootstrap line not sent: the host stayed busy")
 
     def _spawn(self, coro: object) -> None:
@@ -245,6 +260,12 @@ class AgentHost:
         info = await self.tmux.pane_info()
         if not info or info.dead:
             return SendResult(accepted=False, detail="agent is not running", tries=0)
+        dialog = classify(await self.tmux.capture(), utcnow(), UTC).dialog
+        if dialog is not None:
+            raise DialogOpen(
+                f"not typing: a dialog is on screen ({dialog.excerpt}); typed text would answer "
+                "it. Answer it in the agent's terminal, then send again"
+            )
         log.info("typing %d chars into the agent, then %s", len(text), submit)
         await self.tmux.send_literal(text)
         await asyncio.sleep(PASTE_SETTLE)  # let the TUI take the paste before the submit key
@@ -321,6 +342,7 @@ class AgentHost:
             session_id=self.session_id(events),
             hook_events=events[-HOOK_EVENTS_KEPT:],
             send_in_flight=self.sending,
+            start_error=self.start_error,
         )
 
     async def shutdown(self) -> None:

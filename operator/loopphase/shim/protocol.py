@@ -52,6 +52,9 @@ class ShimState(WireModel):
     session_id: str | None = None
     hook_events: list[HookEventInfo] = []
     send_in_flight: bool = False
+    # The whole configuration error the last start was refused with (a missing scenario, an
+    # empty kickoff, ...): the agent will not start until the configuration changes.
+    start_error: str | None = None
 
 
 class SendResult(WireModel):

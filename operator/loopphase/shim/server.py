@@ -3,7 +3,7 @@
 API (JSON, prefix /v1; every route but /v1/health needs ``Authorization: Bearer <token>``):
   GET  /v1/health                 {"ok": true}, no token (readiness probe)
   GET  /v1/state?lines=N          ShimState (see loopphase.shim.protocol)
-  POST /v1/send    {text, submit?: "Enter"|"C-m"}         -> SendResult; 409 while busy
+  POST /v1/send    {text, submit?: "Enter"|"C-m"}         -> SendResult; 409 while busy or a dialog is shown
   POST /v1/restart {mode: warm|cold, kickoff?, continuation?, phaseIndex?, phaseId?}
                                                           -> {pid, startedAt, mode}; 409 busy
   POST /v1/stop                   -> {"stopped": true}
@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from loopphase import __version__
+from loopphase.cli import LOG_LEVELS, log_level, plain
 from loopphase.core.typeable import untypeable_reason
 from loopphase.shim.adapters import BACKENDS, AgentConfig, LaunchError
-from loopphase.shim.host import AgentHost, Busy, StopFailed
+from loopphase.shim.host import AgentHost, Busy, DialogOpen, StopFailed
 from loopphase.shim.http import ApiServer, HttpError, LoopBridge, Request, Routes
 from loopphase.shim.protocol import (
     API_PREFIX,
@@ -52,7 +53,7 @@ def map_error(exc: Exception) -> HttpError | None:
     """The agent host's failures as HTTP answers (None: an unexpected error, a logged 500)."""
     if isinstance(exc, LaunchError):
         return HttpError(400, str(exc))
-    if isinstance(exc, Busy):
+    if isinstance(exc, (Busy, DialogOpen)):
         return HttpError(409, str(exc))
     if isinstance(exc, StopFailed):
         log.error("%s", exc)
@@ -172,28 +173,31 @@ def env_pair(value: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="loopphase shim", description=__doc__.split("\n")[0])
-    p.add_argument("--role", required=True, choices=("builder", "adversary", "orchestrator"))
-    p.add_argument("--backend", required=True, choices=BACKENDS)
-    p.add_argument("--workdir", required=True)
+    p = argparse.ArgumentParser(prog="loopphase shim", description=plain(__doc__.split("\n")[0]))
+    p.add_argument("--role", required=True, choices=("builder", "adversary", "orchestrator"),
+                   help="the role of the agent it hosts")
+    p.add_argument("--backend", required=True, choices=BACKENDS, help="the agent CLI to run")
+    p.add_argument("--workdir", required=True, help="the agent's working copy")
     p.add_argument("--kickoff-file", help="kickoff prompt for cold starts")
     p.add_argument("--continuation-text", help="continuation prompt for warm starts")
     p.add_argument("--bootstrap-text", help="opencode: the one line typed after attaching")
     p.add_argument("--mode", choices=("cold", "warm"), default="cold", help="initial start")
-    p.add_argument("--phase-index", type=int)
-    p.add_argument("--phase-id")
-    p.add_argument("--model")
+    p.add_argument("--phase-index", type=int, help="the phase the agent is started for (reported in /v1/state)")
+    p.add_argument("--phase-id", help="that phase's id (LOOPPHASE_PHASE for the agent)")
+    p.add_argument("--model", help="model passed to the agent CLI")
     p.add_argument("--scenario", help="sim backend: scenario YAML")
     p.add_argument("--opencode-server", help="opencode backend: server URL to attach to")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default loopback; pods pass 0.0.0.0)")
-    p.add_argument("--port", type=int, default=8790)
+    p.add_argument("--port", type=int, default=8790, help="port of the HTTP API (default 8790)")
     p.add_argument("--token-file", help="bearer token file (else $LOOPPHASE_SHIM_TOKEN)")
     p.add_argument("--state-dir", help="hook events, transcript (default <workdir>/.loopphase-shim)")
     p.add_argument("--tmux-socket", help="tmux -L socket name (default: unique per shim)")
-    p.add_argument("--env", action="append", type=env_pair, default=[], metavar="KEY=VALUE")
+    p.add_argument("--env", action="append", type=env_pair, default=[], metavar="KEY=VALUE",
+                   help="an environment variable for the agent (repeatable)")
     p.add_argument("--no-start", action="store_true", help="start idle until a restart call")
-    p.add_argument("--log-level", default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", type=log_level, default=os.environ.get("LOOPPHASE_LOG_LEVEL", "INFO"),
+                   help=f"one of {', '.join(LOG_LEVELS)} (default INFO, or $LOOPPHASE_LOG_LEVEL)")
     return p
 
 
@@ -272,7 +276,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
              socket_name)
     tasks = [
         asyncio.create_task(host.poll_forever()),
-        asyncio.create_task(TranscriptTail(state_dir / "transcript.log").run()),
+        asyncio.create_task(TranscriptTail(state_dir / "transcript.log", from_end=True).run()),
     ]
     try:
         if not args.no_start:

@@ -32,10 +32,17 @@ def clean_line(raw: str) -> str:
 
 
 class TranscriptTail:
-    def __init__(self, path: Path, out: TextIO | None = None) -> None:
+    def __init__(self, path: Path, out: TextIO | None = None, *, from_end: bool = False) -> None:
+        """``from_end``: skip what the file already holds (a previous shim's transcript in a
+        reused state dir), so only this shim's agent output is printed."""
         self.path = path
         self.out = out or sys.stdout
         self.offset = 0
+        if from_end:
+            try:
+                self.offset = path.stat().st_size
+            except FileNotFoundError:
+                self.offset = 0
         self.partial = ""
         self.recent: list[str] = []
 

@@ -65,6 +65,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from loopphase.cli import plain
 from loopphase.sim import banners, gitops
 from loopphase.sim.scenario import DISRUPTIVE_KINDS, ScenarioError, Step, load_scenario
 from loopphase.sim.terminal import SPINNER_FRAMES, InputLog, Keyboard, Screen
@@ -274,21 +275,26 @@ RESUME_TRANSCRIPT = tuple(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopphase sim-agent", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="loopphase sim-agent", description=plain(__doc__.split("\n")[0]))
     parser.add_argument("--scenario", required=True, help="scenario YAML file")
-    parser.add_argument("--role", default=os.environ.get("LOOPPHASE_ROLE", "builder"))
-    parser.add_argument("--phase", default=os.environ.get("LOOPPHASE_PHASE", "default"))
-    parser.add_argument("--workdir", default=os.getcwd())
-    parser.add_argument("--input-log", default=os.environ.get("LOOPPHASE_SIM_INPUT_LOG"))
+    parser.add_argument("--role", default=os.environ.get("LOOPPHASE_ROLE", "builder"),
+                        help="the role it plays (default $LOOPPHASE_ROLE, else builder)")
+    parser.add_argument("--phase", default=os.environ.get("LOOPPHASE_PHASE", "default"),
+                        help="phase id selecting the scenario steps (default $LOOPPHASE_PHASE, else default)")
+    parser.add_argument("--workdir", default=os.getcwd(), help="the git working copy (default: the current directory)")
+    parser.add_argument("--input-log", default=os.environ.get("LOOPPHASE_SIM_INPUT_LOG"),
+                        help="JSON lines of everything typed into it (default $LOOPPHASE_SIM_INPUT_LOG)")
     parser.add_argument("--log-file", default=os.environ.get("LOOPPHASE_SIM_LOG"),
                         help="debug log (default: <input-log>.debug)")
-    parser.add_argument("--state-dir", default=os.environ.get("LOOPPHASE_STATE_DIR", "machine-docs"))
+    parser.add_argument("--state-dir", default=os.environ.get("LOOPPHASE_STATE_DIR", "machine-docs"),
+                        help="the repository's loop-state folder (default $LOOPPHASE_STATE_DIR, else machine-docs)")
     parser.add_argument("--continue", dest="continue_", action="store_true",
                         help="warm start: the prompt is a continuation prompt")
     parser.add_argument("--resume", default=None, help="warm start of a given session id")
     parser.add_argument("--model", default=None, help="accepted and logged, like the real CLI")
-    parser.add_argument("--dangerously-skip-permissions", action="store_true")
-    parser.add_argument("prompt", nargs="?", default=None)
+    parser.add_argument("--dangerously-skip-permissions", action="store_true",
+                        help="accepted and ignored, like the real CLI's flag")
+    parser.add_argument("prompt", nargs="?", default=None, help="the kickoff (cold) or continuation (warm) prompt")
     return parser
 
 

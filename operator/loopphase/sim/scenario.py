@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+
+from loopphase.api.yamlfile import load_yaml
 
 STEP_KINDS: frozenset[str] = frozenset(
     {
@@ -91,7 +93,37 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"scenario {path} is not valid YAML: {exc}") from exc
     return parse_scenario(data)
+
+
+ScenarioSource = tuple[Literal["inline"], Scenario] | tuple[Literal["path"], str]
+
+
+def scenario_source(text: str) -> ScenarioSource:
+    """How a spec's ``simScenario`` text is read (one rule for validate, run and the cluster).
+
+    Text whose YAML is a mapping is the scenario itself (``inline``, parsed and checked here);
+    anything else must be one line, a path to a scenario file (``path``; relative to the spec
+    file, ``loopphase run`` only). Never falls back from one to the other: a path that does not
+    exist is an error, not inline YAML. Raises ``ScenarioError`` naming the problem.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise ScenarioError("empty: give inline scenario YAML (a mapping with 'phases') or a path")
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as exc:
+        if "\n" in stripped:
+            raise ScenarioError(f"inline scenario is not valid YAML: {exc}") from exc
+        data = None
+    if isinstance(data, dict):
+        return "inline", parse_scenario(data)
+    if "\n" in stripped:
+        raise ScenarioError(
+            "multi-line text that is not a YAML mapping: inline scenarios are a mapping with "
+            "'phases'; a path is one line"
+        )
+    return "path", stripped

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loopphase.cli import plain
 from loopphase.webhook.hook_script import MARKER, render
 
 DEFAULT_URL = "http://127.0.0.1:9797/webhook"
@@ -75,7 +76,7 @@ def install(repo: Path, *, url: str, secret_file: Path, repo_urls: list[str] | N
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="loopphase hook", description=__doc__,
+    parser = argparse.ArgumentParser(prog="loopphase hook", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install", help="write REPO's post-receive hook")

@@ -1,0 +1,102 @@
+"""States a restart cannot fix (NeedsAttention), pure.
+
+An expired login, a blocking dialog, a spend limit with no reset and an open heal circuit all
+wait for a human: no heal ladder, nothing typed (pings stay queued), one Warning Event when the
+state begins, re-checked every tick, and normal supervision resumes by itself once the cause is
+gone. ``CannotStart`` is set by the runtime's start path; this module never clears it.
+
+Shapes: ``Finding`` is what this tick's observation says (reason, rule, excerpt, message); the
+agent's ``Attention`` in status is the persisted form, with ``since``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from loopphase.api.status import AgentStatus, AttentionReason
+from loopphase.core.observations import AgentObservation
+from loopphase.core.screen import Match, ScreenReading
+
+# The reasons this module sets and clears; others (CannotStart) belong to their producer.
+OWNED: frozenset[str] = frozenset({"LoginRequired", "Dialog", "SpendLimit", "CircuitOpen"})
+# StopFailure hook ``error`` values that mean the credentials are refused (Claude Code writes
+# ``authentication_failed``; the other spellings cover a 401 surfaced as the error type).
+AUTH_ERROR_RE = re.compile(
+    r"authentication|unauthori[sz]ed|invalid.?api.?key|oauth.?token|\b401\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    reason: AttentionReason
+    rule: str
+    excerpt: str
+    message: str
+
+
+def hook_login(obs: AgentObservation, active_since: datetime | None) -> Match | None:
+    """A StopFailure hook event saying the login failed, newer than the last visible work.
+
+    A later clean Stop or a new session supersedes it (the same rule as the limit hook).
+    """
+    for event in reversed(obs.hook_events):
+        if event.name in {"Stop", "SessionStart"}:
+            return None
+        if event.name != "StopFailure":
+            continue
+        if not event.error_type or not AUTH_ERROR_RE.search(event.error_type):
+            return None
+        if event.time is not None and active_since is not None and event.time <= active_since:
+            return None
+        detail = f": {event.message}" if event.message else ""
+        return Match("hook.authentication-failed", f"StopFailure error={event.error_type}{detail}")
+    return None
+
+
+def screen_finding(role: str, reading: ScreenReading, login_hook: Match | None) -> Finding | None:
+    """A dialog (always: typing into one picks an answer) or a failed login (unless the screen
+    shows work) on this tick's screen; None when neither."""
+    if reading.dialog is not None:
+        title = reading.dialog.excerpt
+        return Finding(
+            "Dialog", reading.dialog.rule, title,
+            f"{role}: a dialog blocks the agent ({title}); nothing is typed into it: answer it "
+            "in the agent's terminal, or seed the setting that skips it. Supervision resumes "
+            "by itself once it is gone",
+        )
+    if reading.active is not None:
+        return None
+    login = reading.login or login_hook
+    if login is not None:
+        return Finding(
+            "LoginRequired", login.rule, login.excerpt,
+            f"{role}: the agent's login is invalid or expired ({login.excerpt}); a restart "
+            "cannot fix it: log in again (/login in the agent's terminal, or renew the "
+            "credentials Secret). Supervision resumes by itself once the agent works",
+        )
+    return None
+
+
+def spend_finding(role: str, agent: AgentStatus) -> Finding | None:
+    """The agent's window is for a spend/credit limit: no reset to wait for."""
+    window = agent.limit
+    if window is None or window.limit_class != "spend":
+        return None
+    return Finding(
+        "SpendLimit", window.rule, window.excerpt,
+        f"{role}: spend or credit limit ({window.excerpt}); there is no reset to wait for: "
+        "raise the spend limit or add credit. The agent is held (never restarted) and probed "
+        "until the limit lifts",
+    )
+
+
+def circuit_finding(role: str, agent: AgentStatus) -> Finding:
+    heal = agent.heal
+    return Finding(
+        "CircuitOpen", "heal.circuit-breaker", heal.problem,
+        f"{role}: healing stopped: {heal.reason or 'the hardest tier failed repeatedly'}; it "
+        "resumes by itself once the agent is seen working (fix the cause, or restart it by "
+        "hand)",
+    )

@@ -1,0 +1,105 @@
+"""What `loopphase validate` and `loopphase run` can check on this machine before anything starts.
+
+The spec model checks what holds everywhere (fields, patterns, inline scenarios); this module
+checks what only the machine that runs the agents can: the files a spec names exist (scenario
+files, prompt files) and parse, and the programs the agents need are on PATH. Each problem names
+the spec field and the fix. The local runtime asks again every tick (``role_problem``), so a
+spec edited or a CLI uninstalled mid-run becomes NeedsAttention(CannotStart), not a heal ladder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
+from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source
+
+# The program each backend runs inside tmux (sim runs this Python, always present).
+BACKEND_PROGRAMS: dict[str, str] = {"claude": "claude", "opencode": "opencode"}
+INSTALL_HINTS: dict[str, str] = {
+    "claude": "install Claude Code (npm install -g @anthropic-ai/claude-code)",
+    "opencode": "install opencode (npm install -g opencode-ai)",
+    "tmux": "install tmux (apt-get install tmux)",
+    "git": "install git (apt-get install git)",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that stops a start: the spec field (or program) and what to do."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def scenario_file(spec_dir: Path, text: str) -> Path | None:
+    """The scenario file a ``simScenario`` names (None when it is inline)."""
+    kind, value = scenario_source(text)
+    return spec_dir / value if kind == "path" else None  # type: ignore[operator]
+
+
+def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Problem]:
+    """Problems with one role's agent on this machine (empty when it can start)."""
+    agent: AgentSpec = spec.agent(role)
+    where = agent_field(spec, role)
+    problems: list[Problem] = []
+    program = BACKEND_PROGRAMS.get(agent.backend)
+    if program is not None and shutil.which(program) is None:
+        problems.append(Problem(
+            f"{where}.backend",
+            f"backend {agent.backend} needs the {program!r} command, which is not on PATH: "
+            f"{INSTALL_HINTS[program]}, or choose another backend",
+        ))
+    if agent.backend == "sim" and agent.sim_scenario is not None:
+        try:
+            path = scenario_file(spec_dir, agent.sim_scenario)
+            if path is not None:
+                if not path.is_file():
+                    raise ScenarioError(
+                        f"scenario file {path} does not exist (a one-line simScenario is a path "
+                        "relative to the spec file; inline scenarios are YAML mappings with 'phases')"
+                    )
+                load_scenario(path)
+        except ScenarioError as err:
+            problems.append(Problem(f"{where}.simScenario", str(err)))
+    prompt = agent.prompt
+    if prompt is not None and prompt.config_map_key_ref is not None:
+        problems.append(Problem(
+            f"{where}.prompt.configMapKeyRef",
+            "a ConfigMap exists only on a cluster; for `loopphase run` use prompt.inline or prompt.file",
+        ))
+    if prompt is not None and prompt.file is not None:
+        path = spec_dir / prompt.file
+        try:
+            path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(Problem(f"{where}.prompt.file", f"{path} does not exist (paths are relative to the spec file)"))
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Problem(f"{where}.prompt.file", f"cannot read {path} as UTF-8 text: {err}"))
+    return problems
+
+
+def role_problem(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> str | None:
+    """The whole reason ``role`` cannot start here, or None (what the runtime reports)."""
+    problems = agent_problems(spec, role, spec_dir)
+    return "; ".join(str(p) for p in problems) if problems else None
+
+
+def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
+    """Everything that stops this spec from starting on this machine, each role once."""
+    problems: list[Problem] = []
+    for program in ("tmux", "git"):
+        if shutil.which(program) is None:
+            problems.append(Problem(program, f"`loopphase run` needs {program} on PATH: {INSTALL_HINTS[program]}"))
+    seen: set[str] = set()
+    for role in spec.roles():
+        for problem in agent_problems(spec, role, spec_dir):
+            if str(problem) not in seen:
+                seen.add(str(problem))
+                problems.append(problem)
+    return problems
