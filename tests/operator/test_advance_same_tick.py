@@ -51,7 +51,7 @@ async def test_advance_creates_the_new_phase_pod_in_the_tick_that_deleted_the_ol
     monkeypatch.setattr(handlers, "tick", numbered_tick)
     origin, work = bare_repo(tmp_path)
     ctx = make_context(kube, FakeShims(), tmp_path)
-    body = lp_body(str(origin), agents={"builder": {"backend": "sim"}})
+    body = lp_body(str(origin))
     body["spec"]["timing"]["signalInterval"] = 0.5
     async with running_operator(kmock, ctx):
         await create_lp(kube, body)

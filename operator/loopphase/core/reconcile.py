@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from loopphase.api.base import clip
 from loopphase.api.spec import ROLES, LoopPhaseSpec, LoopRole, Role, render_text
 from loopphase.api.status import (
     AccountHold,
@@ -871,7 +872,7 @@ def settle(
             # not only in this tick's Event. The start is retried after START_TIMEOUT.
             agent = st.agents.get(role)
             if agent is not None:
-                agent.start_error = detail[:START_ERROR_MAX]
+                agent.start_error = clip(detail, START_ERROR_MAX)
                 agent.reason = f"start refused: {agent.start_error}"
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
             agent = st.agents.get(role)

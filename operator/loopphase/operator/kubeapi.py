@@ -44,6 +44,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from loopphase.api.base import clip
+
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "loopphase-operator"
@@ -85,7 +87,7 @@ class KubeApiError(ApiException):
             reason = str(payload.get("reason") or err.reason or "")
         else:
             reason = str(err.reason or "")
-        return cls(int(err.status or 0), reason, message[:2000])
+        return cls(int(err.status or 0), reason, clip(message, 2000))
 
     def __str__(self) -> str:
         return f"HTTP {self.status} {self.reason}: {self.message}"
@@ -265,8 +267,8 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     try:
         payload = json.loads(raw)
     except json.JSONDecodeError:
-        return {"message": raw[:500].decode("utf-8", "replace")}
-    return payload if isinstance(payload, dict) else {"message": str(payload)[:500]}
+        return {"message": clip(raw.decode("utf-8", "replace"), 500)}
+    return payload if isinstance(payload, dict) else {"message": clip(str(payload), 500)}
 
 
 def merge_patch_diff(old: Any, new: Any) -> Any:
