@@ -8,13 +8,17 @@
     python3 dev.py setup    # only install (what `make` runs when .venv is missing)
 
 It installs what it needs itself: tmux and git from Debian (apt-get, as root) when they are
-missing, and the package with its test extra into ./.venv (re-installed when pyproject.toml
-changes). Extra arguments are passed through to the command it runs.
+missing, the package with its test extra into ./.venv (re-installed when pyproject.toml
+changes), and for `test` and `demo` the pinned agent CLIs (images/agent/cli-pins.txt: Claude
+Code, opencode) with npm into ./.tools/npm (skipped when already at the pins; without npm it
+says so and goes on: the real-CLI tests then skip). Extra arguments are passed through to the
+command it runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +30,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".loopphase-install-stamp"
 SYSTEM_TOOLS = ("tmux", "git")
+PINS_FILE = ROOT / "images" / "agent" / "cli-pins.txt"
+NPM_PREFIX = ROOT / ".tools" / "npm"
+NPM_BIN = NPM_PREFIX / "node_modules" / ".bin"
+NPM_TIMEOUT = 900
 
 
 def say(msg: str) -> None:
@@ -68,6 +76,47 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def cli_pins() -> list[tuple[str, str]]:
+    """(package, version) per line of the pins file: '@scope/name@1.2.3' or 'name@1.2.3'."""
+    pins = []
+    for line in PINS_FILE.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, version = line.rpartition("@")
+            pins.append((name, version))
+    return pins
+
+
+def installed_version(package: str) -> str | None:
+    manifest = NPM_PREFIX / "node_modules" / package / "package.json"
+    try:
+        return str(json.loads(manifest.read_text(encoding="utf-8")).get("version"))
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_agent_clis() -> None:
+    """npm-install the pinned agent CLIs into .tools/npm; never fatal (the tests skip without)."""
+    pins = cli_pins()
+    missing = [f"{name}@{version}" for name, version in pins if installed_version(name) != version]
+    if not missing:
+        return
+    if shutil.which("npm") is None:
+        say(f"npm not found: not installing {', '.join(missing)}; the real-CLI tests will skip "
+            "(install Node.js 20+ with npm to run them)")
+        return
+    say(f"installing {' '.join(missing)} into .tools/npm (npm; about a minute)")
+    argv = ["npm", "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund",
+            "--loglevel=error", *missing]
+    try:
+        code = subprocess.call(argv, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        code = -1
+    if code != 0:
+        say(f"npm install failed ({code}): going on without the agent CLIs; the real-CLI tests "
+            "will skip")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(__doc__)
@@ -75,7 +124,10 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     ensure_system_tools()
     ensure_venv()
-    env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    if command in {"test", "demo", "bench"}:
+        ensure_agent_clis()
+    path = os.pathsep.join([str(VENV / "bin"), str(NPM_BIN), os.environ.get("PATH", "")])
+    env = dict(os.environ, PATH=path)
     if command == "demo":
         return run([venv_bin("loopphase"), "demo", *rest], env=env)
     if command == "test":

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crd": ("loopphase.api.crd", "print the CustomResourceDefinition"),
     "validate": ("loopphase.api.validate_cli", "validate a LoopPhase YAML file"),
     "bench": ("loopphase.bench.main", "run the benchmarks"),
+    "model-server": ("loopphase.modelserver.server", "a scripted model endpoint for the real CLIs"),
 }
 
 

@@ -96,7 +96,16 @@ def test_a_trickling_client_is_cut_off_at_the_read_deadline(small: ApiServer) ->
         assert closed, "a client sending one byte every 0.3 s was served for 10 s"
 
 
-def test_deep_json_is_a_400_not_a_traceback(small: ApiServer) -> None:
+def test_deep_json_is_a_400_not_a_traceback(loop: asyncio.AbstractEventLoop) -> None:  # noqa: F811
+    small = bounded(loop, read_deadline=30.0)  # the default connection cap: not under test here
+    small.serve_in_thread()
+    try:
+        _deep_json_answers(small)
+    finally:
+        small.close()
+
+
+def _deep_json_answers(small: ApiServer) -> None:
     for body in (b"[" * 200_000 + b"]" * 200_000,
                  json.dumps(json.loads("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))).encode()):
         status, answer, _ = call(small, "POST", "/v1/echo", body=body, headers=AUTH)

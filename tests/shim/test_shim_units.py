@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from loopphase.shim.adapters import AgentConfig, LaunchError, build_launch, claude_argv
-from loopphase.shim.claude_setup import HOOK_EVENTS, seed_claude_config
+from loopphase.shim.claude_setup import HOOK_EVENTS, seed_claude_home
 from loopphase.shim.inputarea import text_pending
 from loopphase.shim.transcript import TranscriptTail, clean_line
 
@@ -19,13 +19,41 @@ def cfg(tmp_path: Path, backend: str, **kw: object) -> AgentConfig:
                        state_dir=tmp_path / "state", **kw)  # type: ignore[arg-type]
 
 
-def test_claude_argv_cold_warm_and_root() -> None:
-    assert claude_argv("cold", "go; rm -rf /", "opus", None, root=False) == [
-        "claude", "--model", "opus", "--dangerously-skip-permissions", "go; rm -rf /"]
-    assert claude_argv("warm", "carry on", None, None, root=True) == [
-        "claude", "--continue", "carry on"]
-    assert claude_argv("warm", "carry on", None, "abc-123", root=True) == [
-        "claude", "--resume", "abc-123", "carry on"]
+def test_claude_argv_cold_warm() -> None:
+    session = "0f9c1c7e-1d2b-4c3a-9e8f-123456789abc"
+    assert claude_argv("cold", "go; rm -rf /", "opus", None) == [
+        "claude", "--model", "opus", "--dangerously-skip-permissions", "--", "go; rm -rf /"]
+    assert claude_argv("warm", "carry on", None, None) == [
+        "claude", "--continue", "--dangerously-skip-permissions", "--", "carry on"]
+    assert claude_argv("warm", "carry on", None, session) == [
+        "claude", "--resume", session, "--dangerously-skip-permissions", "--", "carry on"]
+
+
+def test_claude_launch_configures_the_role_home_not_the_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12 fault 1: the launch used to merge its hooks into $HOME/.claude*."""
+    user_home = tmp_path / "user"
+    (user_home / ".claude").mkdir(parents=True)
+    (user_home / ".claude.json").write_text('{"mine": true}')
+    (user_home / ".claude" / "settings.json").write_text('{"hooks": {"Stop": []}}')
+    before = {p: p.read_bytes() for p in user_home.rglob("*") if p.is_file()}
+    monkeypatch.setenv("HOME", str(user_home))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    c = cfg(tmp_path, "claude")
+    launch = build_launch(c, "cold", "start", 0, "p", None)
+    assert launch.env["CLAUDE_CONFIG_DIR"] == str(c.agent_home / "claude")
+    settings = json.loads((c.agent_home / "claude" / "settings.json").read_text())
+    assert str(c.hook_events_file) in settings["hooks"]["Stop"][0]["hooks"][0]["command"]
+    assert {p: p.read_bytes() for p in user_home.rglob("*") if p.is_file()} == before
+    assert not (c.agent_home / "claude" / ".credentials.json").exists()
+    # a user login file is linked (read by reference), never copied or written
+    (user_home / ".claude" / ".credentials.json").write_text('{"claudeAiOauth": {}}')
+    build_launch(c, "warm", "go on", 0, "p", "sid")
+    link = c.agent_home / "claude" / ".credentials.json"
+    assert link.is_symlink() and link.resolve() == (user_home / ".claude" / ".credentials.json").resolve()
 
 
 def test_warm_start_needs_a_continuation(tmp_path: Path) -> None:
@@ -37,7 +65,7 @@ def test_sim_and_opencode_launch(tmp_path: Path) -> None:
     launch = build_launch(cfg(tmp_path, "sim", scenario="s.yaml", env={"A": "1"}),
                           "warm", "go on", 2, "gate-1", None)
     assert launch.argv[:3] == [sys.executable, "-m", "loopphase.sim.agent"]
-    assert launch.argv[-2:] == ["--continue", "go on"] and "gate-1" in launch.argv
+    assert launch.argv[-3:] == ["--continue", "--", "go on"] and "gate-1" in launch.argv
     assert launch.env == {"A": "1", "LOOPPHASE_ROLE": "builder", "LOOPPHASE_PHASE": "gate-1",
                           "LOOPPHASE_PHASE_INDEX": "2"}
     oc = build_launch(cfg(tmp_path, "opencode", opencode_server="http://o:4096",
@@ -74,13 +102,17 @@ def test_hook_command_appends_one_line(tmp_path: Path) -> None:
     assert lines[1]["hook_event_name"] == "Unparsable"
 
 
-def test_seed_claude_config_merges(tmp_path: Path) -> None:
-    (tmp_path / ".claude.json").write_text('{"keep": 1}')
-    seed_claude_config(tmp_path, str(tmp_path / "w"), tmp_path / "ev.jsonl")
-    config = json.loads((tmp_path / ".claude.json").read_text())
+def test_seed_claude_home_merges(tmp_path: Path) -> None:
+    (tmp_path / "claude").mkdir()
+    (tmp_path / "claude" / ".claude.json").write_text('{"keep": 1}')
+    env = seed_claude_home(tmp_path, str(tmp_path / "w"), tmp_path / "ev.jsonl",
+                           {"ANTHROPIC_API_KEY": "sk-" + "x" * 30}, tmp_path / "nouser")
+    assert env == {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
+    config = json.loads((tmp_path / "claude" / ".claude.json").read_text())
     assert config["keep"] == 1 and config["hasCompletedOnboarding"]
+    assert config["customApiKeyResponses"]["approved"] == ["x" * 20]
     assert config["projects"][str((tmp_path / "w").resolve())]["hasTrustDialogAccepted"]
-    settings = json.loads((tmp_path / ".claude" / "settings.json").read_text())
+    settings = json.loads((tmp_path / "claude" / "settings.json").read_text())
     assert settings["enableAllProjectMcpServers"] is True  # no MCP approval dialog
     for event in HOOK_EVENTS:
         command = settings["hooks"][event][0]["hooks"][0]["command"]
@@ -93,3 +125,13 @@ def test_transcript_cleaning(tmp_path: Path) -> None:
     raw.write_bytes("a\r\n⠋ Working\r\n⠙ Working\r\n> \r\nb\r\npart".encode())
     tail = TranscriptTail(raw)
     assert tail.read_new() == ["a", "⠋ Working", "b"]
+
+
+def test_opencode_multi_line_prompt_goes_to_a_file(tmp_path: Path) -> None:
+    """opencode takes one typed line: a multi-line kickoff used to be refused (LaunchError)."""
+    launch = build_launch(cfg(tmp_path, "opencode", opencode_server="http://o:4096"),
+                          "cold", "*** PHASE p1 ***\nread the plan", 0, "p1", None)
+    path = tmp_path / "state" / "LOOPPHASE-KICKOFF-p1.md"
+    assert launch.after_start_line == f"Read {path} in full and follow it now."
+    assert path.read_text() == "*** PHASE p1 ***\nread the plan"
+    assert launch.env["XDG_DATA_HOME"].startswith(str(tmp_path / "state" / "agent-home"))

@@ -37,6 +37,9 @@ def make_spec() -> LoopPhaseSpec:
             for i in (1, 2, 3)
         ],
         "timeZone": "UTC",
+        # Two subscriptions: with one, the builder's limit would hold the adversary's pings
+        # (an account-wide hold) and the changing call would relay nothing.
+        "agents": {"builder": {"account": "team-a"}, "adversary": {"account": "team-b"}},
     })
 
 

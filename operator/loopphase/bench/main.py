@@ -30,6 +30,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "limits": {"windows": 1, "minute_styles": ["five_hour"], "reset_in": 8.0, "fast_interval": 1.0,
                    "reference_interval": 5.0, "timeout": 240.0},
         "scale": {"sizes": [3], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
+        "realcli": {"seconds": 5.0, "interval": 1.0, "timeout": 300.0},
         "webhooks": {"phases": 2, "rounds": 2, "slow_interval": 5.0, "idle_seconds": 900.0,
                      "timeout": 480.0},
     },
@@ -46,6 +47,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "limits": {"windows": 1, "reset_in": 5.0, "side_by_side": True, "fast_interval": 1.0,
                    "reference_interval": 2.0, "timeout": 150.0},
         "scale": {"sizes": [2], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
+        "realcli": {"seconds": 2.0, "interval": 1.0, "timeout": 300.0},
         # The slow poll scaled 30 s -> 3 s; the webhook run's 60 s safety net is not (the run
         # ends before it is due); 5 simulated minutes of idle observes.
         "webhooks": {"phases": 1, "rounds": 1, "slow_interval": 3.0, "idle_seconds": 300.0,
@@ -60,11 +62,14 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                    "reset_in": 35.0, "fast_interval": 1.0, "reference_interval": 30.0, "timeout": 2700.0},
         "scale": {"sizes": [10, 100, 300], "interval": 5.0, "window": 30.0, "settle": 10.0,
                   "timeout": 900.0},
+        "realcli": {"seconds": 30.0, "interval": 1.0, "timeout": 400.0},
         "webhooks": {"phases": 3, "rounds": 4, "slow_interval": 30.0, "idle_seconds": 3600.0,
                      "timeout": 2400.0},
     },
 }
-NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks")
+NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "realcli")
+# realcli needs the agent CLIs (npm) and minutes of wall time: only when asked for (--only).
+DEFAULT_NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks")
 
 
 def _run_core(params: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +102,12 @@ def _run_scale(params: dict[str, Any]) -> dict[str, Any]:
     return scale.run(**params)
 
 
+def _run_realcli(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import realcli
+
+    return realcli.run(**params)
+
+
 def _run_webhooks(params: dict[str, Any]) -> dict[str, Any]:
     from loopphase.bench import webhooks
 
@@ -105,7 +116,7 @@ def _run_webhooks(params: dict[str, Any]) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "core": _run_core, "footprint": _run_footprint, "latency": _run_latency, "limits": _run_limits,
-    "scale": _run_scale, "webhooks": _run_webhooks,
+    "scale": _run_scale, "webhooks": _run_webhooks, "realcli": _run_realcli,
 }
 
 
@@ -205,6 +216,23 @@ def table(results: dict[str, Any]) -> str:
                          f"{_fmt(ex['core_fraction'] * 100)}% core  {ex['rss_mib']:g} MiB",
                          f"<= 25% core {'OK' if ex['cpu_within_target'] else 'MISSED'}, "
                          f"<= 400 MiB {'OK' if ex['rss_within_target'] else 'MISSED'}"))
+    rc = results.get("realcli")
+    if rc and "error" not in rc:
+        for cli, fp in rc["footprint"].items():
+            if "skipped" in fp:
+                rows.append((f"real {cli}: idle agent footprint", "skipped", fp["skipped"]))
+                continue
+            extra = f"; opencode serve {fp['opencode_serve']['rss_mib']} MiB" if "opencode_serve" in fp else ""
+            rows.append((f"real {cli}: idle agent pod RSS (shim+tmux+CLI)",
+                         f"{fp['agent_pod_rss_mib']} MiB (CLI {fp['agent']['rss_mib']}, shim {fp['shim']['rss_mib']})"
+                         f"{extra}", f"CPU {fp['agent']['cpu_pct']}% (CLI)"))
+        lr = rc["limit_resume"]
+        if "skipped" in lr:
+            rows.append(("real claude: limit resume", "skipped", lr["skipped"]))
+        else:
+            rows.append(("real claude: stated reset -> working again",
+                         f"{_fmt(lr['working_again_after_reset_s'], 's')} (probes at {lr['probes_after_reset_s']} s)",
+                         f"duplicate prompts {lr['duplicate_prompts']}, kills {lr['kills_in_window']} (target 0/0)"))
     hooks = results.get("webhooks")
     if hooks and "error" not in hooks:
         from loopphase.bench.webhooks import rows as webhook_rows
@@ -237,8 +265,8 @@ def main(argv: list[str]) -> int:
     output = args.output or Path("bench") / (
         "results.json" if size_name == "full" else f"results.{size_name}.json"
     )
-    selected = list(args.only or NAMES)
-    if any(n in selected for n in ("footprint", "latency", "limits", "webhooks")):
+    selected = list(args.only or DEFAULT_NAMES)
+    if any(n in selected for n in ("footprint", "latency", "limits", "webhooks", "realcli")):
         for tool in ("tmux", "git"):
             if shutil.which(tool) is None:
                 print(f"loopphase bench: {tool} is required for {selected}", file=sys.stderr)

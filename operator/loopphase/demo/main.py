@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from loopphase.cli import LOG_LEVELS, log_level, plain
+from loopphase.demo.agents import MissingCli, real_agents, require_cli
 from loopphase.demo.progress import Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
@@ -84,10 +85,23 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
     }
 
 
-async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
-    bare = build_repo(workdir)
+async def run_demo(workdir: Path, timeout: float, agents: str = "sim") -> tuple[Summary, Runner]:
+    """Run the three phases; ``agents`` is ``sim`` or a real CLI (``claude``, ``opencode``)."""
+    if agents == "sim":
+        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)), ())
+    state = workdir / "state"
+    with real_agents(agents, workdir, state) as real:
+        manifest = demo_manifest(build_repo(workdir))
+        manifest["spec"]["agents"] = real.agents_spec
+        # Real CLIs start in seconds, not instantly, and idle at their prompt between pings.
+        manifest["spec"]["timing"].update({"startGrace": "30s", "stallIdle": "25s"})
+        return await _run(workdir, timeout, manifest, real.unshown)
+
+
+async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
+               unshown: tuple[str, ...]) -> tuple[Summary, Runner]:
     spec_path = workdir / "loopphase-demo.yaml"
-    spec_path.write_text(yaml.safe_dump(demo_manifest(bare), sort_keys=False))
+    spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     printer = Printer(phases=len(PHASES))
     runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
     try:
@@ -97,13 +111,16 @@ async def run_demo(workdir: Path, timeout: float) -> tuple[Summary, Runner]:
         print(f"demo: timed out after {timeout:.0f}s in phase {status.current.id if status.current else '?'}")
     finally:
         await runner.stop_everything()
-    return summarise(status, runner.store.read_actions(), printer.states_seen), runner
+    return summarise(status, runner.store.read_actions(), printer.states_seen, unshown), runner
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    parser.add_argument("--agents", choices=("sim", "claude", "opencode"), default="sim",
+                        help="who plays builder and adversary: the simulated agent (default) or "
+                             "a real CLI against a scripted local model endpoint")
     parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -111,12 +128,20 @@ def main(argv: list[str]) -> int:
         if shutil.which(tool) is None:
             print(f"loopphase demo: {tool} is required (python3 dev.py demo installs it)", file=sys.stderr)
             return 2
+    if args.agents != "sim":
+        try:
+            require_cli(args.agents)
+        except MissingCli as err:
+            print(f"loopphase demo: {err}", file=sys.stderr)
+            return 2
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="loopphase-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"LoopPhase demo: 3 phases, simulated builder + adversary, repo in {workdir}")
+    who = "simulated builder + adversary" if args.agents == "sim" else \
+        f"real {args.agents} as builder + adversary, scripted local model"
+    print(f"LoopPhase demo: 3 phases, {who}, repo in {workdir}")
     started = time.monotonic()
     try:
-        summary, _ = asyncio.run(run_demo(workdir, args.timeout))
+        summary, _ = asyncio.run(run_demo(workdir, args.timeout, args.agents))
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

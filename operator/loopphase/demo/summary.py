@@ -21,6 +21,7 @@ class Summary:
     heals_in_attention: int = 0
     states_seen: set[tuple[str, str]] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)
+    unshown: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -44,6 +45,8 @@ class Summary:
             f"  account holds  armed {c['hold-armed']}, lifted {c['hold-lifted']}",
             f"  sequence       {'COMPLETE' if self.complete else 'NOT complete'} in {elapsed:.0f}s",
         ]
+        if self.unshown:
+            lines.append("  not shown with these agents: " + "; ".join(self.unshown))
         if self.missing:
             lines.append("  MISSING: " + "; ".join(self.missing))
         lines.append("  result: " + ("OK" if self.ok else "FAILED"))
@@ -108,7 +111,9 @@ def phase_durations(records: list[dict[str, Any]]) -> list[tuple[str, float]]:
 
 
 def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
-              states_seen: set[tuple[str, str]] | None = None) -> Summary:
+              states_seen: set[tuple[str, str]] | None = None,
+              unshown: tuple[str, ...] = ()) -> Summary:
+    """``unshown``: mechanisms the chosen agents do not play (not required, listed as such)."""
     counts = _count(records)
     summary = Summary(
         complete=status.completed_at is not None,
@@ -117,6 +122,7 @@ def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
         kills_in_windows=kills_inside_windows(records),
         heals_in_attention=heals_while_attention(records),
         states_seen=states_seen or set(),
+        unshown=unshown,
     )
     expected = {
         "claim ping": counts["ping:handoff.claim"] >= 3,
@@ -136,5 +142,5 @@ def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
     }
     if states_seen is not None:
         expected["declared wait"] = ("adversary", "Waiting") in states_seen
-    summary.missing = [name for name, seen in expected.items() if not seen]
+    summary.missing = [name for name, seen in expected.items() if not seen and name not in unshown]
     return summary

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from loopphase.core.screen import classify
 from loopphase.shim import proctree
-from loopphase.shim.adapters import AgentConfig, LaunchError, Mode, build_launch
+from loopphase.shim.adapters import AgentConfig, Launch, LaunchError, Mode, build_launch
 from loopphase.shim.inputarea import text_pending
 from loopphase.shim.protocol import HookEventInfo, RestartResult, SendResult, ShimState
 from loopphase.shim.tmux import Tmux, TmuxError
@@ -143,21 +143,30 @@ class AgentHost:
             raise StopFailed("tmux session still present after kill-session")
         self.pid = None
 
-    async def _start_locked(
-        self, mode: Mode, kickoff: str | None, continuation: str | None
-    ) -> RestartResult:
+    def _prepare(
+        self, mode: Mode, kickoff: str | None, continuation: str | None,
+        phase_index: int | None, phase_id: str | None,
+    ) -> Launch:
+        """Everything a start needs, checked before any agent is stopped. LaunchError when it
+        cannot start (reported in /v1/state as ``startError`` until a start succeeds)."""
         try:
             if mode == "warm":
                 prompt = continuation if continuation is not None else (self.continuation_text or "")
             else:
                 prompt = self.kickoff_text(kickoff)
             session_id = self.session_id() if mode == "warm" else None
-            launch = build_launch(
-                self.cfg, mode, prompt, self.phase_index, self.phase_id, session_id
-            )
+            return build_launch(self.cfg, mode, prompt, phase_index, phase_id, session_id)
         except LaunchError as exc:
-            self.start_error = str(exc)  # reported in /v1/state until a start succeeds
+            self.start_error = str(exc)
             raise
+
+    async def _start_locked(
+        self, mode: Mode, kickoff: str | None, continuation: str | None
+    ) -> RestartResult:
+        launch = self._prepare(mode, kickoff, continuation, self.phase_index, self.phase_id)
+        return await self._launch_locked(mode, launch)
+
+    async def _launch_locked(self, mode: Mode, launch: Launch) -> RestartResult:
         self.start_error = None
         Path(self.cfg.workdir).mkdir(parents=True, exist_ok=True)
         await self.tmux.new_session(launch.argv, self.cfg.workdir, launch.env)
@@ -226,17 +235,14 @@ class AgentHost:
         if self.lock.locked():
             raise Busy("a send, restart or stop is in progress")
         async with self.lock:
-            # Validate the prompt before killing anything.
-            if mode == "warm" and not (
-                continuation if continuation is not None else (self.continuation_text or "")
-            ).strip():
-                raise LaunchError("warm restart needs a non-empty continuation prompt")
+            # Build the whole launch (prompt, argv, files) before killing anything: a start
+            # that cannot happen must leave the running agent alone.
+            new_index = phase_index if phase_index is not None else self.phase_index
+            new_id = phase_id if phase_id is not None else self.phase_id
+            launch = self._prepare(mode, kickoff, continuation, new_index, new_id)
             await self._stop_locked(f"{mode} restart requested")
-            if phase_index is not None:
-                self.phase_index = phase_index
-            if phase_id is not None:
-                self.phase_id = phase_id
-            result = await self._start_locked(mode, kickoff, continuation)
+            self.phase_index, self.phase_id = new_index, new_id
+            result = await self._launch_locked(mode, launch)
             self.restarts += 1
             return result
 
