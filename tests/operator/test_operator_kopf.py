@@ -235,7 +235,9 @@ async def test_a_limit_in_one_loopphase_holds_another_on_the_same_account(
             body["metadata"].update({"name": name, "uid": f"uid-{name}"})
             await create_lp(kube, body)
         for name in ("a", "b"):
-            await eventually(lambda n=name: obj(kmock, "v1/pods", f"{n}-adversary"))
+            # both pods (roles start concurrently: either may be created first)
+            await eventually(lambda n=name: obj(kmock, "v1/pods", f"{n}-adversary")
+                             and obj(kmock, "v1/pods", f"{n}-builder"))
             await kubelet.run(NS, f"{name}-builder", ips[name][0])
             await kubelet.run(NS, f"{name}-adversary", ips[name][1])
         b = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))
