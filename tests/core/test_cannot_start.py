@@ -41,3 +41,4 @@ def test_cannot_start_clears_and_the_role_starts_when_the_cause_is_gone() -> Non
     assert any(isinstance(a, StartAgent) and a.role == "builder" for a in actions)
     assert any(isinstance(a, EmitEvent) and a.kind == "attention-cleared" for a in actions)
     assert world.status.agents["builder"].attention is None
+

@@ -60,7 +60,7 @@ def test_bad_specs_get_a_clear_error_never_a_traceback(tmp_path: Path, text: str
 
 
 def test_log_level_is_checked_by_every_subcommand_that_takes_one(tmp_path: Path) -> None:
-    for command in ("run", "demo", "shim", "bench"):
+    for command in ("run", "demo", "shim", "bench", "model-server"):
         done = cli(command, "--log-level", "foo")
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "'foo' is not a log level" in done.stderr, (command, done.stderr)

@@ -176,3 +176,12 @@ def test_no_cut_without_an_ellipsis_in_the_sources() -> None:
                 if word in line and "…" not in line:  # a cut that says so is fine
                     offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_validate_for_a_cluster_refuses_a_scenario_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "b.yaml").write_text(GOOD_SCENARIO)
+    spec = write_spec(tmp_path, {"backend": "sim", "simScenario": "b.yaml"})
+    assert validate_main([str(spec)]) == 0
+    assert validate_main(["--cluster", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot start on a cluster" in err and "agents.builder.simScenario: names a file (b.yaml)" in err

@@ -121,3 +121,19 @@ def test_the_journal_compacts_and_still_rebuilds_exactly(tmp_path: Path, monkeyp
         store.save(world.status)
     assert len(store.journal_path.read_text().splitlines()) <= 4
     assert StateStore(store.dir).rebuild().to_wire() == world.status.to_wire()
+
+
+def test_a_status_from_before_checksums_is_refused_then_adopted_by_repair(tmp_path: Path) -> None:
+    world = World()
+    world.started()
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "status.json").write_text(json.dumps(world.status.to_wire()))  # the old plain format
+    with pytest.raises(StateDamaged, match="older loopphase without a checksum"):
+        StateStore(state).load()
+    assert StateStore(state).repair().to_wire() == world.status.to_wire()
+    assert StateStore(state).load().to_wire() == world.status.to_wire()
+    assert StateStore(state).rebuild().to_wire() == world.status.to_wire()  # now journalled
+    (state / "status.json").write_text("{}")
+    with pytest.raises(StateDamaged):
+        StateStore(state).load()

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from loopphase.outbound import url_credentials
-    from loopphase.runner.preflight import local_problems
+    from loopphase.runner.preflight import cluster_problems, local_problems
     from loopphase.runner.specfile import SpecFileError, load_spec
 
     failed = 0
@@ -38,10 +38,11 @@ def main(argv: list[str]) -> int:
             print(err, file=sys.stderr)
             failed += 1
             continue
-        problems = [] if args.cluster else local_problems(loaded.spec, loaded.path.parent)
+        problems = cluster_problems(loaded.spec) if args.cluster else local_problems(loaded.spec, loaded.path.parent)
         if problems:
             lines = "\n".join(f"  {problem}" for problem in problems)
-            print(f"{path}: cannot start on this machine:\n{lines}", file=sys.stderr)
+            where = "on a cluster" if args.cluster else "on this machine"
+            print(f"{path}: cannot start {where}:\n{lines}", file=sys.stderr)
             failed += 1
             continue
         where = "" if args.cluster else ", can start here"

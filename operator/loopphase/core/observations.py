@@ -39,7 +39,8 @@ class AgentObservation:
     cannot_start: the whole reason this role's agent cannot start and will not start until a
                  human changes something (a configuration error the host refused the start with,
                  the agent's CLI not installed, a scenario or prompt file missing); None when a
-                 start can succeed. The core does not heal it: the agent goes NeedsAttention.
+                 start can succeed. Reported only when no agent runs (a running agent's
+                 problem matters at its next start). The core does not heal it: NeedsAttention.
     """
 
     role: Role

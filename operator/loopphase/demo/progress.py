@@ -24,7 +24,7 @@ PHASE_PURPOSE: dict[str, str] = {
 
 
 def _clock(ts: datetime) -> str:
-    return ts.strftime("%H:%M:%S")
+    return ts.astimezone(UTC).strftime("%H:%M:%S UTC")
 
 
 def explain(status: LoopPhaseStatus, now: datetime) -> str:
@@ -44,7 +44,9 @@ def explain(status: LoopPhaseStatus, now: datetime) -> str:
             parts.append(f"{role} working")
         elif agent.state == "Idle" and agent.idle_since is not None:
             secs = int((now - agent.idle_since).total_seconds())
-            parts.append(f"{role} idle for {secs}s (nudged once it passes timing.stallIdle)")
+            ladder = (f"healing tier {agent.heal.tier}: a restart follows if it stays silent"
+                      if agent.heal.tier else "a nudge comes once it passes timing.stallIdle")
+            parts.append(f"{role} idle for {secs}s ({ladder})")
         elif agent.state == "Starting":
             parts.append(f"{role} starting")
         elif agent.state in {"Fatal", "Dead"}:

@@ -103,3 +103,23 @@ def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
                 seen.add(str(problem))
                 problems.append(problem)
     return problems
+
+
+def cluster_problems(spec: LoopPhaseSpec) -> list[Problem]:
+    """What the operator could never start: a sim scenario given as a file path (a cluster
+    has only what the spec holds)."""
+    problems: list[Problem] = []
+    for role in spec.roles():
+        agent = spec.agent(role)
+        if agent.backend != "sim" or agent.sim_scenario is None:
+            continue
+        try:
+            path = scenario_file(Path("."), agent.sim_scenario)
+        except ScenarioError:
+            continue  # reported by the spec's own validation
+        problem = Problem(f"{agent_field(spec, role)}.simScenario",
+                          f"names a file ({path}); on a cluster give the scenario inline "
+                          "(YAML text that is a mapping with 'phases')")
+        if path is not None and str(problem) not in {str(p) for p in problems}:
+            problems.append(problem)
+    return problems

@@ -155,6 +155,8 @@ class StateStore:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as err:
             raise damaged(f"not JSON: {err}") from err
+        if isinstance(doc, dict) and "format" not in doc and doc.get("current"):
+            raise damaged("written by an older loopphase without a checksum; `loopphase repair` adopts it")
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("status"), dict):
             raise damaged(f"expected {{\"format\": {FORMAT}, \"sha256\": ..., \"status\": {{...}}}}")
         wire = doc["status"]
@@ -246,7 +248,16 @@ class StateStore:
     def repair(self) -> LoopPhaseStatus:
         """Rebuild from the journal and write ``status.json``; a file that differs from the
         rebuilt status (damaged) is kept aside as ``status.damaged-<time>.json``."""
-        status = self.rebuild()
+        try:
+            status = self.rebuild()
+        except StateDamaged:
+            legacy = self._legacy_status()
+            if legacy is None:
+                raise
+            # A status.json from before checksums (no journal yet): adopt it, journal it.
+            self._last_wire = None
+            self.save(legacy)
+            return legacy
         wire = status.to_wire()
         try:
             current = self._parse(self.status_path.read_bytes())[1]
@@ -259,6 +270,17 @@ class StateStore:
         self._write_status(wire)
         self._last_wire = wire
         return status
+
+    def _legacy_status(self) -> LoopPhaseStatus | None:
+        """A plain status.json written before checksums existed, if that is what is there and
+        it holds real state (a current phase); None otherwise (``{}`` is not state)."""
+        try:
+            doc = json.loads(self.status_path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or "format" in doc or not doc.get("current"):
+                return None
+            return LoopPhaseStatus.model_validate(doc)
+        except (OSError, UnicodeDecodeError, ValueError, ValidationError):
+            return None
 
     def compact(self) -> None:
         """Fold the journal into one snapshot line (atomic replace)."""

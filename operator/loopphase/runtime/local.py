@@ -198,7 +198,8 @@ class LocalRuntime:
             self._refused[role] = (self.settings_key(role), f"the shim refused to start the agent: {obs.cannot_start}")
             await self.stop(role)
             return AgentObservation(role=role, present=False, cannot_start=self._refused[role][1])
-        if cannot is not None:
+        if cannot is not None and not obs.alive:
+            # A running agent keeps running; the problem matters for its next start.
             return AgentObservation(**{**obs.__dict__, "cannot_start": cannot})
         return obs
 

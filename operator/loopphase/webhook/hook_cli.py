@@ -78,7 +78,8 @@ def install(repo: Path, *, url: str, secret_file: Path, repo_urls: list[str] | N
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loopphase hook", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="install (the only one; `loopphase hook install --help`)")
     inst = sub.add_parser("install", help="write REPO's post-receive hook")
     inst.add_argument("repo", type=Path, help="the repository agents push to (bare or not)")
     inst.add_argument("--url", default=DEFAULT_URL, help=f"the receiver (default {DEFAULT_URL})")
