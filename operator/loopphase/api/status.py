@@ -119,6 +119,9 @@ class AgentStatus(ApiModel):
         None, description="when the agent last became active (set on the transition only)"
     )
     reason: str = ""
+    start_error: str = Field(
+        "", description="why the platform refused or failed this agent's last start (the API "
+        "server's message); shown as Degraded/StartRefused; cleared when its host appears")
     attention: Attention | None = None
     account: str | None = Field(None, description="the subscription this agent's limits count on")
     context_full_since: Timestamp | None = Field(

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from loopphase.api.base import clip
 from loopphase.api.spec import ROLES, LoopPhaseSpec, LoopRole, Role, render_text
 from loopphase.api.status import (
     AccountHold,
@@ -57,6 +58,7 @@ DELIVERABLE = {"Active", "Idle", "Waiting"}
 START_TIMEOUT = timedelta(seconds=180)
 STOP_RETRY = timedelta(seconds=60)
 PING_MAX_ATTEMPTS = 5
+START_ERROR_MAX = 500  # characters of the platform's message kept in status
 COMPACT_TEXT = "/compact"
 POISONED = frozenset({"fatal", "context-full"})  # conversations never resumed warm
 
@@ -378,7 +380,8 @@ def _converge_agent(
             _set_state(a, "Limited", now, f"host gone during an account hold ({holds.describe(hold)}); not started until it lifts")
             return
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
-            _set_state(a, "Starting", now, f"{a.spawn_mode} start requested")
+            refused = f"start refused: {a.start_error}" if a.start_error else ""
+            _set_state(a, "Starting", now, refused or f"{a.spawn_mode} start requested")
             return
         resumable = (
             a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
@@ -396,6 +399,7 @@ def _converge_agent(
         return
 
     a.stop_requested_at = None
+    a.start_error = ""  # its host exists: whatever refused an earlier start has passed
     a.pod = obs.pod_name or a.pod
     starting = a.start_requested_at is not None and now - a.start_requested_at < timedelta(
         seconds=spec.timing.start_grace
@@ -883,6 +887,14 @@ def settle(
             st.current.rejection = approval.message_of(action.reason)  # typed again next tick
         elif isinstance(action, SendText) and action.purpose == "wake":
             st.orchestrator.wake_due_since = st.orchestrator.wake_due_since or now
+        elif isinstance(action, StartAgent | RecreateHost) and role is not None:
+            # The platform refused the host (e.g. a 403 from an admission plugin): kept on the
+            # agent until its host appears, so Degraded/StartRefused shows it on every tick,
+            # not only in this tick's Event. The start is retried after START_TIMEOUT.
+            agent = st.agents.get(role)
+            if agent is not None:
+                agent.start_error = clip(detail, START_ERROR_MAX)
+                agent.reason = f"start refused: {agent.start_error}"
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
             agent = st.agents.get(role)
             if agent is not None and agent.limit is not None:

@@ -18,7 +18,7 @@ from loopphase.git.ssh import SshKeyStore
 from loopphase.metrics import LoopMetrics
 from loopphase.notify import Notifier
 from loopphase.operator.git_credentials import SSH_KEYS_DIR, GitCredentials
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.pod_cache import PodCache
 from loopphase.operator.read_cache import ReadCache, cached_get
 from loopphase.operator.status_io import LiveObjects
@@ -108,6 +108,7 @@ class OperatorContext:
             await closer()
         if self.api is not None:
             await self.api.close()
+            self.api = None
 
 
 GitSource = WatchedRemote  # the controller tick's git source for one LoopPhase
@@ -129,7 +130,7 @@ async def role_prompts(
             ref = source.config_map_key_ref
             if ref.name not in seen:
                 seen[ref.name] = await cached_get(
-                    api, core_path(namespace, "configmaps", ref.name), cache)
+                    api, core_ref(namespace, "configmaps", ref.name), cache)
             data = (seen[ref.name] or {}).get("data") or {}
             if ref.key not in data:
                 log.warning("prompt ConfigMap %s/%s has no key %s", namespace, ref.name, ref.key)

@@ -1,6 +1,7 @@
 """kopf handlers for LoopPhase: thin shells around the shared controller tick.
 
-- login: kopf's own login; the same ConnectionInfo feeds our KubeApi (one credential source).
+- login: kopf logs in through the kubernetes client's loading; KubeApi (the official client) is
+  configured by the same loading (one credential source).
 - create/resume/update: validate the spec; an invalid one gets Degraded/InvalidSpec, display
   phase Invalid and a Warning Event, and nothing else is touched.
 - one daemon per LoopPhase: ``tick`` every ``spec.timing.signalInterval``. A daemon (not a
@@ -35,8 +36,9 @@ from loopphase.operator.approvals import from_annotations
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.git_credentials import git_env
-from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_ref, load_configuration
 from loopphase.operator.model_cache import ModelCache
+from loopphase.operator.peering import PeeringTarget, PeeringUnavailable, ensure_peering
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
 from loopphase.operator.webhook_secret import SecretUrls
 from loopphase.operator.webhooks import sleep_or_wake
@@ -52,8 +54,9 @@ LoginFn = Callable[..., Any]
 
 
 def default_login(**kwargs: Any) -> Any:
-    """In a pod: the service account; elsewhere: the kubeconfig (kopf's pure-Python logins)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """kopf logs in through the kubernetes client's loading (in a pod: the service account;
+    elsewhere: the kubeconfig), the same loading ``KubeApi`` is configured by."""
+    return kopf.login_via_client(**kwargs)
 
 
 def _owner(obj: dict[str, Any]) -> ko.Owner:
@@ -142,21 +145,47 @@ async def tick(
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
 
-def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> kopf.OperatorRegistry:
+PEERING_RETRY = 10.0
+
+
+def build_registry(
+    ctx: OperatorContext, *, login: LoginFn = default_login,
+    client_config: Callable[[], Any] = load_configuration, peering: PeeringTarget | None = None,
+) -> kopf.OperatorRegistry:
+    """Our handlers. ``login`` is kopf's, ``client_config`` makes the ``kubernetes`` client's
+    Configuration for ``KubeApi``. With ``peering``, a start-up handler first creates the
+    peering object(s) kopf will wait for (``operator/peering.py``); None = standalone."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
     models = ModelCache()  # validated spec/status per LoopPhase, shared by its ticks
+
+    if peering is not None:
+        @kopf.on.startup(registry=registry, errors=kopf.ErrorsMode.TEMPORARY,
+                         backoff=PEERING_RETRY)
+        async def peering_handler(**_: Any) -> None:
+            # Start-up runs before kopf's own login (and before the health endpoint serves):
+            # a client of our own, for this one job.
+            api = KubeApi(client_config(), timeout=ctx.api_timeout, max_workers=2)
+
+            async def create(plural: str, namespace: str | None, body: dict[str, Any]) -> Any:
+                return await api.create(custom_ref("kopf.dev", "v1", namespace, plural), body)
+
+            try:
+                await ensure_peering(create, peering)
+            except PeeringUnavailable as err:
+                raise kopf.TemporaryError(str(err), delay=PEERING_RETRY) from err
+            finally:
+                await api.close()
 
     @kopf.on.login(registry=registry)
     def login_handler(**kwargs: Any) -> Any:
         info = login(**kwargs)
         if info is None:
             return None
-
-        async def relogin() -> Any:
-            return login(**kwargs)
-
-        ctx.api = KubeApi(info, timeout=ctx.api_timeout, relogin=relogin)
+        # kopf's watches use ``info``; our calls use the kubernetes client, configured by the
+        # client's own loading (the same kubeconfig / service account kopf logged in with).
+        if ctx.api is None:
+            ctx.api = KubeApi(client_config(), timeout=ctx.api_timeout)
         return info
 
     @kopf.on.startup(registry=registry)

@@ -16,6 +16,7 @@ from loopphase.cli import plain
 from loopphase.metrics import serve
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
+from loopphase.operator.peering import PeeringTarget
 from loopphase.operator.settings import PEERING_NAME, configure
 from loopphase.operator.webhooks import DEFAULT_LISTEN, OperatorWebhooks
 from loopphase.outbound import install_log_scrubbing
@@ -37,6 +38,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--priority", type=int, default=None,
                         help="peering priority (the highest live replica acts; default: random "
                              "per process, so two replicas never tie, which would pause both)")
+    parser.add_argument("--peering-lifetime", type=int, default=60,
+                        help="seconds a replica's peering record counts as alive without a "
+                             "keep-alive (kopf's peering.lifetime; keep-alives go 5-10 s "
+                             "earlier). A replacement after a crash waits up to this long "
+                             "behind the dead replica's record; the Deployment (replicas: 1) "
+                             "passes 20")
     parser.add_argument("--liveness", default=None,
                         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--agent-image", default=env("LOOPPHASE_AGENT_IMAGE", "loopphase-agent:dev"),
@@ -110,14 +117,19 @@ def main(argv: list[str]) -> int:
     ctx = make_context(args)
     if args.metrics_port >= 0:
         serve(ctx.metrics, args.metrics_port, args.metrics_host)
-    registry = build_registry(ctx)
+    namespaces = list(args.namespace)
+    target = None if args.standalone else PeeringTarget(args.peering, tuple(namespaces))
+    registry = build_registry(ctx, peering=target)
     priority = args.priority if args.priority is not None else random_priority()
     settings = configure(kopf.OperatorSettings(), standalone=args.standalone,
                          peering_name=args.peering, priority=priority,
+                         peering_lifetime=args.peering_lifetime,
                          api_timeout=max(30.0, args.api_timeout))
     if not args.standalone:
-        logging.getLogger(__name__).info("peering %r with priority %d", args.peering, priority)
-    namespaces = list(args.namespace)
+        logging.getLogger(__name__).info(
+            "peering %r (%s) with priority %d, lifetime %d s", args.peering,
+            "cluster-wide" if not namespaces else "in " + ", ".join(namespaces), priority,
+            args.peering_lifetime)
     asyncio.run(
         kopf.operator(
             registry=registry,

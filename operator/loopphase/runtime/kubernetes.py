@@ -28,7 +28,7 @@ import aiohttp
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
 from loopphase.operator.git_credentials import credentials_refusal
-from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_path
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_ref, custom_ref
 from loopphase.operator.pod_cache import PodCache
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.base import HostResult, LaunchPlan
@@ -242,7 +242,7 @@ class KubernetesRuntime:
 
     def _pod_path(self, role: Role | None = None) -> str:
         name = None if role is None else ko.pod_name(self.owner.name, role)
-        return core_path(self.owner.namespace, "pods", name)
+        return core_ref(self.owner.namespace, "pods", name)
 
     async def _get_pod(self, role: Role) -> dict[str, Any] | None:
         """GET the pod (authoritative); the pod cache stops trusting the watch for it until
@@ -271,13 +271,13 @@ class KubernetesRuntime:
         if role in self._tokens:
             return self._tokens[role]
         name = ko.token_secret_name(self.owner.name, role)
-        path = core_path(self.owner.namespace, "secrets", name)
+        path = core_ref(self.owner.namespace, "secrets", name)
         secret = await self.api.get(path)
         if secret is None:
             candidate = secrets.token_urlsafe(32)
             try:
                 secret = await self.api.create(
-                    core_path(self.owner.namespace, "secrets"),
+                    core_ref(self.owner.namespace, "secrets"),
                     ko.token_secret(self.owner, role, candidate),
                 )
             except KubeApiError as err:
@@ -301,12 +301,12 @@ class KubernetesRuntime:
 
     async def _ensure_prompts(self, wanted: dict[str, str]) -> None:
         name = ko.prompts_configmap_name(self.owner.name)
-        path = core_path(self.owner.namespace, "configmaps", name)
+        path = core_ref(self.owner.namespace, "configmaps", name)
         current = await self.api.get(path)
         if current is None:
             try:
                 await self.api.create(
-                    core_path(self.owner.namespace, "configmaps"),
+                    core_ref(self.owner.namespace, "configmaps"),
                     ko.prompts_configmap(self.owner, wanted),
                 )
                 return
@@ -325,7 +325,7 @@ class KubernetesRuntime:
         name = self.spec.repo.credentials_secret
         if not name:
             return None
-        secret = await self.api.get(core_path(self.owner.namespace, "secrets", name))
+        secret = await self.api.get(core_ref(self.owner.namespace, "secrets", name))
         if secret is None:
             return (f"credentials Secret {self.owner.namespace}/{name} "
                     "(spec.repo.credentialsSecret) not found: create it or fix the name")
@@ -336,7 +336,7 @@ class KubernetesRuntime:
         start goes on: the shims still require their per-role bearer token."""
         if self._network_policy_ready:
             return
-        path = f"/apis/networking.k8s.io/v1/namespaces/{self.owner.namespace}/networkpolicies"
+        path = custom_ref("networking.k8s.io", "v1", self.owner.namespace, "networkpolicies")
         try:
             await self.api.create(path, ko.agents_network_policy(self.owner, self.settings))
         except KubeApiError as err:
@@ -349,7 +349,7 @@ class KubernetesRuntime:
     async def _ensure_pvc(self, role: Role) -> None:
         try:
             await self.api.create(
-                core_path(self.owner.namespace, "persistentvolumeclaims"),
+                core_ref(self.owner.namespace, "persistentvolumeclaims"),
                 ko.work_pvc(self.owner, role, self.settings),
             )
         except KubeApiError as err:
