@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase.metrics import serve
-from loopphase.operator.kubeapi import KubeApi, core_path, custom_path
+from loopphase.operator.kubeapi import KubeApi, core_ref, custom_ref
 from loopphase.operator.webhook_secret import WEBHOOK_LABEL
 from operator_harness import (
     FakeShims,
@@ -46,7 +46,7 @@ async def test_metrics_approval_annotation_and_notifications(
     origin, work = bare_repo(tmp_path)
     port = free_port()
     receiver = Receiver(port, fail_first=1).start()
-    await kube.create(core_path(NS, "secrets"), {
+    await kube.create(core_ref(NS, "secrets"), {
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "hook", "namespace": NS, "labels": {WEBHOOK_LABEL: "true"}},
         "data": {"url": base64.b64encode(f"http://127.0.0.1:{port}/hook/T0K".encode()).decode()},
@@ -87,7 +87,7 @@ async def test_metrics_approval_annotation_and_notifications(
             assert lp["status"]["current"]["id"] == "p1"
 
             # kubectl annotate lp demo loopphase.dev/approve=p1
-            await kube.merge_patch(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
+            await kube.merge_patch(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
                                    {"metadata": {"annotations": {"loopphase.dev/approve": "p1"}}})
             await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"]["current"]["id"] == "p2", timeout=SLOW)
             await eventually(lambda: value(scrape(server.server_port), "loopphase_phase_advances_total",

@@ -14,7 +14,7 @@ from loopphase.api.status import HistoryEntry, LoopPhaseStatus
 from loopphase.notify import Notifier
 from loopphase.notify.deliver import WebhookConfigError, WebhookUnavailable
 from loopphase.notify.outbox import enqueue
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.webhook_secret import WEBHOOK_LABEL, SecretUrls
 
 from tests.notify.receiver import Receiver, free_port
@@ -24,7 +24,7 @@ NS = "team"
 
 async def _secret(kube: KubeApi, name: str, url: str, labelled: bool) -> None:
     labels = {WEBHOOK_LABEL: "true"} if labelled else {}
-    await kube.create(core_path(NS, "secrets"), {
+    await kube.create(core_ref(NS, "secrets"), {
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": name, "namespace": NS, "labels": labels},
         "data": {"url": base64.b64encode(url.encode()).decode()},

@@ -14,7 +14,7 @@ import binascii
 from loopphase.api.base import LABEL_PREFIX
 from loopphase.api.notify import WebhookSpec
 from loopphase.notify.deliver import WebhookConfigError, WebhookUnavailable
-from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_path
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_ref
 
 WEBHOOK_LABEL = f"{LABEL_PREFIX}webhook"
 
@@ -36,7 +36,7 @@ class SecretUrls:
             )
         where = f"Secret {self.namespace}/{ref.name}"
         try:
-            secret = await self.api.get(core_path(self.namespace, "secrets", ref.name))
+            secret = await self.api.get(core_ref(self.namespace, "secrets", ref.name))
         except KubeApiError as err:
             raise WebhookUnavailable(f"{field}: reading {where} failed: HTTP {err.status}") from err
         if secret is None:
