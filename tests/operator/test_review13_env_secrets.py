@@ -9,8 +9,8 @@ password): the operator is the confused deputy that creates the pod. What should
 start is refused with a reason naming the field (as for credentialsSecret: only Secrets
 labelled for LoopPhase use, and never a shim-token Secret), and no pod references it.
 
-Left as a strict xfail: the fix needs a label (and docs/RBAC words) for env Secrets, which is
-a design decision for the lead.
+Fixed: env Secrets must be labelled ``loopphase.dev/agent-env: "true"`` and shim-token Secrets
+are refused by name (runtime/kubernetes.py ``_env_refusal``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from loopphase.runtime.kubernetes import KubernetesRuntime
 from tests.operator.test_runtime_kmock import NS, OWNER, SPEC, Shims, plan, shims, to_obs  # noqa: F401
 
 
-@pytest.mark.xfail(strict=True, reason="env secretKeyRef names any Secret, shim tokens included "
-                   "(no label check): review13 finding, design decision left to the lead")
 @pytest.mark.parametrize("secret", [ko.token_secret_name("demo", "adversary"), "team-db-password"])
 async def test_agent_env_cannot_name_a_shim_token_or_an_unlabelled_secret(
     kmock: Any, kube: KubeApi, shims: Shims, secret: str  # noqa: F811
@@ -48,3 +46,16 @@ async def test_agent_env_cannot_name_a_shim_token_or_an_unlabelled_secret(
         for c in pod["spec"]["containers"] for e in c.get("env", []) if "valueFrom" in e]
     assert secret not in refs, f"the builder's pod reads Secret {secret} ({result})"
     assert not result.ok and "agents.builder.env" in result.detail
+
+
+async def test_a_labelled_env_secret_is_used(kmock: Any, kube: KubeApi, shims: Shims) -> None:  # noqa: F811
+    wire = SPEC.model_dump(by_alias=True, exclude_none=True)
+    builder = {**wire["agents"].get("builder", {}),
+               "env": [{"name": "ANTHROPIC_API_KEY", "secretKeyRef": {"name": "anthropic", "key": "apiKey"}}]}
+    spec = LoopPhaseSpec.model_validate({**wire, "agents": {**wire["agents"], "builder": builder}})
+    kmock.objects["v1/secrets", NS, "anthropic"] = {
+        "metadata": {"name": "anthropic", "namespace": NS,
+                     "labels": {"loopphase.dev/agent-env": "true"}}, "data": {"apiKey": "eA=="}}
+    runtime = KubernetesRuntime(kube, OWNER, spec, ko.PodSettings(shim_port=8790),
+                                shim_factory=shims, to_observation=to_obs)
+    assert (await runtime.start(plan())).ok

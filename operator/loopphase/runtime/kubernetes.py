@@ -33,6 +33,9 @@ from loopphase.operator.pod_cache import PodCache
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.base import HostResult, LaunchPlan
 
+# The label that lets a Secret's values reach an agent's environment (agents.<role>.env).
+ENV_ALLOW_LABEL = "loopphase.dev/agent-env"
+
 log = logging.getLogger(__name__)
 
 
@@ -331,6 +334,29 @@ class KubernetesRuntime:
                     "(spec.repo.credentialsSecret) not found: create it or fix the name")
         return credentials_refusal(self.owner.namespace, name, secret)
 
+    async def _env_refusal(self, role: Role) -> str | None:
+        """agents.<role>.env puts a Secret's value in the agent's environment: only Secrets
+        labelled ``loopphase.dev/agent-env: "true"`` (the operator must not be the deputy that
+        reads any Secret of the namespace for whoever may create a LoopPhase), and never a
+        shim token (one token per role: a builder reading the adversary's would drive it)."""
+        for item in self.spec.agent(role).env:
+            name = item.secret_key_ref.name
+            field = f"agents.{role}.env[{item.name}]"
+            if name.endswith("-shim-token"):
+                return (f"{field} names Secret {name}: shim tokens are never handed to an agent; "
+                        "use another Secret")
+            secret = await self.api.get(core_ref(self.owner.namespace, "secrets", name))
+            if secret is None:
+                return (f"{field}: Secret {self.owner.namespace}/{name} not found: create it or "
+                        "fix the name")
+            labels = (secret.get("metadata") or {}).get("labels") or {}
+            if labels.get(ENV_ALLOW_LABEL) != "true":
+                return (f"{field}: Secret {self.owner.namespace}/{name} is not labelled "
+                        f"{ENV_ALLOW_LABEL}=true, so no agent pod reads it (only Secrets marked "
+                        f"for LoopPhase agents are): kubectl label secret -n "
+                        f"{self.owner.namespace} {name} {ENV_ALLOW_LABEL}=true")
+        return None
+
     async def _ensure_network_policy(self) -> None:
         """Create ``<lp>-agents`` once per runtime. Refused (no RBAC, no API) is logged and the
         start goes on: the shims still require their per-role bearer token."""
@@ -451,7 +477,7 @@ class KubernetesRuntime:
         scenario = self._scenario(role)
         if scenario:
             prompts[ko.scenario_key(role)] = scenario
-        refusal = await self._credentials_refusal()
+        refusal = await self._credentials_refusal() or await self._env_refusal(role)
         if refusal is not None:
             return HostResult(False, refusal)
         await self._ensure_prompts(prompts)
