@@ -29,13 +29,19 @@ images:
 	$(KIND) load image-archive --name $(CLUSTER) $(IMAGE_ARCHIVE)
 	rm -f $(IMAGE_ARCHIVE)
 
-# The CRD in manifests/base/crd.yaml is generated and committed (a test keeps it equal to the
+# The CRD in manifests/crds/crd.yaml is generated and committed (a test keeps it equal to the
 # models), so deploying needs no Python; crd-sync regenerates it after a model change.
 crd-sync: $(PY)
 	$(PY) -m loopphase.cli crd -o crds/loopphase.yaml
-	cp crds/loopphase.yaml manifests/base/crd.yaml
+	cp crds/loopphase.yaml manifests/crds/crd.yaml
+
+# CRDs first and established, then the operator: one apply of both fails on a cluster whose
+# discovery does not know kopf.dev yet (and leaves an operator with no peering CRD).
+CRDS = crd/loopphases.loopphase.dev crd/clusterkopfpeerings.kopf.dev crd/kopfpeerings.kopf.dev
 
 deploy:
+	$(KUBECTL) apply -k manifests/crds
+	$(KUBECTL) wait --for condition=established --timeout=60s $(CRDS)
 	$(KUBECTL) apply -k manifests/
 	$(KUBECTL) -n loopphase-system rollout status deployment/loopphase-operator --timeout=180s
 

@@ -21,38 +21,63 @@ MASK = "***"
 
 # scheme://userinfo@host: userinfo runs to the LAST '@' before the path, so a password with an
 # '@' in it ("p@ss") is masked whole, not cut at its first '@'.
-URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s]*)@")
-# Token-like query parameters (?access_token=…, &private_token=…, ?key=…, &sig=…).
+# The scheme starts where no scheme character precedes it and is at most 32 characters: an
+# unanchored "[A-Za-z][A-Za-z0-9+.-]*://" retried the whole run from every letter of a long
+# word (quadratic: 40 KB of "a" took 3 s, a 1 MB commit subject would stall a tick for ages).
+URL_USERINFO_RE = re.compile(
+    r"(?P<scheme>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<userinfo>[^/?#\s]*)@"
+)
+# Token-like query (and fragment) parameters: any name containing a credential word
+# (?access_token=…, &private-token=…, &X-Amz-Security-Token=…, #access_token=… of an OAuth
+# redirect, ?jwt=…, ?key=…, &sig=…). Masking a harmless "?author=" is the cheaper mistake.
 QUERY_SECRET_RE = re.compile(
-    r"(?P<name>[?&;](?:access_token|private_token|oauth_token|refresh_token|id_token|token|"
-    r"auth|key|api_key|apikey|password|passwd|secret|client_secret|sig|signature|"
-    r"x-amz-signature|x-amz-credential|code)=)[^&#\s\"'<>]+",
+    r"(?P<name>[?&;#][A-Za-z0-9_.\-]{0,64}?(?:token|auth|key|password|passwd|pwd|secret|sig|"
+    r"credential|session|jwt|code)[A-Za-z0-9_.\-]{0,64}=)[^&#\s\"'<>]+",
     re.IGNORECASE,
 )
-# Authorization / token headers, e.g. "http.extraHeader=Authorization: Basic abc=="
-AUTH_HEADER_RE = re.compile(r"(?i)(authorization:\s*)(?:(basic|bearer|token)\s+)?\S+")
+# Authorization and token headers, e.g. "http.extraHeader=Authorization: Basic abc==",
+# GitLab's "PRIVATE-TOKEN: glpat-…", "X-Api-Key: …".
+AUTH_HEADER_RE = re.compile(
+    r"(?i)((?:authorization|private-token|job-token|deploy-token|x-api-key|api-key|"
+    r"x-auth-token|x-goog-api-key|cookie):\s*)(?:(basic|bearer|token)\s+)?\S+"
+)
+# Well-known token shapes on their own (GitHub, GitLab, Anthropic/OpenAI-style, Slack).
+TOKEN_SHAPE_RE = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,}|"
+    r"sk-(?:ant-)?[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9\-]{10,})"
+)
 # A private key block (PEM or OpenSSH), whole or cut off after its BEGIN line.
 PRIVATE_KEY_RE = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
     re.DOTALL,
 )
 # C0 controls except TAB and LF, DEL, and C1 controls: a terminal acts on them (erases lines,
 # moves the cursor, writes the clipboard through OSC 52) instead of showing them.
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidirectional overrides/isolates and the line/paragraph separators are shown too: they make
+# "loopphase status" and kubectl show text in another order or on another line than it is.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def redact_patterns(text: str) -> str:
     """Mask credentials recognisable by their shape (URL userinfo, token query parameters,
-    Authorization headers, private key blocks)."""
+    Authorization and token headers, private key blocks, well-known token prefixes)."""
     out = PRIVATE_KEY_RE.sub(f"-----{MASK} PRIVATE KEY-----", text)
     out = URL_USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{MASK}@", out)
+    out = TOKEN_SHAPE_RE.sub(MASK, out)
     out = QUERY_SECRET_RE.sub(lambda m: f"{m.group('name')}{MASK}", out)
     return AUTH_HEADER_RE.sub(lambda m: f"{m.group(1)}{MASK}", out)
 
 
 def show_controls(text: str) -> str:
-    """Control characters as visible ``\\xNN`` text (ESC becomes ``\\x1b``)."""
-    return CONTROL_RE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    """Control characters as visible ``\\xNN`` text (ESC becomes ``\\x1b``), bidi and line
+    separator characters as ``\\uNNNN``."""
+    return CONTROL_RE.sub(_shown, text)
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def scrub(text: str) -> str:
@@ -79,6 +104,8 @@ def url_credentials(url: str) -> list[str]:
         found.append("a token as the URL's user name")
     if QUERY_SECRET_RE.search("?" + parts.query if parts.query else ""):
         found.append("a token in the URL's query string")
+    if QUERY_SECRET_RE.search("#" + parts.fragment if parts.fragment else ""):
+        found.append("a token in the URL's fragment")
     return found
 
 

@@ -79,6 +79,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
          None, None, None),
         ("You've hit your limit, so I stopped and wrote the notes below.", None, None, None),
         ("Rate limit reached for gpt-4o", None, None, None),
+        ("You've reached the limit.", None, None, None),
+        ("You've reached the limit of what this parser can do.", None, None, None),
     ],
 )
 def test_banner_families(line: str, rule: str | None, limit_class: str | None, reset: str | None) -> None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loopphase.core.actions import RecreateHost, RestartAgent, SendText, StartAgent, StopAgent
-from loopphase.core.observations import AgentObservation, Observations
+from loopphase.core.observations import AgentObservation, HookEvent, Observations
 from loopphase.core.reconcile import reconcile
 from loopphase.core.screen import classify
 
@@ -43,9 +43,12 @@ from tests.core.reconcile_helpers import (
 )
 
 SCREENS = ["active", "idle", "banner", "stale-banner", "fatal", "wait", "dead", "absent", "unreachable",
-           "pending", "login", "dialog", "spend", "context-full", "auto-resume"]
+           "pending", "login", "dialog", "spend", "context-full", "auto-resume",
+           # limit classes (issue 11): weekly/model resets hours ahead, a credit refusal with no
+           # reset, transient throttling (no window), a limit only a StopFailure hook reports
+           "weekly", "model", "credit", "transient", "hook-weekly"]
 # Screens that put an agent in NeedsAttention: nothing a restart could fix.
-ATTENTION_SCREENS = {"login", "dialog", "spend"}
+ATTENTION_SCREENS = {"login", "dialog", "spend", "credit"}
 HEAL_TYPES = (RestartAgent, RecreateHost)
 
 
@@ -64,6 +67,19 @@ def screen(kind: str, now, phase: int, role: str) -> AgentObservation:
         "context-full": PANE_CONTEXT_FULL,
         "auto-resume": auto_resume((now + timedelta(minutes=3)).strftime("%-I:%M%p").lower()),
     }
+    def at(hours: float) -> str:
+        return (now + timedelta(hours=hours)).strftime("%-I:%M%p").lower()
+
+    panes.update({
+        "weekly": f"Stopped.\n  ⎿  You've hit your team's weekly usage limit · resets {at(9)} (UTC)\n> ",
+        "model": f"Stopped.\n  ⎿  Opus limit reached ∙ resets {at(3)} (UTC)\n> ",
+        "credit": "Stopped.\n  ⎿  Credit balance too low · Add funds: https://platform.claude.com/settings/billing\n> ",
+        "transient": "  ⎿  API Error: Repeated 529 Overloaded errors. The API is at capacity.\n> ",
+    })
+    if kind == "hook-weekly":
+        message = f"You've hit your weekly limit · resets {at(10)} (UTC)"
+        event = HookEvent("StopFailure", time=now, error_type="rate_limit", message=message)
+        return AgentObservation(**base, pane=PANE_IDLE, hook_events=(event,))
     if kind == "dead":
         return AgentObservation(**{**base, "alive": False})
     if kind == "absent":
@@ -201,6 +217,24 @@ def test_the_window_check_flags_a_restart_inside_an_open_window():
     assert kills_in_open_windows(world.status, [restart], window.until, screens) == []
     other = RestartAgent(role="adversary", rule="heal.stalled", reason="x", phase_index=0, mode="warm")
     assert kills_in_open_windows(world.status, [other], world.now, screens) == []
+
+
+def test_every_limit_screen_of_the_property_opens_a_window_of_its_class():
+    """Guard the property: the new class screens do open windows (and transient does not)."""
+    expected = {"weekly": "weekly", "model": "model", "spend": "spend", "credit": "spend",
+                "hook-weekly": "weekly", "banner": "session", "transient": None}
+    for kind, limit_class in expected.items():
+        world = World()
+        world.tick({"builder": screen("absent", world.now, 0, "builder"),
+                    "adversary": screen("absent", world.now, 0, "adversary")})
+        world.tick({"builder": screen(kind, world.now + timedelta(seconds=120), 0, "builder"),
+                    "adversary": screen("active", world.now, 0, "adversary")}, advance=120)
+        window = world.status.agents["builder"].limit
+        if limit_class is None:
+            assert window is None, kind
+        else:
+            assert window is not None and window.limit_class == limit_class, (kind, window)
+            assert world.now < window.until, kind
 
 
 def test_the_attention_check_flags_a_restart_and_a_send_into_a_dialog():

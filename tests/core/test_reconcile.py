@@ -184,7 +184,7 @@ def test_stale_time_only_banner_is_probed_after_the_slack():
 def test_unparsable_banner_probes_at_the_flat_cadence():
     world = World()
     world.started()
-    pane = "work\n\nYou've hit your monthly spend limit.\n> "
+    pane = "work\n\nYou've hit your usage limit · contact your admin to increase it\n> "
     world.tick({"builder": agent("builder", pane), "adversary": agent("adversary", PANE_ACTIVE)}, advance=1)
     window = world.status.agents["builder"].limit
     assert window is not None and not window.parsed
@@ -760,3 +760,34 @@ def test_settle_never_mutates_the_status_it_was_given():
     settled = settle(world.spec, world.status, [(probe, False, "busy")], world.now)
     assert world.status.model_dump() == snapshot
     assert settled.agents["builder"].limit.until == world.now  # retried next tick
+
+
+# -- starts refused by the platform ---------------------------------------------------------------
+
+REFUSAL = ("start builder: HTTP 403 Forbidden: pods \"demo-builder\" is forbidden: cannot set "
+           "blockOwnerDeletion if an ownerReference refers to a resource you can't set "
+           "finalizers on: , <nil>")
+
+
+def test_a_refused_start_is_degraded_start_refused_until_the_host_appears():
+    """Fault 3 (issue 14): a start the API server refused showed only as an Event; the
+    LoopPhase sat in Pending 'starting agents'."""
+    world = World()
+    acts = world.tick({"builder": absent("builder"), "adversary": absent("adversary")})
+    start = of_type(acts, "StartAgent", "builder")[0]
+    world.status = settle(world.spec, world.status, [(start, False, REFUSAL)], world.now)
+    degraded = world.status.condition("Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "StartRefused")
+    assert "cannot set blockOwnerDeletion" in degraded.message and degraded.message.startswith(
+        "builder: start refused: start builder: HTTP 403")
+    assert world.status.phase == "Degraded"
+    # the next ticks (start pending, not retried yet) keep saying so, unchanged
+    world.tick({"builder": absent("builder"), "adversary": absent("adversary")}, advance=10)
+    again = world.status.condition("Degraded")
+    assert (again.status, again.reason, again.last_transition_time) == (
+        "True", "StartRefused", degraded.last_transition_time)
+    assert world.status.agents["builder"].reason.startswith("start refused: ")
+    # once the host exists, the refusal is history
+    world.tick(both(PANE_ACTIVE), advance=1)
+    assert world.status.agents["builder"].start_error == ""
+    assert world.status.condition("Degraded").status == "False"

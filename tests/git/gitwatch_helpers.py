@@ -70,13 +70,20 @@ class FakeClock:
 
 
 def count_git_calls(watcher: RemoteWatcher) -> Counter[str]:
-    """Count every real git subprocess the watcher runs, by subcommand (ls-remote, fetch...)."""
+    """Count every git command the watcher runs, by subcommand (ls-remote, fetch...), and as
+    ``cat-file`` every object read (a GitPython ``Repo`` over the cache: cat-file processes)."""
     calls: Counter[str] = Counter()
     real_run = watcher.runner.run
+    real_repo = watcher.cache._repo
 
     def counting_run(args, **kwargs) -> GitResult:  # type: ignore[no-untyped-def]
         calls[args[0]] += 1
         return real_run(args, **kwargs)
 
+    def counting_repo():  # type: ignore[no-untyped-def]
+        calls["cat-file"] += 1
+        return real_repo()
+
     watcher.runner.run = counting_run  # type: ignore[method-assign]
+    watcher.cache._repo = counting_repo  # type: ignore[method-assign]
     return calls

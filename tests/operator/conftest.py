@@ -11,35 +11,15 @@ at once unless they carry finalizers), and garbage collection through ownerRefer
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from loopphase.operator.kubeapi import KubeApi, core_path
-
-
-@dataclass
-class FakeConnectionInfo:
-    server: str
-    ca_path: str | None = None
-    ca_data: bytes | None = None
-    insecure: bool | None = None
-    username: str | None = None
-    password: str | None = None
-    scheme: str | None = None
-    token: str | None = None
-    certificate_path: str | None = None
-    certificate_data: bytes | None = None
-    private_key_path: str | None = None
-    private_key_data: bytes | None = None
-    default_namespace: str | None = None
-    priority: int = 0
-    expiration: Any = None
+from loopphase.operator.kubeapi import KubeApi, configuration_for, core_ref
 
 
 @pytest.fixture()
 async def kube(kmock: Any) -> AsyncIterator[KubeApi]:
-    api = KubeApi(FakeConnectionInfo(server=str(kmock.url).rstrip("/")), timeout=5.0)
+    api = KubeApi(configuration_for(str(kmock.url)), timeout=5.0)
     try:
         yield api
     finally:
@@ -56,7 +36,7 @@ class Kubelet:
         self.api = api
 
     async def run(self, namespace: str, name: str, ip: str, phase: str = "Running") -> None:
-        await self.api.merge_patch(core_path(namespace, "pods", name), {
+        await self.api.merge_patch(core_ref(namespace, "pods", name), {
             "status": {"phase": phase, "podIP": ip, "containerStatuses": [{"restartCount": 0}]}
         })
 

@@ -13,9 +13,13 @@ from typing import Any
 import kopf
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
+from loopphase.operator.kubeapi import configuration_for
+from loopphase.operator.peering import PeeringTarget
 from loopphase.operator.settings import configure
 from loopphase.runtime import k8s_objects as ko
 from loopphase.shim.protocol import ShimState
+
+NS = "team-a"  # the namespace the harness's operator serves
 
 
 class FakeShims:
@@ -81,10 +85,13 @@ async def start_operator(
 ) -> tuple[asyncio.Event, asyncio.Task[Any]]:
     """kopf with our registry, running; returns (stop flag, task). Standalone unless
     ``peering_priority`` is given (then mandatory peering on the namespaced KopfPeering
-    ``loopphase``, as ``loopphase operator -n`` runs)."""
+    ``loopphase``, as ``loopphase operator -n`` runs: created by the operator at start-up
+    unless it exists)."""
     server = str(kmock.url).rstrip("/")
-    registry = build_registry(ctx, login=lambda **_: kopf.ConnectionInfo(server=server))
     standalone = peering_priority is None
+    registry = build_registry(ctx, login=lambda **_: kopf.ConnectionInfo(server=server),
+                              client_config=lambda: configuration_for(server),
+                              peering=None if standalone else PeeringTarget("loopphase", (NS,)))
     settings = configure(kopf.OperatorSettings(), standalone=standalone,
                          priority=peering_priority or 0)
     settings.peering.lifetime = peering_lifetime
@@ -98,7 +105,7 @@ async def start_operator(
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(kopf.operator(
-        registry=registry, settings=settings, standalone=standalone, namespaces=["team-a"],
+        registry=registry, settings=settings, standalone=standalone, namespaces=[NS],
         peering_name=None if standalone else settings.peering.name,
         stop_flag=stop, ready_flag=ready,
     ))
@@ -161,3 +168,29 @@ def push_file(work: Path, origin: Path, path: str, text: str, subject: str) -> N
     git("add", "-A", cwd=work)
     git("commit", "-q", "-m", subject, cwd=work)
     git("push", "-q", str(origin), "main", cwd=work)
+
+
+def answer_with(kmock: Any, monkeypatch: Any, matches: Callable[[Any], bool], code: int,
+                reason: str, message: str) -> list[Any]:
+    """Answer every request that ``matches`` with an API ``Status`` error, storing nothing (as
+    a real API server refuses: a missing kind, a forbidden write, an admission plugin).
+
+    kmock's own reactions run after the emulator stored the mutation, so this wraps its request
+    handler instead (on the slotted class, for this emulator instance only; monkeypatch
+    restores it). Returns the list of refused requests (it grows)."""
+    import aiohttp.web
+
+    cls = type(kmock)
+    original = cls._handle
+    hits: list[Any] = []
+
+    async def handle(self: Any, request: Any) -> aiohttp.web.StreamResponse:
+        if self is kmock and matches(request):
+            hits.append(request)
+            return aiohttp.web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
+                 "code": code, "message": message}, status=code)
+        return await original(self, request)
+
+    monkeypatch.setattr(cls, "_handle", handle)
+    return hits

@@ -10,19 +10,37 @@ from loopphase.api.spec import LoopPhaseSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "manifests" / "base"
+CRDS = ROOT / "manifests" / "crds"
 
 
 def docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def test_base_crd_is_the_generated_crd() -> None:
-    assert (BASE / "crd.yaml").read_text() == (ROOT / "crds" / "loopphase.yaml").read_text()
-    assert (BASE / "crd.yaml").read_text() == crd_yaml(), "run `make crd-sync`"
+def test_manifests_crd_is_the_generated_crd() -> None:
+    assert (CRDS / "crd.yaml").read_text() == (ROOT / "crds" / "loopphase.yaml").read_text()
+    assert (CRDS / "crd.yaml").read_text() == crd_yaml(), "run `make crd-sync`"
+    assert not (BASE / "crd.yaml").exists(), (
+        "the CRD copy moved to manifests/crds/crd.yaml (applied and established before the "
+        "operator): delete manifests/base/crd.yaml and run `make crd-sync`")
+
+
+def test_make_deploy_applies_crds_waits_for_them_then_the_operator() -> None:
+    """Fault 1: one apply of a CRD and an object of its kind fails on a fresh cluster."""
+    text = (ROOT / "Makefile").read_text()
+    recipe = text.split("\ndeploy:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    steps = [line.strip().replace("$(KUBECTL)", "kubectl") for line in recipe]
+    assert steps[:3] == ["kubectl apply -k manifests/crds",
+                         "kubectl wait --for condition=established --timeout=60s $(CRDS)",
+                         "kubectl apply -k manifests/"], steps
+    crds = text.split("\nCRDS = ", 1)[1].split("\n", 1)[0].split()
+    names = {f"crd/{d['metadata']['name']}" for f in ("crd.yaml", "kopf-peering.yaml")
+             for d in docs(CRDS / f)}
+    assert set(crds) == names
 
 
 def test_kustomization_lists_existing_files() -> None:
-    for kdir in (BASE, ROOT / "manifests" / "examples"):
+    for kdir in (BASE, CRDS, ROOT / "manifests" / "examples"):
         kust = yaml.safe_load((kdir / "kustomization.yaml").read_text())
         for res in kust["resources"]:
             assert (kdir / res).exists(), res

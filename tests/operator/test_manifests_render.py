@@ -22,19 +22,24 @@ FORBIDDEN_VERBS = {"*", "update", "escalate", "bind", "impersonate", "deletecoll
 
 
 @cache
-def _render() -> tuple[dict[str, Any], ...]:
+def _render(where: str = "manifests") -> tuple[dict[str, Any], ...]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot render manifests/ with kustomize")
-    done = subprocess.run([kubectl, "kustomize", str(ROOT / "manifests")],
+    done = subprocess.run([kubectl, "kustomize", str(ROOT / where)],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"kubectl kustomize manifests/ failed: {done.stderr}"
+    assert done.returncode == 0, f"kubectl kustomize {where}/ failed: {done.stderr}"
     return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
 
 
 @pytest.fixture()
 def rendered() -> list[dict[str, Any]]:
     return list(_render())
+
+
+@pytest.fixture()
+def rendered_crds() -> list[dict[str, Any]]:
+    return list(_render("manifests/crds"))
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -55,27 +60,34 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     return dict(out)
 
 
+def test_crds_render_alone_and_first(rendered_crds: list[dict[str, Any]]) -> None:
+    """Fault 1: CRDs and objects of their kinds in one apply fail on a fresh cluster
+    (``no matches for kind "ClusterKopfPeering"``): the CRDs are their own step."""
+    assert sorted(d["metadata"]["name"] for d in rendered_crds) == [
+        "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "loopphases.loopphase.dev"]
+    assert {d["kind"] for d in rendered_crds} == {"CustomResourceDefinition"}
+
+
 def test_renders_the_expected_objects(rendered: list[dict[str, Any]]) -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
+    # only built-in kinds: the second apply never needs discovery of a CRD made a moment ago
+    # (the operator creates its ClusterKopfPeering itself)
     assert kinds == sorted([
         ("Namespace", NAMESPACE),
-        ("CustomResourceDefinition", "loopphases.loopphase.dev"),
-        ("CustomResourceDefinition", "clusterkopfpeerings.kopf.dev"),
-        ("CustomResourceDefinition", "kopfpeerings.kopf.dev"),
-        ("ClusterKopfPeering", "loopphase"),
         ("ServiceAccount", "loopphase-operator"),
         ("ClusterRole", "loopphase-operator"),
         ("ClusterRoleBinding", "loopphase-operator"),
         ("Deployment", "loopphase-operator"),
         ("NetworkPolicy", "loopphase-operator"),
+        ("Service", "loopphase-operator-metrics"),
     ])
-    for kind in ("ServiceAccount", "Deployment", "NetworkPolicy"):
+    for kind in ("ServiceAccount", "Deployment", "NetworkPolicy", "Service"):
         assert one(rendered, kind)["metadata"]["namespace"] == NAMESPACE, kind
 
 
-def test_crd_equals_the_generated_crd(rendered: list[dict[str, Any]]) -> None:
+def test_crd_equals_the_generated_crd(rendered_crds: list[dict[str, Any]]) -> None:
     generated = yaml.safe_load((ROOT / "crds" / "loopphase.yaml").read_text())
-    assert one(rendered, "CustomResourceDefinition", "loopphases.loopphase.dev") == generated
+    assert one(rendered_crds, "CustomResourceDefinition", "loopphases.loopphase.dev") == generated
 
 
 def test_rbac_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
@@ -102,6 +114,9 @@ def test_rbac_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
     # refuses every owned object unless the operator may update the owner's finalizers.
     assert granted[("loopphase.dev", "loopphases/finalizers")] == {"update"}
     assert granted[("networking.k8s.io", "networkpolicies")] == {"create"}  # <lp>-agents
+    # kopf peering: watch + keep-alive patches, and create of the operator's own object
+    for peerings in ("clusterkopfpeerings", "kopfpeerings"):
+        assert granted[("kopf.dev", peerings)] == {"get", "list", "watch", "patch", "create"}
     writable = {r for (_, r), verbs in granted.items() if verbs & {"create", "patch", "delete"}}
     assert writable == {"loopphases", "loopphases/status", "clusterkopfpeerings", "kopfpeerings",
                         "events", "pods", "persistentvolumeclaims", "configmaps", "secrets",
@@ -136,6 +151,11 @@ def test_deployment_is_restricted_and_caches_git_on_a_volume(
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert "--git-cache-dir=/cache/git" in container["args"]  # ssh key files live under it
+    # Fault 5: replicas 1 waits at most 20 s behind a crashed replica's peering record, and a
+    # restarted container keeps its pod's peering identity (never waits behind itself).
+    assert dep["spec"]["replicas"] == 1 and "--peering-lifetime=20" in container["args"]
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in \
+        container["env"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes[mounts["/cache"]] == {"name": mounts["/cache"], "emptyDir": {}}
@@ -152,4 +172,25 @@ def test_network_policy_selects_the_operator_and_admits_only_health_probes(
     selector = policy["podSelector"]["matchLabels"]
     assert selector and selector.items() <= labels.items()
     assert policy["policyTypes"] == ["Ingress"]
-    assert policy["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert policy["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"},
+                                            {"port": 9090, "protocol": "TCP"}]}]
+
+
+def test_metrics_service_reaches_the_operators_metrics_port(rendered: list[dict[str, Any]]) -> None:
+    service = one(rendered, "Service", "loopphase-operator-metrics")["spec"]
+    template = one(rendered, "Deployment")["spec"]["template"]
+    assert service["selector"].items() <= template["metadata"]["labels"].items()
+    ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+    assert service["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics",
+                                 "protocol": "TCP"}]
+    assert ports["metrics"] == 9090  # the operator's --metrics-port default
+    assert not any(d["kind"] == "ServiceMonitor" for d in rendered)  # optional, not in base
+
+
+def test_monitoring_overlay_adds_a_service_monitor_for_the_metrics_service() -> None:
+    docs = list(_render("manifests/overlays/monitoring"))
+    monitor = one(docs, "ServiceMonitor")
+    service = one(docs, "Service", "loopphase-operator-metrics")
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]

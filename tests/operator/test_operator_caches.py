@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 from loopphase.operator.context import role_prompts
-from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_ref
 from loopphase.operator.read_cache import ReadCache
 from loopphase.operator.status_io import LiveObjects, write_status
 from loopphase.runtime.kubernetes import SharedShimFactory, _stale_connection
@@ -106,7 +106,7 @@ async def test_read_cache_serves_within_ttl_and_rereads_after() -> None:
     cm = {"data": {"builder": "v1"}}
     api = FakeApi({"metadata": {}, "status": {}})
     api.obj = cm
-    path = "/api/v1/namespaces/team-a/configmaps/prompts"
+    path = core_ref("team-a", "configmaps", "prompts")
     assert await cache.get(api, path) == cm  # type: ignore[arg-type]
     api.obj = {"data": {"builder": "v2"}}
     now[0] = 9.9
@@ -121,7 +121,7 @@ async def test_role_prompts_use_the_cache(kube: KubeApi, kmock: Any, tmp_path: P
     from loopphase.testing.kmock_world import declare_resources
 
     declare_resources(kmock)
-    await kube.create("/api/v1/namespaces/team-a/configmaps", {
+    await kube.create(core_ref("team-a", "configmaps"), {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "p", "namespace": "team-a"}, "data": {"b": "be brief"}})
     spec = LoopPhaseSpec.model_validate({

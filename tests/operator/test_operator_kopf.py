@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopphase.operator.kubeapi import KubeApi, custom_path
+from loopphase.operator.kubeapi import KubeApi, core_ref, custom_ref
 from loopphase.testing.kmock_world import declare_resources
 from operator_harness import (
     FakeShims,
@@ -75,7 +75,7 @@ def setup(kmock: Any, kube: KubeApi) -> Any:
 
 
 async def create_lp(kube: KubeApi, body: dict[str, Any]) -> None:
-    await kube.create(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases"), body)
+    await kube.create(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases"), body)
 
 
 async def test_invalid_spec_is_reported_and_nothing_is_created(
@@ -183,7 +183,7 @@ async def test_delete_stops_pods_verified_before_the_finalizer_goes(
         # the deletion as the API server would: set deletionTimestamp via a patch (a watch
         # event); kmock drops the object once kopf removes its finalizer.
         await kube.merge_patch(
-            custom_path("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
+            custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
             {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}})
         await eventually(lambda: obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo") is None)
         assert obj(kmock, "v1/pods", "demo-builder") is None
@@ -197,7 +197,7 @@ async def test_unusable_credentials_secret_is_a_warning_event_naming_it(
     LoopPhase as a Warning Event (the tick goes on: git reads are unauthenticated)."""
     kmock = setup
     origin, _ = bare_repo(tmp_path)
-    await kube.create(f"/api/v1/namespaces/{NS}/secrets",
+    await kube.create(core_ref(NS, "secrets"),
                       {"apiVersion": "v1", "kind": "Secret",
                        "metadata": {"name": "git-creds", "namespace": NS,
                                     "labels": {"loopphase.dev/git-credentials": "true"}},
@@ -235,7 +235,9 @@ async def test_a_limit_in_one_loopphase_holds_another_on_the_same_account(
             body["metadata"].update({"name": name, "uid": f"uid-{name}"})
             await create_lp(kube, body)
         for name in ("a", "b"):
-            await eventually(lambda n=name: obj(kmock, "v1/pods", f"{n}-adversary"))
+            # both pods (roles start concurrently: either may be created first)
+            await eventually(lambda n=name: obj(kmock, "v1/pods", f"{n}-adversary")
+                             and obj(kmock, "v1/pods", f"{n}-builder"))
             await kubelet.run(NS, f"{name}-builder", ips[name][0])
             await kubelet.run(NS, f"{name}-adversary", ips[name][1])
         b = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))

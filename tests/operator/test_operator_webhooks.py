@@ -8,7 +8,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from loopphase.operator.kubeapi import KubeApi
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.webhooks import OperatorWebhooks
 from loopphase.webhook.hook_cli import install
 from operator_harness import (
@@ -47,7 +47,7 @@ async def test_a_push_webhook_wakes_only_the_matching_loopphase(
     kmock = setup
     origin_a, work_a = bare_repo(tmp_path / "a")
     origin_b, _ = bare_repo(tmp_path / "b")
-    await kube.create(f"/api/v1/namespaces/{NS}/secrets", {
+    await kube.create(core_ref(NS, "secrets"), {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook", "namespace": NS},
         "data": {"secret": base64.b64encode(SECRET).decode()}})
     ctx = make_context(kube, shims, tmp_path)

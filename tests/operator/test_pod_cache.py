@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopphase.operator.kubeapi import KubeApi, core_path, custom_path
+from loopphase.operator.kubeapi import KubeApi, core_ref, custom_ref
 from loopphase.operator.pod_cache import PodCache, slim_pod
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.kubernetes import KubernetesRuntime, pod_facts
@@ -160,7 +160,7 @@ async def test_pod_deleted_out_of_band_is_noticed_through_the_watch(
     shims = CountingShims()
     ctx = make_context(kube, shims, tmp_path)
     async with running_operator(kmock, ctx):
-        await kube.create(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases"),
+        await kube.create(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases"),
                           lp_body(str(origin)))
         for name, ip in ((POD, "127.0.0.2"), ("demo-adversary", "127.0.0.3")):
             await eventually(lambda name=name: obj(kmock, "v1/pods", name))
@@ -177,7 +177,7 @@ async def test_pod_deleted_out_of_band_is_noticed_through_the_watch(
 
         # Someone deletes the builder's pod through the API: the watch tells the index, the
         # next tick sees it absent and starts a new one (one, not two).
-        await kube.delete(core_path(NS, "pods", POD))
+        await kube.delete(core_ref(NS, "pods", POD))
         await eventually(lambda: pod_creations(kmock) > created)
         await eventually(lambda: obj(kmock, "v1/pods", POD))
         assert pod_creations(kmock) == created + 1

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fake_kubelet import FakeKubelet, free_port
 from loopphase.operator.context import OperatorContext
-from loopphase.operator.kubeapi import KubeApi, custom_path
+from loopphase.operator.kubeapi import KubeApi, custom_ref
 from loopphase.runtime import k8s_objects as ko
 from loopphase.testing.kmock_world import declare_resources
 from operator_harness import bare_repo, eventually, running_operator
@@ -83,7 +83,7 @@ def pod(kmock: Any, name: str) -> dict[str, Any] | None:
 
 
 async def create_lp(kube: KubeApi, body: dict[str, Any]) -> None:
-    await kube.create(custom_path("loopphase.dev", "v1alpha1", NS, "loopphases"), body)
+    await kube.create(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases"), body)
 
 
 def limited_and_waiting(kmock: Any) -> dict[str, Any] | None:

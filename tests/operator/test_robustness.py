@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp.web
 import pytest
 from fake_kubelet import FakeKubelet, free_port
-from loopphase.operator.kubeapi import KubeApi, custom_path
+from loopphase.operator.kubeapi import KubeApi, custom_ref
 from loopphase.testing.kmock_world import declare_resources
 from operator_harness import (
     CountingShimFactory,
@@ -40,7 +40,7 @@ from test_real_shims import (
     real_context,
 )
 
-LP_PATH = custom_path("loopphase.dev", "v1alpha1", NS, "loopphases", "demo")
+LP_PATH = custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases", "demo")
 
 
 def requests_of(kmock: Any, method: str, plural: str, *, since: int = 0,

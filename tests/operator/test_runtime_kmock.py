@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.core.observations import AgentObservation
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.base import LaunchPlan
 from loopphase.runtime.kubernetes import KubernetesRuntime
@@ -138,7 +138,7 @@ async def test_observe_absent_pending_running_and_unreachable(
     assert pending.present and not pending.alive and "no IP" in (pending.error or "")
     assert pending.phase_index == 1 and pending.host_pending
     # the kubelet says why: the reason reaches the observation (and the agent's status message)
-    await kubelet.api.merge_patch(core_path(NS, "pods", "demo-builder"), {"status": {
+    await kubelet.api.merge_patch(core_ref(NS, "pods", "demo-builder"), {"status": {
         "phase": "Pending",
         "containerStatuses": [{"restartCount": 0, "state": {"waiting": {
             "reason": "ImagePullBackOff", "message": "Back-off pulling image loopphase-agent:dev"}}}],
@@ -158,7 +158,7 @@ async def test_observe_absent_pending_running_and_unreachable(
     assert not down.host_pending  # Running with an IP and no shim: a real failure
     # Found by review: a pod gets its IP before its init container (the clone) and the agent
     # image pull are done; still Pending, so still the platform's business, not a failure.
-    await kubelet.api.merge_patch(core_path(NS, "pods", "demo-builder"), {"status": {
+    await kubelet.api.merge_patch(core_ref(NS, "pods", "demo-builder"), {"status": {
         "phase": "Pending", "podIP": "127.0.0.7",
         "initContainerStatuses": [{"restartCount": 0, "state": {"running": {}}}],
         "containerStatuses": [{"restartCount": 0, "state": {"waiting": {

@@ -29,6 +29,7 @@ from loopphase.operator.git_credentials import (
     SSH_KEYS_DIR,
     git_env,
 )
+from loopphase.operator.kubeapi import Ref
 from loopphase.operator.read_cache import ReadCache
 from loopphase.runtime import k8s_objects as ko
 
@@ -57,15 +58,16 @@ def secret(**data: bytes) -> dict[str, Any]:
 
 
 class SecretsApi:
-    """``get`` of Secrets by path (what git_env calls), recording the paths."""
+    """``get`` of Secrets by reference (what git_env calls), recording the references."""
 
     def __init__(self, **secrets: dict[str, Any]) -> None:
         self.secrets = dict(secrets)
-        self.gets: list[str] = []
+        self.gets: list[Ref] = []
 
-    async def get(self, path: str) -> dict[str, Any] | None:
-        self.gets.append(path)
-        return self.secrets.get(path.rsplit("/", 1)[-1])
+    async def get(self, ref: Ref) -> dict[str, Any] | None:
+        assert ref.plural == "secrets", ref
+        self.gets.append(ref)
+        return self.secrets.get(ref.name or "")
 
 
 def context(tmp_path: Path) -> OperatorContext:

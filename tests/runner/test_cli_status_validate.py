@@ -26,7 +26,7 @@ def test_status_shows_table_agents_window_and_history():
     assert header.split()[:8] == ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY",
                                   "ATTENTION", "AGE"]
     assert row.split()[:7] == ["demo", "Limited", "0/3", "Limited", "Active", "2/2", "-"]
-    assert "limit window until 2026-11-22T12:30:45+00:00 (from banner)" in text
+    assert "session limit window until 2026-11-22T12:30:45+00:00 (window.stated-reset)" in text
     assert "limit-armed" in text
     assert "last action limit-armed 0s ago: limit." in text
 

@@ -44,7 +44,12 @@ def test_make_deploy_and_example_work_on_a_fresh_clone_without_a_venv(tmp_path: 
                               text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
     calls = record.read_text().splitlines()
-    assert calls[0] == "apply -k manifests/"
+    # CRDs first and established, then the operator (issue 14, fault 1)
+    assert calls[:3] == [
+        "apply -k manifests/crds",
+        "wait --for condition=established --timeout=60s crd/loopphases.loopphase.dev "
+        "crd/clusterkopfpeerings.kopf.dev crd/kopfpeerings.kopf.dev",
+        "apply -k manifests/"], calls
     assert "apply -k manifests/examples/" in calls
     assert any(c.startswith("rollout status deployment/git-server") for c in calls)
     assert not (clone / ".venv").exists(), "deploy/example must not need Python"

@@ -129,6 +129,43 @@ def test_transcript_cleaning(tmp_path: Path) -> None:
     assert tail.read_new() == ["a", "⠋ Working", "b"]
 
 
+def test_stop_failure_banner_text_reaches_the_core_and_sets_the_window(tmp_path: Path) -> None:
+    """Issue 11 fault 9: Claude Code's StopFailure carries the banner in
+    ``last_assistant_message``; through the real hook command and the host's reader it reaches
+    HookEvent.message, and the core reads its reset and class from it."""
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from loopphase.core.hooks import hook_reading
+    from loopphase.core.screen import classify
+    from loopphase.shim.client import to_observation
+    from loopphase.shim.host import AgentHost
+    from loopphase.shim.protocol import ShimState
+
+    events = tmp_path / "hook-events.jsonl"
+    payload = {
+        "hook_event_name": "StopFailure", "session_id": "s-1", "error": "rate_limit",
+        "last_assistant_message": "You've hit your weekly limit · resets 9pm (Asia/Singapore)",
+    }
+    clean = {"hook_event_name": "Stop", "session_id": "s-1", "last_assistant_message": "A long answer."}
+    for event in (clean, payload):
+        subprocess.run([sys.executable, "-m", "loopphase.shim.hook", str(events)],
+                       input=json.dumps(event), text=True, timeout=20, check=True)
+    host = SimpleNamespace(cfg=SimpleNamespace(hook_events_file=events))
+    infos = AgentHost.hook_events(host)  # type: ignore[arg-type]  # only cfg.hook_events_file is read
+    assert [(e.name, e.error_type, e.message) for e in infos] == [
+        ("Stop", None, None),  # a clean Stop's answer does not ride along every state answer
+        ("StopFailure", "rate_limit", payload["last_assistant_message"])]
+    state = ShimState.model_validate({"version": "t", "role": "builder", "backend": "claude", "alive": True,
+                                      "pane": "> ", "hookEvents": [e.wire() for e in infos]})
+    obs = to_observation("builder", state, None)
+    now = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # 11:00 in Singapore
+    reading = hook_reading(classify(obs.pane, now, UTC), obs, now - timedelta(hours=1), now, UTC)
+    assert reading.limit is not None and reading.limit.rule == "hook.stop-failure"
+    assert reading.limit_class == "weekly"
+    assert reading.reset is not None and reading.reset.at == datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
+
+
 def test_opencode_multi_line_prompt_goes_to_a_file(tmp_path: Path) -> None:
     """opencode takes one typed line: a multi-line kickoff used to be refused (LaunchError)."""
     launch = build_launch(cfg(tmp_path, "opencode", opencode_server="http://o:4096"),

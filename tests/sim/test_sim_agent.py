@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pexpect
@@ -171,3 +171,51 @@ phases:
         child.terminate(force=True)
     subjects = git("log", "--format=%s", "main", cwd=bare).splitlines()
     assert subjects[:2] == ["ack inbox", "done(p1): DONE"] and len(subjects) == 5
+
+
+def test_every_banner_style_classifies_as_its_family_with_class_and_reset() -> None:
+    """The sim draws each family (issue 11); the core reads each as a hard limit of the style's
+    class, with the stated reset (the relative one to the minute)."""
+    from zoneinfo import ZoneInfo
+
+    from loopphase.core.screen import classify
+    from loopphase.sim.banners import BANNER_CLASSES, NO_RESET_STYLES
+
+    now = datetime(2026, 3, 1, 9, 59, 30, tzinfo=UTC)
+    assert set(BANNER_CLASSES) == set(BANNER_STYLES)
+    for style in BANNER_STYLES:
+        at = reset_time(now, 3 * 3600, style)
+        pane = "● Working.\n  ⎿  " + "\n".join(render_banner(style, at, "Asia/Singapore", now=now)) + "\n> "
+        reading = classify(pane, now, ZoneInfo("Asia/Singapore"))  # zone-less banners: that zone
+        assert reading.limit is not None, style
+        assert reading.limit_class == BANNER_CLASSES[style], (style, reading.limit_class)
+        if style in NO_RESET_STYLES:
+            assert reading.reset is None, style
+        elif style == "auto_resume":  # the CLI's own resume, a minute after the stated reset
+            assert reading.reset is not None and reading.reset.at == at + timedelta(minutes=1)
+            assert reading.auto_resume is not None
+        else:
+            assert reading.reset is not None, style
+            assert abs(reading.reset.at - at) < timedelta(minutes=1), (style, reading.reset.at, at)
+
+
+def test_the_sim_screens_that_are_no_limit_classify_as_their_finding() -> None:
+    from zoneinfo import ZoneInfo
+
+    from loopphase.core.screen import classify
+    from loopphase.sim import banners
+
+    now = datetime(2026, 3, 1, 9, 59, 30, tzinfo=UTC)
+    utc = ZoneInfo("UTC")
+
+    def read(*lines: str):
+        return classify("● Working.\n" + "\n".join(lines) + "\n", now, utc)
+
+    assert read("  ⎿  " + banners.LOGIN_TEXT).login is not None
+    assert read("  ⎿  " + banners.OAUTH_EXPIRED_TEXT).login is not None
+    dialog = read(*banners.BYPASS_DIALOG).dialog
+    assert dialog is not None and dialog.excerpt == "WARNING: Claude Code running in Bypass Permissions mode"
+    assert read("  ⎿  " + banners.CONTEXT_FULL_TEXT).context_full is not None
+    for text in (banners.OVERLOADED_TEXT, banners.NOT_USAGE_LIMIT_TEXT):
+        reading = read("  ⎿  " + text)
+        assert reading.transient is not None and reading.limit is None, text

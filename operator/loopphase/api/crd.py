@@ -115,6 +115,8 @@ def crd_manifest() -> dict[str, Any]:
         ("Attention", ".status.needsAttention", "string", 0, "roles that need a human, and why"),
         ("Age", ".metadata.creationTimestamp", "date", 0, ""),
         ("Current", ".status.current.id", "string", 1, "current phase id"),
+        ("Awaiting", ".status.current.awaitingApprovalSince", "date", 1,
+         "since when the phase's verified DONE waits for approval"),
         ("Message", ".status.message", "string", 1, "why it is in this phase"),
     ]
     return {

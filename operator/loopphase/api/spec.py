@@ -21,6 +21,7 @@ from loopphase.api.base import (
     ref_name_problem,
     shown,
 )
+from loopphase.api.notify import NotifySpec
 from loopphase.core.patterns import injected_text_violations
 from loopphase.core.typeable import untypeable_reason
 from loopphase.core.userpattern import compile_pattern
@@ -139,6 +140,14 @@ class PhaseSpec(ApiModel):
     plan: str = Field(description="plan file, relative to the repository root")
     status_file: str = Field(description="status file; looked up in stateDir first, then root")
     models: dict[Role, str] | None = Field(None, description="per-role model overrides")
+    approval: Literal["auto", "manual"] = Field(
+        "auto", description="manual: a verified DONE waits for `loopphase approve` (or the "
+        "loopphase.dev/approve annotation) before the next phase starts",
+    )
+    approval_agents: Literal["idle", "stop"] = Field(
+        "idle", description="while awaiting approval: idle (left running, no pings or heals) "
+        "or stop (stopped; started warm again after a reject)",
+    )
 
     @field_validator("id")
     @classmethod
@@ -228,7 +237,11 @@ class Resources(ApiModel):
 
             try:
                 quantity = parse_quantity(amount)
-            except ValueError as err:
+                if not quantity.is_finite():
+                    raise ValueError("not finite")
+            # ArithmeticError: decimal.InvalidOperation ("NaN" and "sNaN" parse, then refuse
+            # to compare).
+            except (ValueError, ArithmeticError) as err:
                 raise ValueError(
                     f"resources.{info.field_name}.{name}: {shown(amount)} is not a Kubernetes "
                     "quantity (e.g. 500m, 2, 512Mi, 2Gi)"
@@ -270,8 +283,12 @@ class AgentSpec(ApiModel):
     @field_validator("account")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
-            raise ValueError("account must be a non-empty name without spaces (e.g. team-max-1)")
+        # Printable only: the account is shown in every LoopPhase's status and Events that it
+        # holds (other namespaces' included), and "loopphase status" prints it as is.
+        if value is not None and (not value.strip() or any(
+                ch.isspace() or not ch.isprintable() for ch in value) or len(value) > 253):
+            raise ValueError("account must be a non-empty name of at most 253 printable "
+                             "characters without spaces (e.g. team-max-1)")
         return value
 
     @field_validator("opencode_server")
@@ -320,6 +337,10 @@ class TimingSpec(ApiModel):
     limit_reset_slack: Duration = Field(45, ge=0, le=HOUR)
     probe_fallback: Duration = Field(300, ge=1, le=DAY)
     reset_horizon: Duration = Field(6 * HOUR, gt=0, le=DAY)
+    spend_probe_interval: Duration = Field(
+        HOUR, ge=1, le=7 * DAY,
+        description="probe cadence of a limit with no reset to wait for (spend cap, credit balance)",
+    )
     auto_resume_grace: Duration = Field(
         180, ge=0, le=HOUR,
         description="while the screen promises the CLI's own automatic resume, the limit probe "
@@ -522,6 +543,7 @@ class LoopPhaseSpec(ApiModel):
     time_zone: str | None = Field(
         None, description="IANA zone for banners that name none (default: the agent's, UTC)"
     )
+    notify: NotifySpec | None = Field(None, description="webhooks announcing chosen events")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> LoopPhaseSpec:
@@ -538,7 +560,8 @@ class LoopPhaseSpec(ApiModel):
 
             try:
                 ZoneInfo(self.time_zone)
-            except (ZoneInfoNotFoundError, ValueError) as err:
+            # OSError: a directory ("America") or a name too long for a file name.
+            except (ZoneInfoNotFoundError, ValueError, OSError) as err:
                 raise ValueError(
                     f"timeZone {shown(self.time_zone)} is not an IANA zone (e.g. Europe/Berlin)"
                 ) from err

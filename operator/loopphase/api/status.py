@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from loopphase.api.base import ApiModel, Timestamp
+from loopphase.api.notify import NotifyStatus
 from loopphase.api.spec import Role
 
 AgentState = Literal[
@@ -25,7 +26,7 @@ LimitClass = Literal["session", "weekly", "monthly", "model", "spend", "transien
 SpawnMode = Literal["warm", "cold"]
 DisplayPhase = Literal[
     "Pending", "Running", "Limited", "NeedsAttention", "Degraded", "Advancing", "Suspended",
-    "Complete", "Invalid",
+    "Complete", "Invalid", "AwaitingApproval",
 ]
 ActionKind = Literal[
     "start",
@@ -51,10 +52,13 @@ ActionKind = Literal[
     "compact",
     "hold-armed",
     "hold-lifted",
+    "awaiting-approval",
+    "approved",
+    "rejected",
 ]
 ConditionType = Literal[
     "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention",
-    "AccountHold", "WebhooksStale",
+    "AccountHold", "WebhooksStale", "AwaitingApproval",
 ]
 ObservationSource = Literal["webhook", "poll"]
 HISTORY_LIMIT = 50
@@ -115,6 +119,9 @@ class AgentStatus(ApiModel):
         None, description="when the agent last became active (set on the transition only)"
     )
     reason: str = ""
+    start_error: str = Field(
+        "", description="why the platform refused or failed this agent's last start (the API "
+        "server's message); shown as Degraded/StartRefused; cleared when its host appears")
     attention: Attention | None = None
     account: str | None = Field(None, description="the subscription this agent's limits count on")
     context_full_since: Timestamp | None = Field(
@@ -198,6 +205,15 @@ class CurrentPhase(ApiModel):
     done_blocked_sha: str | None = Field(
         None, description="DONE seen at this sha but its preconditions were not met"
     )
+    awaiting_approval_since: Timestamp | None = Field(
+        None, description="DONE verified; the phase waits for approval (phases[].approval: manual)"
+    )
+    approved: bool = Field(False, description="approved: the verified DONE advances")
+    rejected_sha: str | None = Field(None, description="the DONE at this sha was rejected")
+    rejection: str | None = Field(None, description="a reject message not yet typed to the builder")
+    approvals_handled: list[str] = Field(
+        default_factory=list, description="ids of approve/reject requests already acted on"
+    )
 
 
 class HistoryEntry(ApiModel):
@@ -247,6 +263,7 @@ class LoopPhaseStatus(ApiModel):
     needs_attention: str | None = Field(
         None, description="roles that need a human, with the reason (printer column)"
     )
+    notifications: NotifyStatus = Field(default_factory=NotifyStatus)
 
     def condition(self, type_: ConditionType) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

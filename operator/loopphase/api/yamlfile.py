@@ -11,8 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, Node
+
+# Deepest nesting of collections a document may have. PyYAML composes recursively: about 500
+# levels ("[[[[…") raise RecursionError (a traceback, not a YAMLError) and 5,000 levels took a
+# minute first. A spec or scenario is a few levels deep.
+MAX_DEPTH = 64
 
 
 class DuplicateKeyError(ConstructorError):
@@ -20,7 +26,22 @@ class DuplicateKeyError(ConstructorError):
 
 
 class StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that raises ``DuplicateKeyError`` on a repeated mapping key."""
+    """``yaml.SafeLoader`` that raises ``DuplicateKeyError`` on a repeated mapping key and a
+    ``ComposerError`` on collections nested deeper than ``MAX_DEPTH``."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
+        if self._depth >= MAX_DEPTH:
+            raise ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels: flatten the document",
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-untyped-call,no-any-return]
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}

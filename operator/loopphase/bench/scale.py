@@ -149,13 +149,13 @@ class FakeKubelet:
     """Polls kmock's stored pods: new ones get a uid, a loopback podIP and phase Running."""
 
     def __init__(self, kmock: Any, fleet: ShimFleet) -> None:
-        from loopphase.operator.kubeapi import KubeApi
+        from loopphase.operator.kubeapi import KubeApi, configuration_for
 
         self.kmock = kmock
         self.fleet = fleet
         # Pods are written through the API, as a kubelet does: only API writes reach kmock's
         # watch streams, and the operator reads pods from a watch-fed index.
-        self.api = KubeApi(_ConnInfo(str(kmock.url).rstrip("/")), timeout=30.0)
+        self.api = KubeApi(configuration_for(str(kmock.url)), timeout=30.0)
         self.by_name: dict[str, str] = {}  # pod name -> uid
         self._next = 0
         self._task: asyncio.Task[None] | None = None
@@ -181,7 +181,7 @@ class FakeKubelet:
             await asyncio.sleep(KUBELET_POLL)  # the kubelet's own poll period
 
     async def sync(self) -> None:
-        from loopphase.operator.kubeapi import core_path
+        from loopphase.operator.kubeapi import core_ref
         from loopphase.runtime import k8s_objects as ko
 
         seen: set[str] = set()
@@ -196,7 +196,7 @@ class FakeKubelet:
             uid = f"pod-{self._next}"
             ip = pod_ip(self._next)
             self._next += 1
-            await self.api.merge_patch(core_path(NS, "pods", name), {
+            await self.api.merge_patch(core_ref(NS, "pods", name), {
                 "metadata": {"uid": uid, "creationTimestamp": _iso(datetime.now(UTC))},
                 "status": {"phase": "Running", "podIP": ip,
                            "containerStatuses": [{"name": "agent", "ready": True,
@@ -324,6 +324,7 @@ def child_main(argv: list[str]) -> int:
 
     from loopphase.operator import handlers
     from loopphase.operator.context import OperatorContext
+    from loopphase.operator.kubeapi import configuration_for
     from loopphase.operator.settings import configure
     from loopphase.runtime import k8s_objects as ko
 
@@ -366,7 +367,8 @@ def child_main(argv: list[str]) -> int:
         # every tick as before the watch-fed pod cache.
         ctx.pods.attach = lambda index: None  # type: ignore[method-assign]
     registry = handlers.build_registry(
-        ctx, login=lambda **_: kopf.ConnectionInfo(server=args.server))
+        ctx, login=lambda **_: kopf.ConnectionInfo(server=args.server),
+        client_config=lambda: configuration_for(args.server))
     settings = configure(kopf.OperatorSettings(), standalone=True)
     settings.scanning.disabled = True  # kmock cannot list namespaces (see tests/operator)
     settings.posting.level = logging.WARNING
@@ -418,7 +420,7 @@ async def measure_one(n: int, interval: float, window: float, settle: float,
                       timeout: float, root: Path) -> dict[str, Any]:
     from kmock import KubernetesEmulator, Server
 
-    from loopphase.operator.kubeapi import KubeApi, custom_path
+    from loopphase.operator.kubeapi import KubeApi, configuration_for, custom_ref
     from loopphase.operator.kubeapi import KubeApiError as _KubeApiError
 
     origin = bare_repo(root)
@@ -451,12 +453,12 @@ async def measure_one(n: int, interval: float, window: float, settle: float,
                 await asyncio.sleep(1.0)  # let the idle operator's watch streams open
                 idle_rss = _rss(ps)
                 result["idle_rss_mib"] = round(idle_rss, 1)
-                api = KubeApi(_ConnInfo(server), timeout=30.0)
+                api = KubeApi(configuration_for(server), timeout=30.0)
                 t_create = time.monotonic()
                 try:
                     for i in range(n):
                         with contextlib.suppress(_KubeApiError):
-                            await api.create(custom_path("loopphase.dev", "v1alpha1", NS,
+                            await api.create(custom_ref("loopphase.dev", "v1alpha1", NS,
                                                          "loopphases"),
                                              lp_body(i, str(origin), interval))
                 finally:
@@ -554,16 +556,6 @@ async def measure_one(n: int, interval: float, window: float, settle: float,
         "kubelet_errors": kubelet.errors[:5],
     })
     return result
-
-
-class _ConnInfo:
-    """The ConnectionInfo fields KubeApi reads, for the benchmark's own client."""
-
-    def __init__(self, server: str) -> None:
-        self.server = server
-        self.ca_path = self.ca_data = self.insecure = self.username = self.password = None
-        self.scheme = self.token = self.certificate_path = self.certificate_data = None
-        self.private_key_path = self.private_key_data = None
 
 
 def extrapolate(runs: list[dict[str, Any]], interval: float) -> dict[str, Any]:

@@ -34,8 +34,15 @@ from loopphase.core.actions import (
 from loopphase.core.deadlines import next_wakeup
 from loopphase.core.files import paths_to_read
 from loopphase.core.gitfeed import settle_git_feed
-from loopphase.core.observations import AgentObservation, Commit, GitObservation, Observations
+from loopphase.core.observations import (
+    AgentObservation,
+    ApprovalRequest,
+    Commit,
+    GitObservation,
+    Observations,
+)
 from loopphase.core.reconcile import reconcile, settle
+from loopphase.core.userpattern import SUBJECT_MAX, capped
 from loopphase.outbound import scrub, scrub_optional
 from loopphase.runtime.base import AgentRuntime, HostResult, LaunchPlan
 
@@ -81,17 +88,9 @@ def launch_plan(
 
 
 async def observe_all(
-    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, runtime: AgentRuntime, git: GitSource | None,
+    approvals: Sequence[ApprovalRequest] = (),
 ) -> Observations:
-    roles = roles_to_observe(spec, status)
-
-    async def one(role: Role) -> AgentObservation:
-        try:
-            return await runtime.observe(role)
-        except Exception as err:  # noqa: BLE001 - reported as an observation, never swallowed
-            log.warning("observe %s failed: %s", role, err)
-            return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
-
     async def pushed() -> GitObservation | None:
         if git is None or status.completed_at is not None:
             return None
@@ -102,9 +101,9 @@ async def observe_all(
         )
 
     # The remote is read while the agents are (a push webhook's tick waits for neither twice).
-    *observed, git_obs = await asyncio.gather(*(one(r) for r in roles), pushed())
-    agent_obs = [_scrubbed_agent(o) for o in observed]
-    return Observations(agents=dict(zip(roles, agent_obs, strict=True)), git=git_obs)
+    observed, git_obs = await asyncio.gather(
+        observe_roles(runtime, roles_to_observe(spec, status)), pushed())
+    return Observations(agents=observed.agents, git=git_obs, approvals=tuple(approvals))
 
 
 def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
@@ -116,9 +115,12 @@ def _scrubbed_agent(obs: AgentObservation) -> AgentObservation:
 
 
 def _scrubbed_git(obs: GitObservation) -> GitObservation:
-    """Commit subjects are whatever an agent wrote; they reach ping reasons and Events."""
+    """Commit subjects are whatever an agent wrote; they reach ping reasons and Events. Only
+    their first ``SUBJECT_MAX`` characters are kept (all that patterns and status look at): a
+    subject of megabytes costs neither the scrub nor the tick more than that."""
     commits = tuple(
-        c if scrub(c.subject) == c.subject else Commit(sha=c.sha, subject=scrub(c.subject))
+        c if len(c.subject) <= SUBJECT_MAX and scrub(c.subject) == c.subject
+        else Commit(sha=c.sha, subject=scrub(capped(c.subject)))
         for c in obs.commits
     )
     if commits == obs.commits and scrub_optional(obs.error) == obs.error:
@@ -199,21 +201,81 @@ async def run_tick(
     default_tz: str = "UTC",
     namespace: str | None = None,
     account_holds: Sequence[AccountHold] = (),
+    approvals: Sequence[ApprovalRequest] = (),
 ) -> TickResult:
     """``namespace``: the LoopPhase's on Kubernetes (None for a local run: the default account
-    is the machine's login). ``account_holds``: the other LoopPhases' published holds."""
-    observations = await observe_all(spec, status, runtime, git)
+    is the machine's login). ``account_holds``: the other LoopPhases' published holds.
+    ``approvals``: approve/reject requests (``loopphase approve``, or annotations)."""
+    observations = await observe_all(spec, status, runtime, git, approvals)
     if account_holds:
         observations = dataclasses.replace(observations, account_holds=tuple(account_holds))
-    actions, new_status = reconcile(
-        spec, status, observations, now, generation=generation, default_tz=default_tz,
-        namespace=namespace,
-    )
+    decide = _Decider(spec, runtime, now, role_prompt, generation, default_tz, namespace)
+    actions, new_status, results = await decide(status, observations)
     settle_git_feed(status, new_status, observations.git, now)
-    for action in actions:
-        if isinstance(action, EmitEvent):
-            log.info("%s", describe(action))
-    results = await execute(spec, actions, runtime, role_prompt)
-    if any(not ok for _, ok, _ in results):
-        new_status = settle(spec, new_status, results, now)
+    vacated = vacated_roles(spec, new_status, results)
+    if vacated:
+        # The old phase's hosts are verified gone: start the next phase's now, not a tick later
+        # (issue 14, fault 4: one signal interval per advance). Only the vacated roles are
+        # observed again (nothing else is decided twice), and git is not read again.
+        log.info("phase advance: %s stopped and gone; starting the next phase in this tick",
+                 ", ".join(vacated))
+        again = await observe_roles(runtime, vacated)
+        if account_holds:
+            again = dataclasses.replace(again, account_holds=tuple(account_holds))
+        more, new_status, more_results = await decide(new_status, again)
+        actions, results = [*actions, *more], [*results, *more_results]
     return TickResult(status=new_status, actions=actions, results=results, observations=observations)
+
+
+@dataclass
+class _Decider:
+    """reconcile -> execute -> settle (only when something failed), for one tick."""
+
+    spec: LoopPhaseSpec
+    runtime: AgentRuntime
+    now: datetime
+    role_prompt: Callable[[Role], str]
+    generation: int | None
+    default_tz: str
+    namespace: str | None
+
+    async def __call__(
+        self, status: LoopPhaseStatus, observations: Observations
+    ) -> tuple[list[Action], LoopPhaseStatus, list[ActionResult]]:
+        actions, new_status = reconcile(
+            self.spec, status, observations, self.now, generation=self.generation,
+            default_tz=self.default_tz, namespace=self.namespace,
+        )
+        for action in actions:
+            if isinstance(action, EmitEvent):
+                log.info("%s", describe(action))
+        results = await execute(self.spec, actions, self.runtime, self.role_prompt)
+        if any(not ok for _, ok, _ in results):
+            new_status = settle(self.spec, new_status, results, self.now)
+        return actions, new_status, results
+
+
+def vacated_roles(
+    spec: LoopPhaseSpec, status: LoopPhaseStatus, results: Sequence[ActionResult]
+) -> list[Role]:
+    """Roles whose host this tick stopped, verified gone, for a phase change, and that the
+    current phase wants running: they can be started at once. Empty when anything in the tick
+    failed (the next tick sorts that out, as before) or nothing is to run."""
+    if status.completed_at is not None or spec.suspend or any(not ok for _, ok, _ in results):
+        return []
+    wanted = spec.roles()
+    return [a.role for a, _, _ in results
+            if isinstance(a, StopAgent) and a.rule == "phase.transition" and a.role in wanted]
+
+
+async def observe_roles(runtime: AgentRuntime, roles: Sequence[Role]) -> Observations:
+    """Observe just these roles (no git): what ``reconcile`` decides about, nothing else."""
+    async def one(role: Role) -> AgentObservation:
+        try:
+            return await runtime.observe(role)
+        except Exception as err:  # noqa: BLE001 - reported as an observation, never swallowed
+            log.warning("observe %s failed: %s", role, err)
+            return AgentObservation(role=role, present=True, error=f"observe failed: {err}")
+
+    found = await asyncio.gather(*(one(r) for r in roles))
+    return Observations(agents={r: _scrubbed_agent(o) for r, o in zip(roles, found, strict=True)})

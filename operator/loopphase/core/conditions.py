@@ -12,6 +12,7 @@ from datetime import datetime
 
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import Condition, ConditionType, LoopPhaseStatus
+from loopphase.core import approval
 from loopphase.core.holds import describe as describe_hold
 from loopphase.core.phases import progress
 
@@ -87,7 +88,9 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
                   limit_msg or (", ".join(limited) if limited else ""), now)
     stalled_msg = "; ".join(f"{r}: {agents[r].reason}" for r in troubled)
     set_condition(st, "Stalled", bool(troubled), "Healing" if troubled else "NoStall", stalled_msg, now)
+    refused = sorted(r for r, a in agents.items() if r in wanted and a.start_error)
     degraded_bits = [f"{r}: circuit open" for r in circuit]
+    degraded_bits += [f"{r}: start refused: {agents[r].start_error}" for r in refused]
     if remote_error:
         degraded_bits.append(f"remote unreachable: {remote_error}")
     oversized = st.handoff.oversized_files
@@ -97,6 +100,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
         )
     reason = (
         "CircuitOpen" if circuit
+        else "StartRefused" if refused
         else "RemoteUnreachable" if remote_error
         else "FileTooLarge" if oversized
         else "Healthy"
@@ -111,7 +115,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
         st.phase, st.message = "Suspended", "spec.suspend is true"
     elif attention:
         st.phase, st.message = "NeedsAttention", attention
-    elif circuit or remote_error or oversized:
+    elif circuit or refused or remote_error or oversized:
         st.phase, st.message = "Degraded", "; ".join(degraded_bits)
     elif old_phase:
         st.phase, st.message = "Advancing", f"switching {', '.join(old_phase)} to phase {st.current.id if st.current else '?'}"
@@ -122,6 +126,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
         st.phase, st.message = "Running", f"phase {st.current.id if st.current else '?'}"
     else:
         st.phase, st.message = "Pending", "starting agents"
+    approval.finalize(st, now, set_condition)
 
 
 def _attention(spec: LoopPhaseSpec, st: LoopPhaseStatus, wanted: list[str], now: datetime) -> str:

@@ -3,7 +3,7 @@
 A banner is read by its family, not its sentence (the CLIs keep inventing new sentences):
 
 * who: you, your, your org/organization/team/workspace/group/account (any possessive:
-  "your team's", "your org’s", "the workspace's");
+  "your team's", "your org’s", "your workspace's");
 * what: the words before "limit": a period (session, 5-hour, daily, weekly, 7-day, monthly), a
   model (Opus, Sonnet, Haiku, Fable 5, "Claude Opus 4"), spend, credit, extra usage, usage;
 * shape: "You've hit|reached|exceeded|used up your … limit", "… limit reached|hit|exceeded",
@@ -44,10 +44,13 @@ __all__ = [
 LIMIT_CLASSES: tuple[str, ...] = get_args(LimitClass)
 
 LEAD = r"^[^\w\n]*?"  # decoration before a banner: ⎿ ● │ > quotes, spaces
-END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
 SEP = r"\s*[∙·•|–—-]\s*"
+# Claude Code under an API key prefixes the banner with the API error it came with:
+# "API Error: Request rejected (429) · You've hit your 5-hour limit. Please try again later."
+_API_PREFIX = rf"(?:API Error:?\s*(?:Request rejected\s*)?\(?\d{{3}}\)?{SEP})?"
+END = r"[^\w]*$"  # decoration after it: full stop, closing quote, box border
 APOS = r"['’‘ʼ`´]"
-# Possessive who-words: "your team's weekly", "your org’s monthly", "the workspace's".
+# Possessive who-words after "your": "your team's weekly", "your org’s monthly".
 _WHO = (
     rf"(?:(?:org|organi[sz]ation|team|workspace|group|account|enterprise|company|plan)"
     rf"(?:{APOS}s|s{APOS}|{APOS})?\s+)"
@@ -78,14 +81,14 @@ class BannerMatch:
 # (shape, pattern, class when the words name none). A shape whose words always name the same
 # class gives the rule "limit.<shape>", the others "limit.<shape>-<class>". First match wins.
 _SHAPES: tuple[tuple[str, re.Pattern[str], LimitClass], ...] = tuple(
-    (shape, re.compile(LEAD + body + END, re.IGNORECASE), fallback)
+    (shape, re.compile(LEAD + _API_PREFIX + body + END, re.IGNORECASE), fallback)
     for shape, body, fallback in (
         # Claude Code's headless form: "Claude AI usage limit reached|1760004000".
         ("claude-epoch", r"(?P<what>Claude (?:AI )?usage )limit reached\s*(?P<tail>\|\s*\d{9,10})", "session"),
         (
             "hit",
             rf"You(?:{APOS}ve|\s+have)\s+(?:hit|reached|exceeded|used\s+up|exhausted|run\s+out\s+of)\s+"
-            rf"(?:your|the)\s+{_WHO}?(?P<what>{_WHAT})limit(?:\s+for\s+(?P<model>{_MODEL}))?" + _TAIL,
+            rf"your\s+{_WHO}?(?P<what>{_WHAT})limit(?:\s+for\s+(?P<model>{_MODEL}))?" + _TAIL,
             "unknown",
         ),
         (

@@ -79,10 +79,13 @@ def _lowest(region: Sequence[str], rules: tuple[tuple[str, re.Pattern[str]], ...
 
 # ── login ────────────────────────────────────────────────────────────────────────────────────
 
-_LOGIN_WORDS = ("login", "api key", "oauth", "401", "auth", "unauthorized", "logged")
+# Every login rule contains one of these (in ``fold``ed text).
+_LOGIN_WORDS = ("login", "api key", "apikey", "api_key", "api-key", "oauth", "401", "auth", "logged", "bearer", "disabled")
 _RUN_LOGIN = r"(?:please\s+)?run\s+/login"
 _LOGIN = _rules(
     ("login.not-logged-in", rf"Not logged in(?:{SEP}.*/login\b.*)?[^\w]*$"),
+    # Claude Code's status line, right-aligned after the footer: "…  Not logged in · Run /login".
+    ("login.status-line", rf".*?\s{{3,}}Not logged in{SEP}(?:please\s+)?run\s+/login[^\w]*$"),
     ("login.invalid-api-key", rf"(?:Invalid|Missing) API key\b(?:{SEP}.*)?[^\w]*$"),
     (
         "login.oauth-token",
@@ -102,6 +105,12 @@ _LOGIN = _rules(
     # opencode: the provider's 401 ("Unauthorized: invalid x-api-key") or its auth error types.
     ("login.unauthorized", r"(?:\w*Error:?\s*)?(?:401\s+)?Unauthorized\b\s*(?::|$|" + SEP + ")"),
     ("login.provider-auth", r"(?:\w*Error:?\s*)?(?:AI_)?(?:ProviderAuthError|LoadAPIKeyError)\b"),
+    # opencode shows the provider's own message in its error box: "┃  invalid x-api-key".
+    (
+        "login.provider-key",
+        r"(?:\w*Error:?\s*)?(?:invalid x-api-key|incorrect api key provided|invalid_api_key"
+        r"|api key (?:is )?(?:missing|invalid|not valid))\b",
+    ),
 )
 
 
@@ -164,6 +173,8 @@ _TRANSIENT = _rules(
     ),
     ("transient.high-demand", r"We are experiencing high demand\b|\w+ is experiencing high load\b"),
     ("transient.provider-overloaded", r"(?:\w*Error:?\s*)?Provider is overloaded\b"),
+    # Claude Code's spinner line while it retries: "✻ API error · Retrying in 4s · attempt 4/10".
+    ("transient.retrying", r"API error\b.{0,200}?\bRetrying in\b"),
     ("transient.too-many-requests", r"(?:\w*Error:?\s*)?(?:429\s+)?Too Many Requests\b"),
     (
         "transient.rate-limited",
@@ -173,10 +184,17 @@ _TRANSIENT = _rules(
 )
 
 
+# Every transient rule contains one of these (in ``fold``ed text).
+_TRANSIENT_WORDS = (
+    "overload", "not your usage", "temporarily limiting", "high ", "too many", "retrying", "429",
+    "rate_limit",
+)
+
+
 def transient(region: Sequence[str], text: str | None = None) -> Finding | None:
     """The lowest line of throttling the CLI retries or that is not a usage limit."""
     text = folded(region) if text is None else text
-    if not any(w in text for w in ("overload", "529", "429", "not your usage", "high ", "too many")):
+    if not any(w in text for w in _TRANSIENT_WORDS):
         return None
     return _lowest(region, _TRANSIENT)
 

@@ -94,6 +94,17 @@ class GitObservation:
 
 
 @dataclass(frozen=True)
+class ApprovalRequest:
+    """A human's verdict on a phase awaiting approval (``loopphase approve``/``reject``, or an
+    annotation). ``id`` is unique per request; ``phase`` None means the current phase."""
+
+    id: str
+    verdict: Literal["approve", "reject"]
+    phase: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Observations:
     """account_holds: the holds other LoopPhases' agents started (each with ``loop_phase`` set
     to its ``namespace/name``), from the shell's shared registry; this LoopPhase's own holds
@@ -102,3 +113,4 @@ class Observations:
     agents: dict[Role, AgentObservation]
     git: GitObservation | None = None
     account_holds: tuple[AccountHold, ...] = ()
+    approvals: tuple[ApprovalRequest, ...] = ()

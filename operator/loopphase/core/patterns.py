@@ -15,7 +15,7 @@ from dataclasses import dataclass
 # Activity: a turn is running (spinner glyphs, Claude Code's "esc to interrupt", opencode's
 # prompt footer). The spinner glyphs are braille dots the CLIs animate. Each alternative has a
 # rule name so the screen classifier can log which one matched; ACTIVE_RE is their union.
-# opencode draws its working state in the prompt footer only: "<block spinner> [retrying in 45s
+# opencode draws its working state in the prompt footer only: "■■■■⬝⬝⬝⬝ [retrying in 45s
 # attempt #3] esc interrupt" ("esc again to interrupt" after one Esc). The "▣ Build · <model> ·
 # 12.7s" line it leaves under every finished answer is a message footer, not activity, so the
 # timer rule skips lines that start with "▣".
@@ -24,7 +24,10 @@ ACTIVE_PARTS: tuple[tuple[str, str], ...] = (
     ("active.spinner", r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]"),
     ("active.running-tool", r"Running tool"),
     ("active.opencode-interrupt", r"\besc (?:again to )?interrupt\b"),
-    ("active.opencode-retry", r"\[retrying (?:in \S+ )?attempt #\d+\]"),
+    # its 8-cell block spinner ("■■■■⬝⬝⬝⬝"); a long retry note pushes "esc interrupt" off a
+    # narrow pane and cuts "[retrying in 41s attemp…" short
+    ("active.opencode-spinner", r"[■⬝]{4,}"),
+    ("active.opencode-retry", r"\[retrying\b"),
     ("active.timer", r"^(?![^\w\n]*▣).*?·\s\d+(?:\.\d+)?[ks]?\s*(?:tokens|s\b)"),
 )
 ACTIVE_FLAGS = re.IGNORECASE | re.MULTILINE

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from loopphase.api.base import clip
 from loopphase.api.spec import ROLES, LoopPhaseSpec, LoopRole, Role, render_text
 from loopphase.api.status import (
     AccountHold,
@@ -25,7 +26,7 @@ from loopphase.api.status import (
     LoopPhaseStatus,
     PendingPing,
 )
-from loopphase.core import conditions, holds
+from loopphase.core import approval, conditions, holds
 from loopphase.core.actions import (
     Action,
     RecreateHost,
@@ -46,9 +47,9 @@ from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
 from loopphase.core.heal import COLD, NUDGE, RECREATE, TIER_KIND, WARM, Problem, healed, step_heal
+from loopphase.core.hooks import hook_reading
 from loopphase.core.limits import LimitStep, step_limit
 from loopphase.core.observations import AgentObservation, GitObservation, Observations
-from loopphase.core.patterns import LIMIT_ERROR_TYPE_RE
 from loopphase.core.phases import judge_done
 from loopphase.core.screen import Match, ScreenReading, already_typed, classify, typed_in
 
@@ -57,6 +58,7 @@ DELIVERABLE = {"Active", "Idle", "Waiting"}
 START_TIMEOUT = timedelta(seconds=180)
 STOP_RETRY = timedelta(seconds=60)
 PING_MAX_ATTEMPTS = 5
+START_ERROR_MAX = 500  # characters of the platform's message kept in status
 COMPACT_TEXT = "/compact"
 POISONED = frozenset({"fatal", "context-full"})  # conversations never resumed warm
 
@@ -87,11 +89,12 @@ def reconcile(
             if st.suspended_at is not None:
                 st.suspended_at = None
                 d.note("resume", None, "spec.suspend", "suspend cleared: restoring the loop")
+            approval.apply_requests(spec, observations.approvals, d)
             if observations.git is not None:
                 _process_git(spec, observations.git, d)
         if st.completed_at is not None:
             _stop_everything(spec, observations, d, "sequence complete: stopping every role")
-        elif not spec.suspend:
+        elif not spec.suspend and not _hold_for_approval(spec, observations, d):
             previous = list(st.holds)
             external = observations.account_holds
             for role in spec.roles():
@@ -109,6 +112,7 @@ def reconcile(
                                external, readings.get(role), ahead, steps.get(role))
             st.holds = holds.compute(spec, st, external, previous, now)
             _note_holds(d, previous)
+            _deliver_rejection(d)
             _deliver_pings(spec, d)
             _wake_orchestrator(spec, d)
     conditions.finalize(spec, st, now)
@@ -226,6 +230,8 @@ def _check_done(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
     if not verdict.done:
         return
     where = f"{spec.done.marker!r} in {path} at {(git.head or '')[:12]} on {spec.repo.branch}"
+    if approval.gate(phase, git.head, where, d):
+        return
     st.current.done_commit = git.head
     nxt = st.current.index + 1
     if nxt < len(spec.phases):
@@ -374,7 +380,8 @@ def _converge_agent(
             _set_state(a, "Limited", now, f"host gone during an account hold ({holds.describe(hold)}); not started until it lifts")
             return
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
-            _set_state(a, "Starting", now, f"{a.spawn_mode} start requested")
+            refused = f"start refused: {a.start_error}" if a.start_error else ""
+            _set_state(a, "Starting", now, refused or f"{a.spawn_mode} start requested")
             return
         resumable = (
             a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
@@ -392,6 +399,7 @@ def _converge_agent(
         return
 
     a.stop_requested_at = None
+    a.start_error = ""  # its host exists: whatever refused an earlier start has passed
     a.pod = obs.pod_name or a.pod
     starting = a.start_requested_at is not None and now - a.start_requested_at < timedelta(
         seconds=spec.timing.start_grace
@@ -513,13 +521,9 @@ def _converge_agent(
 
 
 def _read(obs: AgentObservation, a: AgentStatus | None, now: datetime, tz: ZoneInfo) -> ScreenReading:
-    """The screen's reading, with a StopFailure hook's limit when the screen shows none."""
-    reading = classify(obs.pane, now, tz)
-    if reading.limit is None and reading.active is None:
-        hook = hook_limit(obs, a.active_since if a is not None else None)
-        if hook is not None:
-            reading = dataclasses.replace(reading, limit=hook)
-    return reading
+    """The screen's reading, with what a StopFailure hook adds when the screen shows neither
+    work nor a limit (its message read by the same classifier: core/hooks.py)."""
+    return hook_limit(classify(obs.pane, now, tz), obs, a.active_since if a is not None else None, now, tz)
 
 
 def _login_hook(obs: AgentObservation, a: AgentStatus | None, reading: ScreenReading) -> Match | None:
@@ -655,23 +659,14 @@ def _note_holds(d: Decision, previous: list[AccountHold]) -> None:
                f"account {account}: no agent on it is limited any more; pings and stall clocks resume")
 
 
-def hook_limit(obs: AgentObservation, active_since: datetime | None) -> Match | None:
-    """A StopFailure hook event with a limit-type error, newer than the last visible work.
-
-    The structured signal behind a banner the classifier may not know yet; a later clean
-    Stop or a new session supersedes it.
-    """
-    for event in reversed(obs.hook_events):
-        if event.name in {"Stop", "SessionStart"}:
-            return None
-        if event.name != "StopFailure":
-            continue
-        if not event.error_type or not LIMIT_ERROR_TYPE_RE.search(event.error_type):
-            return None
-        if event.time is not None and active_since is not None and event.time <= active_since:
-            return None
-        return Match("hook.stop-failure", f"StopFailure error_type={event.error_type}")
-    return None
+def hook_limit(
+    reading: ScreenReading, obs: AgentObservation, active_since: datetime | None, now: datetime,
+    tz: ZoneInfo,
+) -> ScreenReading:
+    """The screen reading plus what a StopFailure hook newer than the last visible work adds:
+    its message (the banner text) read by the same classifier, so a hook-only limit keeps the
+    banner's reset and class, and throttling is no window (core/hooks.py)."""
+    return hook_reading(reading, obs, active_since, now, tz)
 
 
 CLOCK_SKEW = timedelta(seconds=5)
@@ -820,6 +815,34 @@ def _suspend(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> None:
             _set_state(a, "Stopped", d.now, "suspended")
 
 
+def _hold_for_approval(spec: LoopPhaseSpec, obs: Observations, d: Decision) -> bool:
+    """While the phase awaits approval nothing is pinged, healed or restarted; with
+    ``approvalAgents: stop`` the agents are stopped (started warm again after a reject)."""
+    cur = d.status.current
+    if cur is None or cur.awaiting_approval_since is None:
+        return False
+    if spec.phases[cur.index].approval_agents == "stop":
+        reason = f"phase {cur.id} awaits approval (approvalAgents: stop)"
+        for role, o in obs.agents.items():
+            a = d.status.agents.setdefault(role, AgentStatus())
+            if o.present:
+                _request_stop_for(d, role, a, "approval.hold", reason)
+            else:
+                _set_state(a, "Stopped", d.now, reason)
+    return True
+
+
+def _deliver_rejection(d: Decision) -> None:
+    """Type a reject message to the builder once it can take text."""
+    cur, builder = d.status.current, d.status.agents.get("builder")
+    if cur is None or cur.rejection is None or builder is None or builder.state not in DELIVERABLE:
+        return
+    text = approval.rejection_text(cur.id, cur.rejection)
+    d.act(SendText(role="builder", rule="approval.rejected", reason=approval.rejection_reason(cur.rejection),
+                   text=text, purpose="nudge"), "ping")
+    cur.rejection = None
+
+
 def _stop_everything(spec: LoopPhaseSpec, obs: Observations, d: Decision, reason: str) -> None:
     for role, o in obs.agents.items():
         a = d.status.agents.setdefault(role, AgentStatus())
@@ -860,8 +883,18 @@ def settle(
             attempts = action.attempt + 1
             if attempts < PING_MAX_ATTEMPTS:
                 queue_ping(st.handoff, PendingPing(role=role, kind=kind, reason=action.reason, since=now, attempts=attempts))  # type: ignore[arg-type]
+        elif isinstance(action, SendText) and action.rule == "approval.rejected" and st.current:
+            st.current.rejection = approval.message_of(action.reason)  # typed again next tick
         elif isinstance(action, SendText) and action.purpose == "wake":
             st.orchestrator.wake_due_since = st.orchestrator.wake_due_since or now
+        elif isinstance(action, StartAgent | RecreateHost) and role is not None:
+            # The platform refused the host (e.g. a 403 from an admission plugin): kept on the
+            # agent until its host appears, so Degraded/StartRefused shows it on every tick,
+            # not only in this tick's Event. The start is retried after START_TIMEOUT.
+            agent = st.agents.get(role)
+            if agent is not None:
+                agent.start_error = clip(detail, START_ERROR_MAX)
+                agent.reason = f"start refused: {agent.start_error}"
         elif isinstance(action, SendText) and action.purpose == "probe" and role is not None:
             agent = st.agents.get(role)
             if agent is not None and agent.limit is not None:

@@ -10,9 +10,12 @@ trailing blank lines dropped), then read in three places:
   (lesson 2: never look for it in scrollback);
 * the whole pane for ``WAITING-UNTIL:`` markers, which the agent prints mid-conversation.
 
-Hard banners are matched by their real shapes, anchored to the whole line (only decoration such
-as "⎿", "●", "│" or quotes around them), so an agent's prose that mentions a limit is not one.
-Every finding carries the rule name and a short excerpt for logging (lesson 17).
+Hard banners are matched by family (core/families.py: who, what, shape, optional reset clause),
+anchored to the whole line (only decoration such as "⎿", "●", "│" or quotes around them), so an
+agent's prose that mentions a limit is not one. The same holds for the findings a restart
+cannot fix (core/findings.py: login, blocking dialog, full context), the CLI's promise to resume
+by itself, and throttling that is no usage limit. Every finding carries the rule name and a
+short excerpt for logging (lesson 17).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from loopphase.core import families, findings
-from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, ACTIVE_RE, FATAL_RE, WAIT_RE
+from loopphase.core.patterns import ACTIVE_FLAGS, ACTIVE_PARTS, FATAL_RE, WAIT_RE, fold
 from loopphase.core.resettime import ResetHint, parse_reset
+from loopphase.outbound import scrub
 
 __all__ = [
     "EXCERPT_MAX",
@@ -58,7 +62,9 @@ class ScreenReading:
     waiting_until: datetime | None
     waiting_match: Match | None
     input_area: str
-    # The kind of limit ``limit`` names (api.status.LimitClass); None without a limit.
+    # The kind of limit ``limit`` names (api.status.LimitClass: session, weekly, monthly, model,
+    # spend, unknown); None without a limit. Never "transient": throttling is ``transient``
+    # below and never a ``limit``.
     limit_class: str | None = None
     # States a restart cannot fix (NeedsAttention): an expired/invalid login, a blocking dialog
     # (excerpt: the dialog's title), a full context.
@@ -158,7 +164,10 @@ def _region(lines: list[str], size: int) -> list[str]:
 
 
 def _excerpt(text: str) -> str:
-    text = " ".join(text.split())
+    """One line of screen text for status, Events and logs: whitespace folded, credentials
+    masked and display controls shown (``outbound.scrub``: the agent draws whatever it likes,
+    and excerpts are the one piece of the pane that leaves the process), then clipped."""
+    text = scrub(" ".join(text.split()))
     return text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
 
 
@@ -217,10 +226,43 @@ def _limit(
                 limit_class = above.limit_class
                 if reset is None:
                     reset = _banner_reset(above, None, now, tz)
+            if limit_class == "unknown" or (reset is not None and not _ZONED_RE.search(banner.tail)):
+                limit_class, reset = _restated(region, index, banner, limit_class, reset, now, tz)
             return limit or banner.match, reset, limit_class
         if limit is None and _MENU_RE.match(region[index]):
             limit = Match("limit.menu", _excerpt(region[index]))
     return limit, None, None if limit is None else "unknown"
+
+
+_ZONED_RE = re.compile(r"\(\s*[A-Za-z][\w+-]*(?:/[\w+-]+)*\s*\)")
+_TIME_TOKEN_RE = re.compile(r"\b\d{1,2}(?::\d\d)?\s*[ap]\.?m\b|\b\d{1,2}:\d\d\b", re.IGNORECASE)
+
+
+def _time_token(tail: str) -> str | None:
+    found = _TIME_TOKEN_RE.search(tail)
+    return None if found is None else "".join(found.group(0).lower().replace(".", "").split())
+
+
+def _restated(
+    region: list[str], index: int, banner: _Banner, limit_class: str, reset: ResetHint | None,
+    now: datetime, tz: tzinfo,
+) -> tuple[str, ResetHint | None]:
+    """A generic restatement of a limit drawn above it (Claude Code's bottom box "⚠ Usage limit
+    reached · limit resets 2pm" under the transcript's "You've hit your 5-hour limit · resets
+    2pm (Europe/Berlin)"): when the nearest banner above with a known class states the same
+    time (or the lowest states none), the lowest takes its class, and its zone-named reset."""
+    own = _time_token(banner.tail)
+    for line in reversed(region[:index]):
+        above = _hard_banner(line) if _may_be_limit(line) else None
+        if above is None or above.limit_class == "unknown":
+            continue
+        if own is not None and own != _time_token(above.tail):
+            break
+        stated = _banner_reset(above, None, now, tz)
+        if stated is not None and (reset is None or _ZONED_RE.search(above.tail)):
+            reset = stated
+        return (above.limit_class if limit_class == "unknown" else limit_class), reset
+    return limit_class, reset
 
 
 def _banner_reset(
@@ -245,8 +287,13 @@ def _banner_reset(
 # ── soft warning, activity, fatal ────────────────────────────────────────────────────────────
 
 # Not anchored: Claude Code may show it right-aligned in the status line, and it never blocks.
+# Claude Code 2.1.x also warns "You've used 90% of your weekly limit · resets 9pm" and "You're
+# close to your usage limit".
 _SOFT_RE = re.compile(
-    r"Approaching (?:your )?(?:[\w-]+ ){0,2}(?:usage |spend )?limit(?:" + _SEP + r"resets?\b.*)?",
+    r"(?:(?P<approaching>Approaching (?:your )?(?:[\w-]+ ){0,2}(?:usage |spend )?limit)"
+    r"|(?P<used>You(?:'|’)ve used \d{1,3}% of your (?:[\w'’-]+ ){0,3}limit)"
+    r"|(?P<close>You(?:'|’)re close to your (?:[\w'’-]+ ){0,3}limit))"
+    r"(?:" + _SEP + r"resets?\b.*)?",
     re.IGNORECASE,
 )
 _ACTIVE: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -273,16 +320,28 @@ def _lowest(region: list[str], rules: tuple[tuple[str, re.Pattern[str]], ...]) -
     return None
 
 
-def _lowest_of(
-    region: list[str], union: re.Pattern[str], rules: tuple[tuple[str, re.Pattern[str]], ...]
-) -> Match | None:
-    """``_lowest``, skipped when the union of the rules matches nowhere in the region."""
-    if not union.search("\n".join(region)):
+# Every activity rule needs one of these in its line (``fold``ed): a substring test per line is
+# far cheaper than the rules' regexes, which then run on the few lines that pass.
+_ACTIVE_TRIGGERS = ("interrupt", "running tool", "[retrying", "■", "⬝", "·", *"⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+
+
+def _active(region: list[str], text: str) -> Match | None:
+    """``_lowest(region, _ACTIVE)``; ``text`` is ``fold``ed region."""
+    if not any(trigger in text for trigger in _ACTIVE_TRIGGERS):
         return None
-    return _lowest(region, rules)
+    for line in reversed(region):
+        low = fold(line)
+        if not any(trigger in low for trigger in _ACTIVE_TRIGGERS):
+            continue
+        for rule, pattern in _ACTIVE:
+            if pattern.search(line):
+                return Match(rule, _excerpt(line))
+    return None
 
 
-def _fatal(region: list[str]) -> Match | None:
+def _fatal(region: list[str], text: str) -> Match | None:
+    if "cannot be modified" not in text and "redacted_thinking" not in text:  # FATAL_RE's words
+        return None
     if not FATAL_RE.search("\n".join(region)):
         return None
     candidates = [line for line in region if FATAL_RE.search(line)]
@@ -342,16 +401,16 @@ def classify(
     region = _region(lines, banner_region_lines)
     limit, reset, limit_class = _limit(region, now, tz, guess_wraps=width is None)
     waiting_until, waiting_match = _waiting(lines)
+    text = findings.folded(region)
     dialog = None
     if limit is None or limit.rule != "limit.menu":  # the limit menu is the limit's business
         dialog = _dialog(lines, banner_region_lines)
-    text = findings.folded(region)
     return ScreenReading(
-        active=_lowest_of(region, ACTIVE_RE, _ACTIVE),
+        active=_active(region, text),
         limit=limit,
-        soft_warning=_soft(region),
+        soft_warning=_soft(region, text),
         reset=reset,
-        fatal=_fatal(region),
+        fatal=_fatal(region, text),
         waiting_until=waiting_until,
         waiting_match=waiting_match,
         input_area=_input_area(lines, input_area_lines),
@@ -360,7 +419,9 @@ def classify(
         dialog=dialog,
         context_full=_found(findings.context_full(region, text)),
         auto_resume=_found(findings.auto_resume(region, text)),
-        transient=_found(findings.transient(region, text)),
+        # throttling is only told apart when no hard limit is shown ("API Error: Request
+        # rejected (429) · You've hit your 5-hour limit" is the limit)
+        transient=None if limit is not None else _found(findings.transient(region, text)),
     )
 
 
@@ -380,13 +441,13 @@ def _dialog(lines: list[str], region_size: int) -> Match | None:
     return _found(findings.dialog(bottom, region_size))
 
 
-def _soft(region: list[str]) -> Match | None:
-    if not _SOFT_RE.search("\n".join(region)):
+def _soft(region: list[str], text: str) -> Match | None:
+    if "limit" not in text or not _SOFT_RE.search("\n".join(region)):  # every form says "limit"
         return None
     for line in reversed(region):
         found = _SOFT_RE.search(line)
         if found:
-            return Match("soft.approaching", _excerpt(found.group(0)))
+            return Match(f"soft.{found.lastgroup or 'approaching'}", _excerpt(found.group(0)))
     return None
 
 

@@ -28,8 +28,9 @@ from loopphase.demo.agents import MissingCli, real_agents, require_cli
 from loopphase.demo.progress import Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
-from loopphase.runner.loop import Runner
+from loopphase.runner.loop import Runner, TickReport
 from loopphase.runner.specfile import load_spec
+from loopphase.timeline.cli import write_timeline
 
 PHASES = ["p1-handoff", "p2-limits", "p3-healing"]
 GIT_TIMEOUT = 60
@@ -98,12 +99,27 @@ async def run_demo(workdir: Path, timeout: float, agents: str = "sim") -> tuple[
         return await _run(workdir, timeout, manifest, real.unshown)
 
 
+def approve_when_waiting(runner: Runner, report: TickReport) -> None:
+    """Play the human at the approval gate: what `loopphase approve` writes."""
+    current = report.result.status.current
+    if current is not None and current.awaiting_approval_since and not current.approvals_handled:
+        print(f"  (a human runs: loopphase approve --phase {current.id})", flush=True)
+        runner.store.append_approval({"id": f"demo-{current.id}", "verdict": "approve",
+                                      "phase": current.id, "message": ""})
+
+
 async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
                unshown: tuple[str, ...]) -> tuple[Summary, Runner]:
     spec_path = workdir / "loopphase-demo.yaml"
+    manifest["spec"]["phases"][0]["approval"] = "manual"  # the demo plays the approving human
     spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     printer = Printer(phases=len(PHASES))
-    runner = Runner(load_spec(spec_path), workdir / "state", on_tick=printer)
+
+    def on_tick(report: TickReport) -> None:
+        approve_when_waiting(runner, report)
+        printer(report)
+
+    runner = Runner(load_spec(spec_path), workdir / "state", on_tick=on_tick)
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
     except TimeoutError:
@@ -122,6 +138,8 @@ def main(argv: list[str]) -> int:
                         help="who plays builder and adversary: the simulated agent (default) or "
                              "a real CLI against a scripted local model endpoint")
     parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
+    parser.add_argument("--timeline", type=Path, default=Path("loopphase-demo-timeline.png"),
+                        help="where the run's timeline picture goes (.png, .svg or .html)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for tool in ("tmux", "git"):
@@ -141,7 +159,8 @@ def main(argv: list[str]) -> int:
     print(f"LoopPhase demo: 3 phases, {who}, repo in {workdir}")
     started = time.monotonic()
     try:
-        summary, _ = asyncio.run(run_demo(workdir, args.timeout, args.agents))
+        summary, runner = asyncio.run(run_demo(workdir, args.timeout, args.agents))
+        write_timeline(runner.state_dir, args.timeline)
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -43,6 +43,7 @@ class Summary:
             f"  attention      needs-attention {c['needs-attention']}, cleared {c['attention-cleared']}, "
             f"heals while it lasted {self.heals_in_attention}",
             f"  account holds  armed {c['hold-armed']}, lifted {c['hold-lifted']}",
+            f"  approval gate  awaited {c['awaiting-approval']}, approved {c['approved']}",
             f"  sequence       {'COMPLETE' if self.complete else 'NOT complete'} in {elapsed:.0f}s",
         ]
         if self.unshown:
@@ -139,6 +140,7 @@ def summarise(status: LoopPhaseStatus, records: list[dict[str, Any]],
         "attention cleared": counts["attention-cleared"] >= 1,
         "account hold armed": counts["hold-armed"] >= 1,
         "account hold lifted": counts["hold-lifted"] >= 1,
+        "approval awaited and given": counts["awaiting-approval"] >= 1 and counts["approved"] >= 1,
     }
     if states_seen is not None:
         expected["declared wait"] = ("adversary", "Waiting") in states_seen

@@ -1,4 +1,13 @@
-"""The local bare cache of one (url, branch): fetch, ancestry, commit listing, file reads."""
+"""The local bare cache of one (url, branch): fetch, ancestry, commit listing, file reads.
+
+Built on GitPython: commands that may take time (init, fetch, rev-list, merge-base) run through
+``GitRunner`` (GitPython-spawned, a kill timeout on the whole process group, redacted errors);
+objects (commit subjects, blob sizes, blob contents) are read through ``git.Repo``'s object
+database, i.e. git's ``cat-file --batch-check``/``--batch`` kept open for the duration of one
+call and closed with the ``Repo`` (a ``with`` block), so no git process outlives a call. Those
+local reads have no kill timeout of their own (GitPython offers none for its object readers);
+the network and the history walks do.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,9 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import git
+from gitdb.exc import BadObject
 
 from loopphase.core.files import normalize_repo_path
 from loopphase.core.observations import Commit
@@ -54,9 +66,16 @@ class CacheRepo:
         self.branch = branch
         self.ref = f"refs/loopphase/{branch}"
         self.fetches = 0
+        self.reads = 0  # Repo objects opened (each reads objects through its own cat-file)
 
-    def _git(self, *args: str, stdin: bytes | None = None) -> str:
-        return self.runner.check(args, cwd=self.path, stdin=stdin).text
+    def _git(self, *args: str) -> str:
+        return self.runner.check(args, cwd=self.path).text
+
+    def _repo(self) -> git.Repo:
+        """The cache as a GitPython repository; use as a context manager: closing ends its
+        object-reading git processes."""
+        self.reads += 1
+        return git.Repo(self.path)
 
     def ensure(self) -> None:
         """Create the bare cache if missing: init in a temp dir, then rename into place, so a
@@ -96,8 +115,11 @@ class CacheRepo:
     def has_commit(self, sha: str) -> bool:
         if not (self.path / "HEAD").exists() or not is_sha(sha):
             return False
-        result = self.runner.run(["cat-file", "-e", f"{sha}^{{commit}}"], cwd=self.path)
-        return result.returncode == 0
+        with self._repo() as repo:
+            try:
+                return repo.odb.info(bytes.fromhex(sha)).type == b"commit"
+            except (BadObject, ValueError):
+                return False
 
     def is_ancestor(self, ancestor: str, head: str) -> bool:
         """True when ``ancestor`` is reachable from ``head`` (both must be present)."""
@@ -107,14 +129,17 @@ class CacheRepo:
         raise GitRemoteError(self.runner.describe_failure(result))
 
     def commits_between(self, base: str, head: str, limit: int) -> tuple[list[Commit], bool]:
-        """Commits in ``base..head`` oldest first; keeps the newest ``limit``; (commits, capped)."""
-        out = self._git(
-            "log", "--no-color", "--format=%H%x1f%s", f"--max-count={limit + 1}", f"{base}..{head}"
-        )
-        rows = [line.split("\x1f", 1) for line in out.splitlines() if line]
-        commits = [Commit(sha=row[0], subject=row[1] if len(row) > 1 else "") for row in rows]
-        capped = len(commits) > limit
-        return list(reversed(commits[:limit])), capped
+        """Commits in ``base..head`` oldest first; keeps the newest ``limit``; (commits, capped).
+
+        The walk is ``git rev-list`` (under the kill timeout); subjects come from the object
+        database (git's ``%s``: the first paragraph of the message, lines joined)."""
+        out = self._git("rev-list", f"--max-count={limit + 1}", f"{base}..{head}")
+        shas = [line for line in out.splitlines() if line]
+        capped = len(shas) > limit
+        with self._repo() as repo:
+            commits = [Commit(sha=sha, subject=_subject(repo.commit(sha).message))
+                       for sha in shas[:limit]]
+        return list(reversed(commits)), capped
 
     def count_between(self, base: str, head: str) -> int:
         return int(self._git("rev-list", "--count", f"{base}..{head}").strip() or 0)
@@ -124,9 +149,9 @@ class CacheRepo:
     ) -> dict[str, str | TooLarge | None]:
         """Contents of ``paths`` at ``head`` (None = absent or not a regular file).
 
-        Sizes are asked first (``cat-file --batch-check``); a blob over ``max_bytes`` is never
-        read (``TooLarge(size)`` instead), so an agent pushing a 60 MB status file costs
-        nothing but a warning. Two git processes per call at most.
+        Sizes come from the object headers first; a blob over ``max_bytes`` is never read
+        (``TooLarge(size)`` instead), so an agent pushing a 60 MB status file costs nothing but
+        a warning. One ``Repo`` (two ``cat-file`` processes at most) per call.
         """
         result: dict[str, str | TooLarge | None] = {}
         wanted: list[tuple[str, str]] = []
@@ -139,31 +164,25 @@ class CacheRepo:
                 wanted.append((path, clean))
         if not wanted:
             return result
-        request = "".join(f"{head}:{clean}\n" for _, clean in wanted).encode()
-        sizes = self.runner.check(["cat-file", "--batch-check"], cwd=self.path, stdin=request).stdout
-        readable: list[tuple[str, str]] = []
-        for (path, clean), line in zip(wanted, sizes.decode("utf-8", "replace").splitlines(), strict=True):
-            parts = line.rsplit(" ", 2)
-            if len(parts) != 3 or parts[1] != "blob" or not parts[2].isdigit():
-                result[path] = None  # "<name> missing", a tree, ...
-            elif int(parts[2]) > max_bytes:
-                result[path] = TooLarge(int(parts[2]))
-            else:
-                readable.append((path, clean))
-        if not readable:
-            return result
-        request = "".join(f"{head}:{clean}\n" for _, clean in readable).encode()
-        data = self.runner.check(["cat-file", "--batch"], cwd=self.path, stdin=request).stdout
-        pos = 0
-        for path, _ in readable:
-            end = data.index(b"\n", pos)
-            header = data[pos:end].decode("utf-8", "replace")
-            pos = end + 1
-            parts = header.rsplit(" ", 2)
-            if len(parts) == 3 and parts[2].isdigit() and parts[1] == "blob":
-                size = int(parts[2])
-                result[path] = data[pos : pos + size].decode("utf-8", "replace")
-                pos += size + 1  # content + trailing newline
-            else:  # changed between the two calls cannot happen at a fixed sha; be safe
-                result[path] = None
+        with self._repo() as repo:
+            tree = repo.commit(head).tree
+            for path, clean in wanted:
+                try:
+                    item = tree / clean
+                except KeyError:
+                    result[path] = None  # absent
+                    continue
+                if item.type != "blob":
+                    result[path] = None  # a tree or a submodule
+                elif item.size > max_bytes:
+                    result[path] = TooLarge(int(item.size))  # never read
+                else:
+                    result[path] = item.data_stream.read().decode("utf-8", "replace")
         return result
+
+
+def _subject(message: str | bytes) -> str:
+    """git's ``%s``: the message's first paragraph, its lines joined by spaces."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    paragraph = text.strip().split("\n\n", 1)[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())

@@ -1,4 +1,13 @@
-"""Run git as an argv list with a hard timeout, a non-interactive env and redacted errors."""
+"""Run git as an argv list with a hard timeout, a non-interactive env and redacted errors.
+
+Commands are spawned by GitPython's ``Git.execute`` (argv list, never a shell; its executable
+lookup and environment handling) as a process we wait on with a kill timeout. GitPython's own
+``kill_after_timeout`` is not used: it kills git and the descendants it can find with
+``pgrep``/``ps`` (absent from slim images), while git runs here in a session of its own
+(``start_new_session``) and a timeout SIGKILLs that whole process group, ``git-remote-https``,
+``ssh`` and friends included. Errors are rebuilt from git's stderr and redacted
+(``git/redact.py``): GitPython's own messages quote the command line, and so the URL.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from git.cmd import Git
+from git.exc import GitCommandNotFound
 
 from loopphase.git.errors import GitRemoteError, GitTimeoutError
 from loopphase.git.redact import redact
@@ -89,43 +101,37 @@ class GitRunner:
         args: Sequence[str],
         *,
         cwd: Path | None = None,
-        stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> GitResult:
         """Run git; returns the result whatever the exit code; raises only on timeout/spawn."""
         argv = [self.git, *args]
         limit = self.timeout if timeout is None else timeout
         try:
-            proc = subprocess.Popen(  # argv list, never a shell
-                argv,
-                cwd=cwd,
-                env=self._env,
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+            handle = Git(str(cwd) if cwd else None).execute(
+                argv, as_process=True, env=self._env,
                 start_new_session=True,  # so a timeout kills git's helpers too
             )
-        except OSError as exc:
+        except GitCommandNotFound as exc:
             raise GitRemoteError(self.redact(f"cannot run git {args[0]}: {exc}")) from None
+        proc: subprocess.Popen[bytes] = handle.proc
         try:
-            out, err = proc.communicate(stdin, timeout=limit)
+            out, err = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
-            self._kill(proc)
+            _kill(proc)
             raise GitTimeoutError(
                 self.redact(f"git {args[0]} timed out after {limit:g}s ({self.url})")
             ) from None
-        return GitResult(tuple(args), proc.returncode, out, err)
+        return GitResult(tuple(args), int(proc.returncode), out or b"", err or b"")
 
     def check(
         self,
         args: Sequence[str],
         *,
         cwd: Path | None = None,
-        stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> GitResult:
         """Run git and raise a redacted GitRemoteError on a non-zero exit."""
-        result = self.run(args, cwd=cwd, stdin=stdin, timeout=timeout)
+        result = self.run(args, cwd=cwd, timeout=timeout)
         if result.returncode != 0:
             raise GitRemoteError(self.describe_failure(result))
         return result
@@ -136,13 +142,14 @@ class GitRunner:
         detail = " | ".join(lines[-3:]) or "no error output"
         return self.redact(f"git {result.args[0]} failed (exit {result.returncode}): {detail}")
 
-    @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            log.debug("git process group %s already gone", proc.pid)
-        try:
-            proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            log.warning("git process %s did not exit after SIGKILL", proc.pid)
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL git's whole process group (it leads a session of its own), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        log.debug("git process group %s already gone", proc.pid)
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        log.warning("git process %s did not exit after SIGKILL", proc.pid)

@@ -15,8 +15,10 @@ from loopphase.controller.account_holds import MemoryHoldRegistry
 from loopphase.git.registry import WatcherRegistry
 from loopphase.git.source import WatchedRemote
 from loopphase.git.ssh import SshKeyStore
+from loopphase.metrics import LoopMetrics
+from loopphase.notify import Notifier
 from loopphase.operator.git_credentials import SSH_KEYS_DIR, GitCredentials
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.pod_cache import PodCache
 from loopphase.operator.read_cache import ReadCache, cached_get
 from loopphase.operator.status_io import LiveObjects
@@ -53,6 +55,8 @@ class OperatorContext:
     webhooks: OperatorWebhooks = field(default_factory=lambda: OperatorWebhooks(None))
     # Account holds every LoopPhase of this operator publishes and reads (keyed namespace/name).
     account_holds: MemoryHoldRegistry = field(default_factory=MemoryHoldRegistry)
+    metrics: LoopMetrics = field(default_factory=LoopMetrics)  # this process's registry
+    notifiers: dict[str, Notifier] = field(default_factory=dict)  # per LoopPhase uid
 
     def __post_init__(self) -> None:
         if self.git_credentials is None:
@@ -94,14 +98,17 @@ class OperatorContext:
                              [ko.pod_name(runtime.owner.name, role) for role in ROLES])
 
     async def close(self) -> None:
-        """Close what the context opened (the webhook receiver, the shared shim session, the
-        API session)."""
+        """Close what the context opened (the webhook receiver, notifiers, the shared shim
+        session, the API session)."""
         await self.webhooks.stop()
+        for notifier in self.notifiers.values():
+            await notifier.close()
         closer = getattr(self.shim_factory, "aclose", None)
         if closer is not None:
             await closer()
         if self.api is not None:
             await self.api.close()
+            self.api = None
 
 
 GitSource = WatchedRemote  # the controller tick's git source for one LoopPhase
@@ -123,7 +130,7 @@ async def role_prompts(
             ref = source.config_map_key_ref
             if ref.name not in seen:
                 seen[ref.name] = await cached_get(
-                    api, core_path(namespace, "configmaps", ref.name), cache)
+                    api, core_ref(namespace, "configmaps", ref.name), cache)
             data = (seen[ref.name] or {}).get("data") or {}
             if ref.key not in data:
                 log.warning("prompt ConfigMap %s/%s has no key %s", namespace, ref.name, ref.key)

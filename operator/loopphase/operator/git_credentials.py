@@ -20,7 +20,7 @@ from loopphase.git.ssh import (
     is_ssh_url,
     looks_like_private_key,
 )
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.read_cache import ReadCache, cached_get
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ async def _resolve(
     name = spec.repo.credentials_secret
     if not name:
         return None, None
-    secret = await cached_get(api, core_path(namespace, "secrets", name), cache)
+    secret = await cached_get(api, core_ref(namespace, "secrets", name), cache)
     if secret is None:
         creds.warn(namespace, name, CREDENTIALS_NOT_FOUND,
                    f"credentials Secret {namespace}/{name} (spec.repo.credentialsSecret) not "

@@ -1,6 +1,7 @@
 """kopf handlers for LoopPhase: thin shells around the shared controller tick.
 
-- login: kopf's own login; the same ConnectionInfo feeds our KubeApi (one credential source).
+- login: kopf logs in through the kubernetes client's loading; KubeApi (the official client) is
+  configured by the same loading (one credential source).
 - create/resume/update: validate the spec; an invalid one gets Degraded/InvalidSpec, display
   phase Invalid and a Warning Event, and nothing else is touched.
 - one daemon per LoopPhase: ``tick`` every ``spec.timing.signalInterval``. A daemon (not a
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +29,18 @@ from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.spec import ROLES, LoopPhaseSpec
 from loopphase.controller.tick import next_tick_delay, run_tick
 from loopphase.core import holds
+from loopphase.metrics import record_tick
+from loopphase.notify import Notifier, fold
 from loopphase.operator import status_io
+from loopphase.operator.approvals import from_annotations
 from loopphase.operator.context import GitSource, OperatorContext, role_prompts
 from loopphase.operator.events import event_for
 from loopphase.operator.git_credentials import git_env
-from loopphase.operator.kubeapi import KubeApi, KubeApiError
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_ref, load_configuration
 from loopphase.operator.model_cache import ModelCache
+from loopphase.operator.peering import PeeringTarget, PeeringUnavailable, ensure_peering
 from loopphase.operator.pod_cache import MANAGED_BY, slim_pod
+from loopphase.operator.webhook_secret import SecretUrls
 from loopphase.operator.webhooks import sleep_or_wake
 from loopphase.runtime import k8s_objects as ko
 
@@ -47,8 +54,9 @@ LoginFn = Callable[..., Any]
 
 
 def default_login(**kwargs: Any) -> Any:
-    """In a pod: the service account; elsewhere: the kubeconfig (kopf's pure-Python logins)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """kopf logs in through the kubernetes client's loading (in a pod: the service account;
+    elsewhere: the kubeconfig), the same loading ``KubeApi`` is configured by."""
+    return kopf.login_via_client(**kwargs)
 
 
 def _owner(obj: dict[str, Any]) -> ko.Owner:
@@ -107,6 +115,7 @@ async def tick(
                                  warn=lambda reason, message: _post(body, True, reason, message))
     prompts = await role_prompts(api, namespace, spec, ctx.reads)
     key = f"{namespace}/{name}"
+    started = time.monotonic()
     result = await run_tick(
         spec, status, runtime, git, now,
         role_prompt=lambda role: prompts.get(role, ""),
@@ -114,31 +123,69 @@ async def tick(
         default_tz=spec.time_zone or "UTC",
         namespace=namespace,
         account_holds=ctx.account_holds.others(key, now),
+        approvals=from_annotations(meta, status.current.id if status.current else None),
     )
     ctx.account_holds.publish(key, holds.exported(spec, result.status, now), now)
+    notifier = ctx.notifiers.get(uid)
+    if notifier is None:
+        notifier = ctx.notifiers[uid] = Notifier(name, SecretUrls(api, namespace).resolve)
+    result.status = fold(spec, status, result.status, notifier.drain())
     for action, ok, detail in result.results:
         record = event_for(action, ok, detail)
         _post(body, record.warning, record.kind, record.message)
-    await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
+    written = await status_io.write_status(api, obj, models.wire(uid, result.status), ctx.live)
+    record_tick(ctx.metrics, uid, status, result.status, result.actions, result.results,
+                result.observations, started=now, finished=datetime.now(UTC),
+                seconds=time.monotonic() - started)
+    ctx.metrics.wrote("event", len(result.results))
+    ctx.metrics.wrote("status", int(written))
+    # Only a persisted outbox is sent (write_status raised otherwise): durable across restarts.
+    notifier.submit(spec.notify, result.status.notifications.outbox, datetime.now(UTC))
     # Wake at a limit window's end rather than up to a tick later (the probe is due then).
     return next_tick_delay(spec, result.status, datetime.now(UTC))
 
 
-def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> kopf.OperatorRegistry:
+PEERING_RETRY = 10.0
+
+
+def build_registry(
+    ctx: OperatorContext, *, login: LoginFn = default_login,
+    client_config: Callable[[], Any] = load_configuration, peering: PeeringTarget | None = None,
+) -> kopf.OperatorRegistry:
+    """Our handlers. ``login`` is kopf's, ``client_config`` makes the ``kubernetes`` client's
+    Configuration for ``KubeApi``. With ``peering``, a start-up handler first creates the
+    peering object(s) kopf will wait for (``operator/peering.py``); None = standalone."""
     registry = kopf.OperatorRegistry()
     resource = (API_GROUP, API_VERSION, PLURAL)
     models = ModelCache()  # validated spec/status per LoopPhase, shared by its ticks
+
+    if peering is not None:
+        @kopf.on.startup(registry=registry, errors=kopf.ErrorsMode.TEMPORARY,
+                         backoff=PEERING_RETRY)
+        async def peering_handler(**_: Any) -> None:
+            # Start-up runs before kopf's own login (and before the health endpoint serves):
+            # a client of our own, for this one job.
+            api = KubeApi(client_config(), timeout=ctx.api_timeout, max_workers=2)
+
+            async def create(plural: str, namespace: str | None, body: dict[str, Any]) -> Any:
+                return await api.create(custom_ref("kopf.dev", "v1", namespace, plural), body)
+
+            try:
+                await ensure_peering(create, peering)
+            except PeeringUnavailable as err:
+                raise kopf.TemporaryError(str(err), delay=PEERING_RETRY) from err
+            finally:
+                await api.close()
 
     @kopf.on.login(registry=registry)
     def login_handler(**kwargs: Any) -> Any:
         info = login(**kwargs)
         if info is None:
             return None
-
-        async def relogin() -> Any:
-            return login(**kwargs)
-
-        ctx.api = KubeApi(info, timeout=ctx.api_timeout, relogin=relogin)
+        # kopf's watches use ``info``; our calls use the kubernetes client, configured by the
+        # client's own loading (the same kubeconfig / service account kopf logged in with).
+        if ctx.api is None:
+            ctx.api = KubeApi(client_config(), timeout=ctx.api_timeout)
         return info
 
     @kopf.on.startup(registry=registry)
@@ -215,5 +262,9 @@ def build_registry(ctx: OperatorContext, *, login: LoginFn = default_login) -> k
             raise kopf.TemporaryError("; ".join(failures), delay=5)
         ctx.forget(uid)
         models.forget(uid)
+        ctx.metrics.forget(uid)
+        notifier = ctx.notifiers.pop(uid, None)
+        if notifier is not None:
+            await notifier.close()
 
     return registry

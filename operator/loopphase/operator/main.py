@@ -13,8 +13,10 @@ from pathlib import Path
 import kopf
 
 from loopphase.cli import plain
+from loopphase.metrics import serve
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
+from loopphase.operator.peering import PeeringTarget
 from loopphase.operator.settings import PEERING_NAME, configure
 from loopphase.operator.webhooks import DEFAULT_LISTEN, OperatorWebhooks
 from loopphase.outbound import install_log_scrubbing
@@ -36,6 +38,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--priority", type=int, default=None,
                         help="peering priority (the highest live replica acts; default: random "
                              "per process, so two replicas never tie, which would pause both)")
+    parser.add_argument("--peering-lifetime", type=int, default=60,
+                        help="seconds a replica's peering record counts as alive without a "
+                             "keep-alive (kopf's peering.lifetime; keep-alives go 5-10 s "
+                             "earlier). A replacement after a crash waits up to this long "
+                             "behind the dead replica's record; the Deployment (replicas: 1) "
+                             "passes 20")
     parser.add_argument("--liveness", default=None,
                         help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--agent-image", default=env("LOOPPHASE_AGENT_IMAGE", "loopphase-agent:dev"),
@@ -54,6 +62,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--operator-namespace",
                         default=env("POD_NAMESPACE", "loopphase-system"),
                         help="the operator's namespace: agents admit their shim port from it")
+    parser.add_argument("--metrics-port", type=int, default=int(env("LOOPPHASE_METRICS_PORT", "9090")),
+                        help="serve Prometheus metrics on this port (-1: off)")
+    parser.add_argument("--metrics-host", default=env("LOOPPHASE_METRICS_HOST", "0.0.0.0"),
+                        help="address for --metrics-port (default 0.0.0.0)")
     parser.add_argument("--webhook-listen", default=env("LOOPPHASE_WEBHOOK_LISTEN", DEFAULT_LISTEN),
                         help="push webhooks: POST /webhook on HOST:PORT (default "
                              f"{DEFAULT_LISTEN}; 'off' disables, LoopPhases then poll)")
@@ -103,14 +115,21 @@ def main(argv: list[str]) -> int:
     )
     install_log_scrubbing()
     ctx = make_context(args)
-    registry = build_registry(ctx)
+    if args.metrics_port >= 0:
+        serve(ctx.metrics, args.metrics_port, args.metrics_host)
+    namespaces = list(args.namespace)
+    target = None if args.standalone else PeeringTarget(args.peering, tuple(namespaces))
+    registry = build_registry(ctx, peering=target)
     priority = args.priority if args.priority is not None else random_priority()
     settings = configure(kopf.OperatorSettings(), standalone=args.standalone,
                          peering_name=args.peering, priority=priority,
+                         peering_lifetime=args.peering_lifetime,
                          api_timeout=max(30.0, args.api_timeout))
     if not args.standalone:
-        logging.getLogger(__name__).info("peering %r with priority %d", args.peering, priority)
-    namespaces = list(args.namespace)
+        logging.getLogger(__name__).info(
+            "peering %r (%s) with priority %d, lifetime %d s", args.peering,
+            "cluster-wide" if not namespaces else "in " + ", ".join(namespaces), priority,
+            args.peering_lifetime)
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -23,6 +23,7 @@ def configure(
     standalone: bool,
     peering_name: str = PEERING_NAME,
     priority: int = 0,
+    peering_lifetime: int = 60,
     api_timeout: float = 30.0,
 ) -> kopf.OperatorSettings:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
@@ -39,6 +40,11 @@ def configure(
     settings.peering.priority = priority
     settings.peering.standalone = standalone
     settings.peering.mandatory = not standalone
+    # How long a replica's record counts as alive without a keep-alive: a replacement after a
+    # crash waits up to this long behind the dead one's record (a graceful exit removes its
+    # record at once). Keep-alives go 5-10 s before it expires (one PATCH each).
+    settings.peering.lifetime = peering_lifetime
+    settings.peering.stealth = True  # no DEBUG line per keep-alive; pauses/resumes still log
     settings.posting.enabled = True
     settings.posting.reporting_component = "loopphase-operator"
     # Every API call kopf makes has a timeout; watches reconnect rather than hang.

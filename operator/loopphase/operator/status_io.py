@@ -18,7 +18,7 @@ from typing import Any
 
 from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
 from loopphase.api.status import Condition, LoopPhaseStatus
-from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_path, merge_patch_diff
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_ref, merge_patch_diff
 
 log = logging.getLogger(__name__)
 KOPF_KEY = "kopf"  # declared in the CRD; never touched by the controller
@@ -26,7 +26,7 @@ CONFLICT_RETRIES = 2
 
 
 def object_path(namespace: str, name: str, subresource: str | None = None) -> str:
-    return custom_path(API_GROUP, API_VERSION, namespace, PLURAL, name, subresource)
+    return custom_ref(API_GROUP, API_VERSION, namespace, PLURAL, name, subresource)
 
 
 async def read_object(api: KubeApi, namespace: str, name: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.git.source import WatchedRemote
-from loopphase.operator.kubeapi import KubeApi, core_path
+from loopphase.operator.kubeapi import KubeApi, core_ref
 from loopphase.operator.read_cache import ReadCache, cached_get
 from loopphase.webhook import PushNotice, Receiver, Subscription
 
@@ -117,7 +117,7 @@ class OperatorWebhooks:
                        "(secretFile is for `loopphase run`); polling every signalInterval", warn)
             return None
         obj: dict[str, Any] | None = await cached_get(
-            api, core_path(namespace, "secrets", ref.name), reads)
+            api, core_ref(namespace, "secrets", ref.name), reads)
         raw = ((obj or {}).get("data") or {}).get(ref.key)
         if obj is None or raw is None:
             what = "does not exist" if obj is None else f"has no key {ref.key!r}"

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from loopphase.cli import LOG_LEVELS, log_level
+from loopphase.metrics import LoopMetrics, serve
 from loopphase.outbound import install_log_scrubbing
 from loopphase.runner.loop import Runner, StateDirLost
 from loopphase.runner.preflight import local_problems
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-running", action="store_true",
                         help="keep supervising after the sequence completes")
     parser.add_argument("--max-ticks", type=int, help="stop after this many ticks (testing)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve Prometheus metrics on this port (0: any free port)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address for --metrics-port (default 127.0.0.1)")
     parser.add_argument("--webhook-listen", metavar="HOST:PORT",
                         help="receive push webhooks here (e.g. 127.0.0.1:9797); the remote is "
                              "then polled only every repo.webhook.pollInterval (default 60s)")
@@ -66,9 +71,14 @@ def main(argv: list[str]) -> int:
     except WebhookConfigError as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2
+    metrics = None
+    if args.metrics_port is not None and not args.stop:
+        metrics = LoopMetrics()
+        server = serve(metrics, args.metrics_port, args.metrics_host)
+        print(f"metrics on http://{args.metrics_host}:{server.server_port}/metrics", flush=True)
     try:
         runner = Runner(loaded, args.state_dir, webhook=webhook,
-                        on_message=lambda text: print(text, flush=True))
+                        on_message=lambda text: print(text, flush=True), metrics=metrics)
     except UnsafeStateDir as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 2

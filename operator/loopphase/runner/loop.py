@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +25,12 @@ from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
+from loopphase.core.observations import ApprovalRequest
 from loopphase.git import WatcherRegistry
 from loopphase.git.source import WatchedRemote
+from loopphase.metrics import LoopMetrics, record_tick
+from loopphase.notify import Notifier, fold
+from loopphase.notify.urls import LocalUrls
 from loopphase.outbound import redact_patterns
 from loopphase.runner.hold_files import FileHoldRegistry
 from loopphase.runner.secure import write_private
@@ -93,7 +98,8 @@ class Runner:
     def __init__(self, loaded: LoadedSpec, state_dir: Path | None = None, *,
                  on_tick: Callable[[TickReport], None] | None = None,
                  on_message: Callable[[str], None] | None = None,
-                 webhook: LocalWebhookConfig | None = None) -> None:
+                 webhook: LocalWebhookConfig | None = None,
+                 metrics: LoopMetrics | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.state_dir = state_dir or default_state_dir(loaded)
@@ -103,6 +109,8 @@ class Runner:
                                  self.spec.repo.url, self.spec.repo.branch)
         self.on_tick = on_tick
         self.on_message = on_message or (lambda text: log.warning("%s", text))
+        self.metrics = metrics
+        self.notifier = Notifier(loaded.name, LocalUrls(loaded.path.parent).resolve)
         self.tz = self.spec.time_zone or local_zone_name()
         # Runs whose state directories sit side by side (specs in one folder) share holds.
         self.hold_registry = FileHoldRegistry(self.state_dir.parent / "account-holds")
@@ -201,6 +209,17 @@ class Runner:
             "for `loopphase run` use prompt.inline or prompt.file"
         )
 
+    def _approvals(self) -> list[ApprovalRequest]:
+        """`loopphase approve`/`reject` requests (the core acts on each id once)."""
+        out = []
+        for record in self.store.read_approvals():
+            try:
+                out.append(ApprovalRequest(id=str(record["id"]), verdict=record["verdict"],
+                                           phase=record.get("phase"), message=record.get("message", "")))
+            except (KeyError, TypeError) as err:
+                log.warning("ignoring a malformed line in %s: %s", self.store.approvals_path, err)
+        return out
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -224,15 +243,27 @@ class Runner:
         self._check_state_dir()
         self.reload_spec()
         now = now or datetime.now(UTC)
+        started = time.monotonic()
         result = await run_tick(self.spec, status, self.runtime, self.git, now,
                                 role_prompt=self.role_prompt, default_tz=self.tz,
                                 generation=self.generation,
-                                account_holds=self.hold_registry.others(self.loaded.name, now))
+                                account_holds=self.hold_registry.others(self.loaded.name, now),
+                                approvals=self._approvals())
         self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
         self._check_state_dir()
+        result.status = fold(self.spec, status, result.status, self.notifier.drain())
         self._record(result)
-        if result.status != status:
+        self.store.append_states(status, result.status, now)
+        saved = result.status != status
+        if saved:
             self.store.save(result.status)
+        # Only what is persisted is sent (a crash before the save re-decides, after it re-sends).
+        self.notifier.submit(self.spec.notify, result.status.notifications.outbox, datetime.now(UTC))
+        if self.metrics is not None:
+            record_tick(self.metrics, str(self.state_dir), status, result.status, result.actions,
+                        result.results, result.observations, started=now,
+                        finished=datetime.now(UTC), seconds=time.monotonic() - started)
+            self.metrics.wrote("status", int(saved))
         return result
 
     def _record(self, result: TickResult) -> None:
@@ -276,7 +307,8 @@ class Runner:
                 tick += 1
                 if self.on_tick is not None:
                     self.on_tick(TickReport(tick, result))
-                if exit_on_complete and status.completed_at is not None and not result.changed_actions:
+                if (exit_on_complete and status.completed_at is not None and not result.changed_actions
+                        and not status.notifications.outbox):
                     break
                 if max_ticks is not None and tick >= max_ticks:
                     break
@@ -284,6 +316,7 @@ class Runner:
                 await wait_stop_or_wake(self._stop, self._wake, delay)  # a webhook wakes early
             return status
         finally:
+            await self.notifier.close()
             if self.webhooks is not None:
                 await self.webhooks.stop()
             self.store.unlock()

@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from loopphase.api.base import clip
 from loopphase.api.status import HISTORY_LIMIT, LoopPhaseStatus
 from loopphase.outbound import redact_patterns
 from loopphase.runner.secure import open_private_append, private_dir, write_private
@@ -74,6 +75,8 @@ class StateStore:
         self.status_path = state_dir / "status.json"
         self.journal_path = state_dir / "status.journal.jsonl"
         self.actions_path = state_dir / "actions.jsonl"
+        self.states_path = state_dir / "states.jsonl"
+        self.approvals_path = state_dir / "approvals.jsonl"
         self.binding_path = state_dir / "binding.json"
         self.lock_path = state_dir / "run.lock"
         self.spec_hint = spec_hint
@@ -306,6 +309,48 @@ class StateStore:
         if not self.actions_path.exists():
             return []
         return [json.loads(line) for line in self.actions_path.read_text().splitlines() if line]
+
+    # -- agent state changes (for `loopphase timeline`) -------------------------------------
+
+    def append_states(self, before: LoopPhaseStatus, after: LoopPhaseStatus, time: datetime) -> None:
+        """Log each agent whose state or limit class changed in a tick:
+        ``{"time", "role", "state", "limitClass" (or null), "reason"}`` per line."""
+        records = []
+        for role, agent in after.agents.items():
+            old = before.agents.get(role)
+            limit = agent.limit.limit_class if agent.limit is not None else None
+            old_limit = old.limit.limit_class if old is not None and old.limit is not None else None
+            if old is None or old.state != agent.state or old_limit != limit:
+                records.append({"time": time, "role": role, "state": agent.state,
+                                "limitClass": limit, "reason": clip(agent.reason, 200)})
+        self._append(self.states_path, records)
+
+    def read_states(self) -> list[dict[str, Any]]:
+        return _read_lines(self.states_path)
+
+    # -- approvals (`loopphase approve` / `reject`) -----------------------------------------
+
+    def append_approval(self, record: dict[str, Any]) -> None:
+        """One approve/reject request: a single appended line."""
+        self._append(self.approvals_path, [record])
+
+    def read_approvals(self) -> list[dict[str, Any]]:
+        return _read_lines(self.approvals_path)
+
+    def _append(self, path: Path, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        fd = open_private_append(path)
+        try:
+            os.write(fd, "".join(json.dumps(r, default=_json_default) + "\n" for r in records).encode())
+        finally:
+            os.close(fd)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def _fold_history(history: list[dict[str, Any]], appended: list[dict[str, Any]]) -> list[dict[str, Any]]:

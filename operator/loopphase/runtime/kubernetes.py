@@ -28,10 +28,13 @@ import aiohttp
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
 from loopphase.operator.git_credentials import credentials_refusal
-from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_path
+from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_ref, custom_ref
 from loopphase.operator.pod_cache import PodCache
 from loopphase.runtime import k8s_objects as ko
 from loopphase.runtime.base import HostResult, LaunchPlan
+
+# The label that lets a Secret's values reach an agent's environment (agents.<role>.env).
+ENV_ALLOW_LABEL = "loopphase.dev/agent-env"
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +245,7 @@ class KubernetesRuntime:
 
     def _pod_path(self, role: Role | None = None) -> str:
         name = None if role is None else ko.pod_name(self.owner.name, role)
-        return core_path(self.owner.namespace, "pods", name)
+        return core_ref(self.owner.namespace, "pods", name)
 
     async def _get_pod(self, role: Role) -> dict[str, Any] | None:
         """GET the pod (authoritative); the pod cache stops trusting the watch for it until
@@ -271,19 +274,28 @@ class KubernetesRuntime:
         if role in self._tokens:
             return self._tokens[role]
         name = ko.token_secret_name(self.owner.name, role)
-        path = core_path(self.owner.namespace, "secrets", name)
+        path = core_ref(self.owner.namespace, "secrets", name)
         secret = await self.api.get(path)
         if secret is None:
             candidate = secrets.token_urlsafe(32)
             try:
                 secret = await self.api.create(
-                    core_path(self.owner.namespace, "secrets"),
+                    core_ref(self.owner.namespace, "secrets"),
                     ko.token_secret(self.owner, role, candidate),
                 )
             except KubeApiError as err:
                 if err.status != 409:
                     raise
                 secret = await self.api.get(path)  # created concurrently: use that one
+        refs = ((secret or {}).get("metadata") or {}).get("ownerReferences") or []
+        if not any(ref.get("uid") == self.owner.uid and ref.get("controller") for ref in refs):
+            # Someone else's Secret with our name (planted before the first start, or left by
+            # an older LoopPhase of the same name): its token is known to whoever wrote it.
+            raise RuntimeError(
+                f"Secret {self.owner.namespace}/{name} exists but is not owned by this "
+                "LoopPhase, so its token may be known to others: delete it (kubectl delete "
+                f"secret -n {self.owner.namespace} {name}) and the operator creates a new one"
+            )
         token = ko.read_token(secret or {})
         if not token:
             raise RuntimeError(f"Secret {name} has no token key")
@@ -292,12 +304,12 @@ class KubernetesRuntime:
 
     async def _ensure_prompts(self, wanted: dict[str, str]) -> None:
         name = ko.prompts_configmap_name(self.owner.name)
-        path = core_path(self.owner.namespace, "configmaps", name)
+        path = core_ref(self.owner.namespace, "configmaps", name)
         current = await self.api.get(path)
         if current is None:
             try:
                 await self.api.create(
-                    core_path(self.owner.namespace, "configmaps"),
+                    core_ref(self.owner.namespace, "configmaps"),
                     ko.prompts_configmap(self.owner, wanted),
                 )
                 return
@@ -316,18 +328,41 @@ class KubernetesRuntime:
         name = self.spec.repo.credentials_secret
         if not name:
             return None
-        secret = await self.api.get(core_path(self.owner.namespace, "secrets", name))
+        secret = await self.api.get(core_ref(self.owner.namespace, "secrets", name))
         if secret is None:
             return (f"credentials Secret {self.owner.namespace}/{name} "
                     "(spec.repo.credentialsSecret) not found: create it or fix the name")
         return credentials_refusal(self.owner.namespace, name, secret)
+
+    async def _env_refusal(self, role: Role) -> str | None:
+        """agents.<role>.env puts a Secret's value in the agent's environment: only Secrets
+        labelled ``loopphase.dev/agent-env: "true"`` (the operator must not be the deputy that
+        reads any Secret of the namespace for whoever may create a LoopPhase), and never a
+        shim token (one token per role: a builder reading the adversary's would drive it)."""
+        for item in self.spec.agent(role).env:
+            name = item.secret_key_ref.name
+            field = f"agents.{role}.env[{item.name}]"
+            if name.endswith("-shim-token"):
+                return (f"{field} names Secret {name}: shim tokens are never handed to an agent; "
+                        "use another Secret")
+            secret = await self.api.get(core_ref(self.owner.namespace, "secrets", name))
+            if secret is None:
+                return (f"{field}: Secret {self.owner.namespace}/{name} not found: create it or "
+                        "fix the name")
+            labels = (secret.get("metadata") or {}).get("labels") or {}
+            if labels.get(ENV_ALLOW_LABEL) != "true":
+                return (f"{field}: Secret {self.owner.namespace}/{name} is not labelled "
+                        f"{ENV_ALLOW_LABEL}=true, so no agent pod reads it (only Secrets marked "
+                        f"for LoopPhase agents are): kubectl label secret -n "
+                        f"{self.owner.namespace} {name} {ENV_ALLOW_LABEL}=true")
+        return None
 
     async def _ensure_network_policy(self) -> None:
         """Create ``<lp>-agents`` once per runtime. Refused (no RBAC, no API) is logged and the
         start goes on: the shims still require their per-role bearer token."""
         if self._network_policy_ready:
             return
-        path = f"/apis/networking.k8s.io/v1/namespaces/{self.owner.namespace}/networkpolicies"
+        path = custom_ref("networking.k8s.io", "v1", self.owner.namespace, "networkpolicies")
         try:
             await self.api.create(path, ko.agents_network_policy(self.owner, self.settings))
         except KubeApiError as err:
@@ -340,7 +375,7 @@ class KubernetesRuntime:
     async def _ensure_pvc(self, role: Role) -> None:
         try:
             await self.api.create(
-                core_path(self.owner.namespace, "persistentvolumeclaims"),
+                core_ref(self.owner.namespace, "persistentvolumeclaims"),
                 ko.work_pvc(self.owner, role, self.settings),
             )
         except KubeApiError as err:
@@ -442,7 +477,7 @@ class KubernetesRuntime:
         scenario = self._scenario(role)
         if scenario:
             prompts[ko.scenario_key(role)] = scenario
-        refusal = await self._credentials_refusal()
+        refusal = await self._credentials_refusal() or await self._env_refusal(role)
         if refusal is not None:
             return HostResult(False, refusal)
         await self._ensure_prompts(prompts)

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from loopphase.shim import proctree
 from loopphase.shim.adapters import AgentConfig, Launch, LaunchError, Mode, build_launch
@@ -31,7 +33,28 @@ SUBMIT_VERIFY_WINDOW = 1.0
 POLL_INTERVAL = 0.1
 KILL_BUDGET = 15.0
 HOOK_EVENTS_KEPT = 20
+HOOK_EVENTS_LINES = 200  # lines of the events file looked at (the session id may be far back)
+HOOK_EVENTS_TAIL = 256 * 1024  # bytes of the events file read, from its end
 
+
+
+# The end of a hook's message is kept: the banner (and its reset) is the last thing said.
+HOOK_MESSAGE_MAX = 2000
+
+
+def hook_message(raw: dict[str, Any]) -> str | None:
+    """The text a hook event carries: ``message`` (Notification), or for a StopFailure Claude
+    Code's ``last_assistant_message`` (the error the CLI showed: the banner with its reset), its
+    last HOOK_MESSAGE_MAX characters. A clean Stop's whole answer is not carried (it would ride
+    along every state answer)."""
+    keys = ["message"]
+    if raw.get("hook_event_name") == "StopFailure":
+        keys.append("last_assistant_message")
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip():
+            return value[-HOOK_MESSAGE_MAX:]
+    return None
 
 class Busy(RuntimeError):
     """A send, restart or stop is already in progress."""
@@ -93,34 +116,51 @@ class AgentHost:
 
     # ---- hook events ---------------------------------------------------------------------
     def hook_events(self) -> list[HookEventInfo]:
+        """The events of the last ``HOOK_EVENTS_LINES`` lines of the hook events file.
+
+        The agent can write that file: only its last ``HOOK_EVENTS_TAIL`` bytes are read (one
+        huge line must not cost the shim its memory), and a line that is not an event of the
+        expected shape (bad JSON, nested too deep, a number for ``session_id``, a time that is
+        not one) is skipped and logged; it must not turn every ``/v1/state`` into a 500.
+        """
         path = self.cfg.hook_events_file
         try:
-            with path.open(encoding="utf-8", errors="replace") as fh:
-                lines = deque(fh, maxlen=200)
+            with path.open("rb") as fh:
+                size = fh.seek(0, 2)
+                fh.seek(max(0, size - HOOK_EVENTS_TAIL))
+                data = fh.read(HOOK_EVENTS_TAIL)
         except FileNotFoundError:
             return []
         except OSError as exc:
             log.warning("hook events file %s unreadable: %s", path, exc)
             return []
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        if size > HOOK_EVENTS_TAIL and lines:
+            lines = lines[1:]  # the first line was cut by the tail: not an event
         events: list[HookEventInfo] = []
-        for line in lines:
+        for line in lines[-HOOK_EVENTS_LINES:]:
             try:
                 raw = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.warning("skipping a malformed hook event line: %.80s", line)
                 continue
             if not isinstance(raw, dict):
                 continue
             error = raw.get("error_type") or raw.get("error") or raw.get("reason")
-            events.append(
-                HookEventInfo(
+            try:
+                event = HookEventInfo(
                     name=str(raw.get("hook_event_name") or raw.get("event") or "unknown"),
                     time=raw.get("receivedAt"),
                     session_id=raw.get("session_id"),
                     error_type=str(error) if error is not None else None,
-                    message=raw.get("message") if isinstance(raw.get("message"), str) else None,
+                    message=hook_message(raw),
                 )
-            )
+            except ValidationError as exc:
+                log.warning("skipping a hook event of the wrong shape (%s): %.80s",
+                            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                      for e in exc.errors()), line)
+                continue
+            events.append(event)
         return events
 
     def session_id(self, events: list[HookEventInfo] | None = None) -> str | None:

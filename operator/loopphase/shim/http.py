@@ -18,6 +18,7 @@ import concurrent.futures
 import hmac
 import json
 import logging
+import re
 import socket
 import socketserver
 import sys
@@ -40,6 +41,8 @@ REQUEST_TIMEOUT = 90.0  # one request's work in the loop (a restart's kill budge
 READ_DEADLINE = 30.0  # reading one request (line, headers, body) from its first byte
 MAX_CONNECTIONS = 32  # the operator holds one or two; a fleet of clients is an attack
 MAX_JSON_DEPTH = 16  # the API's bodies are flat objects
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_DECIMAL_RE = re.compile(r"[0-9]{1,19}")
 
 
 class HttpError(Exception):
@@ -300,7 +303,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         raw = self.headers.get("Content-Length")
         if raw is None:
             return b""
-        if not raw.strip().isdigit():
+        if not _DECIMAL_RE.fullmatch(raw.strip()):  # ASCII digits: "²".isdigit() is True
             self.close_connection = True
             raise HttpError(400, "Content-Length is not a number")
         size = int(raw)
@@ -331,11 +334,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         total = 0
         while True:
             line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
+            digits = line.split(b";", 1)[0].strip()
+            # Hex digits only: int(x, 16) also takes "-1" (read(-1) reads to EOF, unbounded),
+            # "+5", "0x10" and "1_0".
+            if not _HEX_RE.fullmatch(digits):
                 self.close_connection = True
-                raise HttpError(400, "malformed chunked body") from exc
+                raise HttpError(400, "malformed chunked body")
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers: ignored

@@ -258,6 +258,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     socket_name = args.tmux_socket or f"loopphase-{args.role}-{uuid.uuid4().hex[:8]}"
     tmux = Tmux(socket_name, state_dir / "tmux.conf")
     tmux.write_conf()
+    write_socket_name(state_dir, socket_name)  # for `loopphase attach` (and kubectl exec)
     host = AgentHost(
         cfg, tmux, __version__,
         kickoff_file=args.kickoff_file,
@@ -294,6 +295,19 @@ async def serve(args: argparse.Namespace, token: str) -> int:
         await asyncio.to_thread(server.close)
         await host.shutdown()
     return 0
+
+
+SOCKET_FILE = "tmux.socket"
+
+
+def write_socket_name(state_dir: Path, socket_name: str) -> None:
+    """Record the tmux socket name (``tmux -L NAME``) in ``state_dir/tmux.socket``.
+
+    Only a name, no secret: it lets a human attach to the agent's screen (``loopphase attach``).
+    """
+    tmp = state_dir / f"{SOCKET_FILE}.tmp"
+    tmp.write_text(socket_name + "\n", encoding="utf-8")
+    tmp.replace(state_dir / SOCKET_FILE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,9 @@ Scenario format (YAML)::
         - exit: {code: 0}
 
 Banner styles: usage_limit, epoch, five_hour, session, opus_weekly, weekly, hit_limit,
-hit_session, hit_weekly, extra_usage, monthly_spend (REFERENCE.md §3). The reset time is
+hit_session, hit_weekly, extra_usage, monthly_spend (REFERENCE.md §3), and the families of
+issue 11: team_weekly, weekly_time, sonnet, opus_hit, usage_credits, org_spend,
+credit_balance, api_credit, auto_resume, relative (``sim.banners.BANNER_STYLES``). The reset time is
 now + reset_in rounded up to the minute; after the banner the agent stays limited (no spinner)
 until the reset time has passed AND a line is typed after it (a line typed earlier re-prints
 the banner, like the real CLI); ``lift_after: N`` makes the limit lift N seconds after the
