@@ -123,6 +123,11 @@ class AgentStatus(ApiModel):
         "", description="why the platform refused or failed this agent's last start (the API "
         "server's message); shown as Degraded/StartRefused; cleared when its host appears")
     attention: Attention | None = None
+    stale_banners: list[str] = Field(
+        default_factory=list,
+        description="limit banners still on screen after a window lifted because the agent "
+        "worked: not armed again until no banner is in view",
+    )
     account: str | None = Field(None, description="the subscription this agent's limits count on")
     context_full_since: Timestamp | None = Field(
         None, description="the context-full screen was seen (cleared by a cold start or work)"

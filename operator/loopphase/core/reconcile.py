@@ -438,6 +438,7 @@ def _converge_agent(
     probe_text = _probe_text(spec, role, st)
     resume_by = _auto_resume_deadline(spec, a, reading)
     step = step_ahead if step_ahead is not None else _limit_step(spec, role, st, a, reading, now)
+    _remember_stale_banners(a, reading, step)
     a.limit = _with_class(step.window, reading)
     for note in step.notes:
         if note.kind == "probe":
@@ -592,12 +593,42 @@ def _limit_step(
     now: datetime,
 ) -> LimitStep:
     """The limit window's step for this tick (pure; the same call for the preview and the pass)."""
+    if a.limit is None and reading.limit is not None and reading.limit.excerpt in a.stale_banners:
+        # The box a lifted window left on screen (Claude Code keeps "Usage limit reached ·
+        # continuing automatically at 2:55pm" in view after it resumed): not a new limit.
+        reading = dataclasses.replace(reading, limit=None, limit_class=None, reset=None)
     resume_by = _auto_resume_deadline(spec, a, reading)
     return step_limit(
         a.limit, reading, now, spec.timing,
         probe_already_typed=typed_in(reading.input_area, _probe_text(spec, role, st)),
         probe_deferred=resume_by is not None and now < resume_by,
     )
+
+
+STALE_BANNERS_KEPT = 8
+
+
+def _remember_stale_banners(a: AgentStatus, reading: ScreenReading, step: LimitStep) -> None:
+    """Limit banners in view when a window lifted because the agent worked (and, after that,
+    while it keeps working) are stale: the screen keeps them in view after the CLI resumed.
+    They are ignored for arming until no limit banner is in the region any more. A new limit
+    prints a new banner (a new reset), which is not in the set."""
+    if reading.limit is None:
+        if a.stale_banners:
+            a.stale_banners = []
+        return
+    lifted_working = reading.active is not None and any(
+        n.kind == "limit-lifted" for n in step.notes)
+    # After a lift, banners in view while the agent keeps working are the same leftovers drawn
+    # in other lines (the CLI restates a limit in two or three places).
+    still_working = reading.active is not None and bool(a.stale_banners)
+    if step.window is None and (lifted_working or still_working):
+        seen = [reading.limit.excerpt]
+        if a.limit is not None:
+            seen.append(a.limit.excerpt)
+        fresh = [e for e in seen if e not in a.stale_banners]
+        if fresh:
+            a.stale_banners = [*a.stale_banners, *fresh][-STALE_BANNERS_KEPT:]
 
 
 def _with_class(window: LimitWindow | None, reading: ScreenReading) -> LimitWindow | None:
