@@ -78,7 +78,11 @@ def done(phase: str) -> str:
 # rate-limit and API-error screens are not recognised): the opencode demo plays those phases
 # as plain handoffs and its summary does not ask for these mechanisms.
 OPENCODE_UNSHOWN = ("limit window armed", "limit probe", "limit lifted", "stall healed",
-                    "fatal restarted cold", "declared wait")
+                    "fatal restarted cold", "declared wait", "login needs attention",
+                    "attention cleared", "account hold armed", "account hold lifted")
+# Real Claude Code resumes by itself after the reset, so no probe is typed (the right outcome:
+# the probe waits for the CLI's own resume); the script plays no expired login or declared wait.
+CLAUDE_UNSHOWN = ("limit probe", "login needs attention", "attention cleared", "declared wait")
 
 
 def demo_script(workdirs: dict[str, Path], limit_reset_in: float = 20.0,
@@ -214,7 +218,8 @@ def real_agents(kind: str, workdir: Path, state: Path) -> Iterator[RealAgents]:
                 spec = {role: {"backend": "opencode", "opencodeServer": url,
                                "prompt": {"inline": f"You are the {role.title()}."}}
                         for role in ("builder", "adversary")}
-            yield RealAgents(server, spec, OPENCODE_UNSHOWN if kind == "opencode" else ())
+            yield RealAgents(server, spec,
+                             OPENCODE_UNSHOWN if kind == "opencode" else CLAUDE_UNSHOWN)
         finally:
             if serve is not None:
                 _stop(serve)
