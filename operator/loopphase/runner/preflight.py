@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
+from loopphase.git.probe import probe_branch
 from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source
 
 # The program each backend runs inside tmux (sim runs this Python, always present).
@@ -32,6 +33,7 @@ class Problem:
 
     field: str
     message: str
+    lasting: bool = True  # False: may pass by itself (the network); a run starts anyway
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
@@ -90,12 +92,27 @@ def role_problem(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> str | None:
     return "; ".join(str(p) for p in problems) if problems else None
 
 
+def repo_problem(spec: LoopPhaseSpec) -> Problem | None:
+    """Why the agents' clone of ``spec.repo`` would fail from this machine now, or None: the
+    repository must answer ``git ls-remote`` (with a timeout) and have the branch (the runner
+    clones it; it never creates it). ``lasting`` is False for network trouble."""
+    probe = probe_branch(spec.repo.url, spec.repo.branch)
+    if probe.field is None:
+        return None
+    return Problem(probe.field, probe.message, lasting=probe.lasting)
+
+
 def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
-    """Everything that stops this spec from starting on this machine, each role once."""
+    """Everything that stops this spec from starting on this machine, each role once (the
+    repository is asked with ``git ls-remote``: this may take up to the probe's timeout)."""
     problems: list[Problem] = []
     for program in ("tmux", "git"):
         if shutil.which(program) is None:
             problems.append(Problem(program, f"`loopphase run` needs {program} on PATH: {INSTALL_HINTS[program]}"))
+    if shutil.which("git") is not None:
+        repo = repo_problem(spec)
+        if repo is not None:
+            problems.append(repo)
     seen: set[str] = set()
     for role in spec.roles():
         for problem in agent_problems(spec, role, spec_dir):
