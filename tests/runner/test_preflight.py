@@ -113,7 +113,7 @@ def test_a_role_that_cannot_start_is_needs_attention_at_once(tmp_path: Path) -> 
         builder = status.agents["builder"]
         assert builder.state == "NeedsAttention"
         assert builder.attention is not None and builder.attention.reason == "CannotStart"
-        assert builder.attention.message.startswith("agents.builder.simScenario: scenario file ")
+        assert builder.attention.message.startswith("spec.agents.builder.simScenario: scenario file ")
         assert str(tmp_path / "b.yaml") in builder.attention.message
         actions = runner.store.read_actions()
         assert not [a for a in actions if a["role"] == "builder" and a["action"] != "EmitEvent"]

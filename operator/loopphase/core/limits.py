@@ -224,7 +224,7 @@ def step_limit(
     notes = [LimitNote("probe", "limit.probe",
                        f"window over, banner still shown: probe #{nudges}{then}")]
     if nudges == PROBE_WARN_AFTER:
-        knob = "timing.spendProbeInterval" if decided_by == "window.spend-probe" else "timing.probeFallback"
+        knob = "spec.timing.spendProbeInterval" if decided_by == "window.spend-probe" else "spec.timing.probeFallback"
         notes.append(
             LimitNote(
                 "warning",
