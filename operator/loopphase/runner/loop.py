@@ -286,8 +286,7 @@ class Runner:
                 record["purpose"] = action.purpose
             if hasattr(action, "mode"):
                 record["mode"] = action.mode
-            records.append(record)
-            log.info("%s role=%s rule=%s ok=%s: %s", record["action"], action.role, action.rule, ok, action.reason)
+            records.append(record)  # logged once, by the tick (controller.tick.log_result)
         self.store.append_actions(records)
 
     async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None,
