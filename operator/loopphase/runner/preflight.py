@@ -9,6 +9,7 @@ spec edited or a CLI uninstalled mid-run becomes NeedsAttention(CannotStart), no
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Prob
                 load_scenario(path)
         except ScenarioError as err:
             problems.append(Problem(f"{where}.simScenario", str(err)))
+    problems += env_problems(agent, where)
     prompt = agent.prompt
     if prompt is not None and prompt.config_map_key_ref is not None:
         problems.append(Problem(
@@ -83,6 +85,24 @@ def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Prob
             problems.append(Problem(f"{where}.prompt.file", f"{path} does not exist (paths are relative to the spec file)"))
         except (OSError, UnicodeDecodeError) as err:
             problems.append(Problem(f"{where}.prompt.file", f"cannot read {path} as UTF-8 text: {err}"))
+    return problems
+
+
+def env_problems(agent: AgentSpec, where: str) -> list[Problem]:
+    """``agents.<role>.env`` on this machine: a Secret exists only on a cluster, so each
+    variable must be set in the environment of `loopphase run`, which the agent inherits
+    (shim -> tmux server -> agent). A missing one is refused, never silently dropped."""
+    problems = []
+    for index, item in enumerate(agent.env):
+        if os.environ.get(item.name):
+            continue
+        ref = item.secret_key_ref
+        problems.append(Problem(
+            f"{where}.env[{index}]",
+            f"{item.name} comes from Secret {ref.name} (key {ref.key}) on a cluster; a Secret "
+            f"cannot be read on this machine: export {item.name} in the shell that runs "
+            "`loopphase run` (its agents inherit its environment)",
+        ))
     return problems
 
 
