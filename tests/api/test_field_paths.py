@@ -115,3 +115,27 @@ def test_preflight_problems_use_the_same_form(tmp_path: Path) -> None:
     assert {"spec.agents.builder.simScenario", "spec.agents.builder.prompt.file",
             "spec.repo.url"} <= fields, fields
     assert all(PATH_RE.match(f) for f in fields), fields
+
+
+@pytest.mark.parametrize(("image", "ok"), [
+    ("ubuntu", True), ("ghcr.io/acme/agent:1.2", True), ("registry.local:5000/agent:v1", True),
+    ("localhost:5000/a/b@sha256:" + "a" * 64, True), ("[::1]:5000/x:1", True),
+    ("Ubuntu", False), ("a b", False), ("ghcr.io/acme/agent:", False), ("img;rm -rf", False),
+    ("ghcr.io//x", False), ("x:" + "t" * 129, False), ("x@sha256:abc", False),
+])
+def test_agent_images_are_image_references(image: str, ok: bool) -> None:
+    """`agents.*.image` was not checked: any text reached the pod (and failed as ErrImagePull)."""
+    raw = {**BASE, "agents": {"builder": {"image": image}}}
+    if ok:
+        assert LoopPhaseSpec.model_validate(raw).agents.builder.image == image
+        return
+    message = validation_message(errors(raw))
+    assert message.startswith("spec.agents.builder.image: ") and "not an image reference" in message
+
+
+@pytest.mark.parametrize("amount", ["1e99999999", "8Ei", "9.3e18"])
+def test_resource_quantities_must_be_sane(amount: str) -> None:
+    """`memory: 1e99999999` parsed as a finite decimal and passed."""
+    message = validation_message(errors({**BASE, "agents": {"builder": {
+        "resources": {"limits": {"memory": amount}}}}}))
+    assert message.startswith("spec.agents.builder.resources.limits.memory: ") and "too large" in message

@@ -35,6 +35,33 @@ Backend = Literal["claude", "opencode", "sim"]
 HOUR = 3600.0
 _RESOURCE_NAME_RE = re.compile(r"^(?:[a-z0-9.-]+/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
 PATTERN_MAX_CHARS = 200
+# Kubernetes keeps a quantity in an int64 of its base unit: anything larger is not a quantity
+# any cluster accepts (and 1e99999999 "parses" as a finite decimal).
+QUANTITY_MAX = 2**63 - 1
+
+# An image reference (the OCI distribution reference grammar, as `docker pull` and the kubelet
+# read it): [domain[:port]/]path[:tag][@digest]; path components lower-case.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_RE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\Z"
+)
+NAME_MAX = 255
+
+
+def image_problem(value: str) -> str | None:
+    """Why ``value`` is not an image reference, or None."""
+    match = IMAGE_RE.match(value)
+    if match is None:
+        return (f"{shown(value)} is not an image reference: [registry[:port]/]name[:tag][@digest], "
+                "the name in lower case (e.g. ghcr.io/acme/agent:1.2 or "
+                "registry.local:5000/agent@sha256:<64 hex>)")
+    if len(match.group("name")) > NAME_MAX:
+        return f"the image name is {len(match.group('name'))} characters; at most {NAME_MAX}"
+    return None
 DAY = 86400.0
 
 
@@ -245,6 +272,10 @@ class Resources(ApiModel):
                     f"{shown(amount)} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 2Gi)")) from err
             if quantity < 0:
                 raise FieldError(((name,), f"{shown(amount)} is negative; quantities are zero or more"))
+            if quantity > QUANTITY_MAX:
+                raise FieldError(((name,), f"{shown(amount)} is too large for Kubernetes (at most "
+                                           f"{QUANTITY_MAX} {'cores' if name == 'cpu' else 'bytes'}); "
+                                           "e.g. cpu: 2, memory: 4Gi"))
         return value
 
 
@@ -275,6 +306,14 @@ class AgentSpec(ApiModel):
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         return None if value is None else check_safe_token(value, "the model")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        problem = None if value is None else image_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("account")
     @classmethod
