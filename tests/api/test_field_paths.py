@@ -139,3 +139,17 @@ def test_resource_quantities_must_be_sane(amount: str) -> None:
     message = validation_message(errors({**BASE, "agents": {"builder": {
         "resources": {"limits": {"memory": amount}}}}}))
     assert message.startswith("spec.agents.builder.resources.limits.memory: ") and "too large" in message
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("/srv/git/app.git", True), ("file:///srv/git/app.git", True), ("app.git", True),
+    ("https://git.example.invalid/app.git", False), ("git@github.com:acme/app.git", False),
+    ("ssh://git@host:2222/app.git", False),
+])
+def test_a_cluster_cannot_reach_a_local_repository(url: str, local: bool) -> None:
+    """`validate --cluster` accepted file:// and plain paths, which no agent pod can clone."""
+    spec = LoopPhaseSpec.model_validate({**BASE, "repo": {"url": url}})
+    found = [p for p in cluster_problems(spec) if p.field == "spec.repo.url"]
+    assert bool(found) == local, found
+    if local:
+        assert "agent pods clone the repository" in found[0].message

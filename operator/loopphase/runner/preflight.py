@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
-from loopphase.git.probe import probe_branch
+from loopphase.git.probe import local_path, probe_branch
 from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source
 
 # The program each backend runs inside tmux (sim runs this Python, always present).
@@ -143,9 +143,22 @@ def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
 
 
 def cluster_problems(spec: LoopPhaseSpec) -> list[Problem]:
-    """What the operator could never start: a sim scenario given as a file path (a cluster
-    has only what the spec holds)."""
+    """What the operator could never start: a repository given as a local path or file:// URL
+    (the agent pods clone it, and they have no such directory), a sim scenario given as a file
+    path (a cluster has only what the spec holds).
+
+    The operator itself accepts a local repository: it reads the remote from its own
+    filesystem, which serves an operator run outside a cluster (the tests do) or a volume
+    mounted at that path; `validate --cluster` refuses it because the pods LoopPhase creates
+    mount none."""
     problems: list[Problem] = []
+    if local_path(spec.repo.url) is not None:
+        problems.append(Problem(
+            "spec.repo.url",
+            f"{spec.repo.url} is a path on this machine; the agent pods clone the repository "
+            "and cannot reach it: use a git server's https:// or ssh URL (docs/kubernetes.md "
+            "gives an in-cluster one), or `loopphase run` to run the loop on this machine",
+        ))
     for role in spec.roles():
         agent = spec.agent(role)
         if agent.backend != "sim" or agent.sim_scenario is None:
