@@ -64,7 +64,7 @@ def explain(status: LoopPhaseStatus, now: datetime) -> str:
         elif agent.state == "Idle" and agent.idle_since is not None:
             secs = int((now - agent.idle_since).total_seconds())
             ladder = (f"healing tier {agent.heal.tier}: a restart follows if it stays silent"
-                      if agent.heal.tier else "a nudge comes once it passes timing.stallIdle")
+                      if agent.heal.tier else "a nudge comes once it passes spec.timing.stallIdle")
             parts.append(f"{role} idle for {secs}s ({ladder})")
         elif agent.state == "Starting":
             parts.append(f"{role} starting")
