@@ -91,7 +91,7 @@ async def test_invalid_spec_is_reported_and_nothing_is_created(
                               and (o.get("status") or {}).get("phase") == "Invalid" and o)
         degraded = [c for c in lp["status"]["conditions"] if c["type"] == "Degraded"][0]
         assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
-        assert "spec.phases.0.id" in degraded["message"]
+        assert "spec.phases[0].id: " in degraded["message"]
         await eventually(lambda: any(e.get("reason") == "InvalidSpec" and e.get("type") == "Warning"
                                      for e in events(kmock)))
         # kopf writes its bookkeeping after the handler's own status write: wait for it on a
