@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -232,3 +233,20 @@ def test_operator_image_runs_help_and_imports_everything_read_only(
     out = run(run_argv(engine, operator_image, probe, pod_spec, volume_dirs={},
                        fields=OPERATOR_FIELDS, args=[]), timeout=120)
     assert out.stdout.split() == ["tmp-writable", "1000"], out.stdout + out.stderr
+
+
+def test_image_sizes_are_reported_by_the_bench(engine: str, tmp_path: Path) -> None:
+    """``loopphase bench --only images`` builds through images/build.sh (the layer cache at
+    this size), prints the sizes and build times and writes them as JSON."""
+    output = tmp_path / "images.json"
+    out = run([sys.executable, "-m", "loopphase.cli", "bench", "--ci", "--only", "images",
+               "--output", str(output)], timeout=1800)
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(output.read_text())["images"]
+    assert result["engine"] == engine and result["fresh"] is False
+    assert set(result["builds"]) == {"operator", "agent"}
+    for tag in ("loopphase-operator:dev", "loopphase-agent:dev"):
+        size = result["images"][tag]
+        assert size["bytes"] > 50_000_000 and size["mb"] == round(size["bytes"] / 1e6, 1), size
+        assert f"image {tag}" in out.stdout
