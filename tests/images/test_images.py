@@ -11,6 +11,7 @@ its read-only root filesystem.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -250,3 +251,21 @@ def test_image_sizes_are_reported_by_the_bench(engine: str, tmp_path: Path) -> N
         size = result["images"][tag]
         assert size["bytes"] > 50_000_000 and size["mb"] == round(size["bytes"] / 1e6, 1), size
         assert f"image {tag}" in out.stdout
+
+
+def test_kind_load_archives_name_the_images_as_the_pods_ask_for_them(
+    engine: str, operator_image: str, tmp_path: Path
+) -> None:
+    """``make kind-load``'s archive names the image ``docker.io/library/<name>:<tag>``: what
+    containerd makes of the pods' ``<name>:<tag>`` (podman alone would save ``localhost/...``)."""
+    kind = tmp_path / "kind"
+    seen = tmp_path / "manifests.jsonl"
+    # a stand-in for `kind load image-archive --name C ARCHIVE`: keeps the archive's manifest
+    kind.write_text(f'#!/bin/sh\ntar -xOf "$5" manifest.json >> {seen}\necho >> {seen}\n')
+    kind.chmod(0o755)
+    out = subprocess.run(["bash", str(ROOT / "images" / "kind-load.sh"), "loopphase", operator_image],
+                         capture_output=True, text=True, timeout=600, check=False,
+                         env={**os.environ, "DOCKER": engine, "KIND": str(kind)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    (manifest,) = [json.loads(line) for line in seen.read_text().splitlines() if line.strip()]
+    assert manifest[0]["RepoTags"] == [f"docker.io/library/{operator_image}"], manifest
