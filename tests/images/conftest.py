@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         "machine), too long for CI's time budget; run `pytest -m images tests/images` "
         "(or LOOPPHASE_IMAGE_TESTS=1)"))
     for item in items:
-        if "images" in item.keywords:
+        if item.get_closest_marker("images") is not None:
             item.add_marker(skip)
 
 
