@@ -37,7 +37,15 @@ FORCE="${FORCE:-0}"
 have_image() { [ "$FORCE" != "1" ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 
 work="$(mktemp -d /tmp/loopphase-base.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  # A debootstrap that failed half-way can leave /proc, /sys or /dev mounted in the target:
+  # unmount them (deepest first) and never cross into another file system while deleting.
+  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" || echo "build-base: could not unmount $m" >&2
+  done
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
 
 build_debian() {
   if have_image "$DEBIAN_IMAGE"; then
