@@ -1,6 +1,6 @@
 """Fixtures for the image tests: the engine, opt-in gating, and the images built once.
 
-Opt-in: these build images with docker or podman (about 3 minutes from nothing on two
+Opt-in: these build images with docker or podman (about 4 minutes from nothing on two
 cores, seconds when the engine's layer cache holds them) and need root where the bases are
 built locally (debootstrap). They run only when asked for: ``pytest -m images tests/images``
 (or LOOPPHASE_IMAGE_TESTS=1); the default run and CI skip them, with that reason.
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if opted_in(config):
         return
     skip = pytest.mark.skip(reason=(
-        "opt-in: builds the images with docker/podman (~3 min from nothing, more on a loaded "
+        "opt-in: builds the images with docker/podman (~4 min from nothing, more on a loaded "
         "machine), too long for CI's time budget; run `pytest -m images tests/images` "
         "(or LOOPPHASE_IMAGE_TESTS=1)"))
     for item in items:
@@ -64,9 +64,9 @@ def engine() -> str:
     return found
 
 
-def build(engine: str, name: str, tag: str) -> float:
+def build(engine: str, name: str, tag: str, build_args: str = "") -> float:
     """Build one image with images/build.sh (bases first when missing); seconds taken."""
-    env = dict(os.environ, DOCKER=engine,
+    env = dict(os.environ, DOCKER=engine, BUILD_ARGS=build_args,
                **({"AGENT_IMAGE": tag} if name == "agent" else {"OPERATOR_IMAGE": tag}))
     started = time.monotonic()
     out = subprocess.run(["bash", str(BUILD), name], capture_output=True, text=True,

@@ -28,8 +28,8 @@ from loopphase.modelserver.server import ModelServer
 from loopphase.runtime import k8s_objects as ko
 from loopphase.shim.client import ShimClient
 
-from tests.images.conftest import ROOT, run
-from tests.images.podrun import run_argv
+from tests.images.conftest import AGENT_IMAGE, ROOT, build, run
+from tests.images.podrun import engine_flags, run_argv
 from tests.realcli.conftest import (
     CLAUDE_ENV,
     OAUTH_TOKEN,
@@ -179,6 +179,20 @@ agents:
 
 
 OPERATOR_FIELDS = {"metadata.name": "loopphase-operator-0", "metadata.namespace": "loopphase-system"}
+
+
+def test_agent_image_with_opencode_carries_both_pinned_clis(engine: str, agent_image: str) -> None:
+    """``--build-arg WITH_OPENCODE=1`` adds the pinned opencode next to Claude Code (the
+    default build leaves it out); both run as the pod's user."""
+    assert run([engine, "run", *engine_flags(engine), "--rm", "--user", "1000:1000",
+                "--entrypoint", "sh", agent_image, "-c", "command -v opencode"]).stdout == ""
+    tag = AGENT_IMAGE + "-opencode"
+    build(engine, "agent", tag, "--build-arg WITH_OPENCODE=1")  # kept: the next run is cached
+    for cli, package in (("claude", "@anthropic-ai/claude-code"), ("opencode", "opencode-ai")):
+        out = run([engine, "run", *engine_flags(engine), "--rm", "--user", "1000:1000",
+                   "--cap-drop", "ALL", "--entrypoint", cli, tag, "--version"], timeout=120)
+        assert out.returncode == 0 and out.stdout.split()[0] == pinned_version(package), (
+            cli, out.stdout, out.stderr)
 
 
 def operator_container() -> tuple[dict[str, Any], dict[str, Any]]:
