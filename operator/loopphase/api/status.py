@@ -55,6 +55,7 @@ ActionKind = Literal[
     "awaiting-approval",
     "approved",
     "rejected",
+    "phases-edited",
 ]
 ConditionType = Literal[
     "Ready", "Progressing", "Limited", "Stalled", "Degraded", "Complete", "NeedsAttention",
@@ -111,6 +112,9 @@ class AgentStatus(ApiModel):
     spawn_mode: SpawnMode | None = None
     session_id: str | None = None
     phase_index: int | None = Field(None, description="the phase this agent was started for")
+    phase_id: str | None = Field(
+        None, description="the id of the phase this agent was started for: an edit of "
+        "spec.phases that moves the phase keeps the agent (its host still reports the old index)")
     started_at: Timestamp | None = None
     start_requested_at: Timestamp | None = None
     stop_requested_at: Timestamp | None = None
@@ -259,6 +263,13 @@ class LoopPhaseStatus(ApiModel):
         None, description="the last DONE check when timing.doneOnPush is false"
     )
     completed_at: Timestamp | None = None
+    done_phases: list[str] | None = Field(
+        None, description="ids of the phases whose DONE was verified, in the order verified; "
+        "progress and Complete count these (by id), so a phase added to spec.phases later is "
+        "not counted done and re-opens a completed loop")
+    skipped_phases: list[str] = Field(
+        default_factory=list, description="ids of the phases before an explicit spec.startAt "
+        "(skipped on purpose: counted as finished)")
     suspended_at: Timestamp | None = None
     message: str = ""
     # Display-only mirrors for printer columns (derived from agents on every reconcile).

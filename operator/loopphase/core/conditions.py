@@ -49,8 +49,8 @@ def set_condition(
 
 def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     complete = st.completed_at is not None
-    index = st.current.index if st.current else 0
-    st.progress = progress(spec, index, complete)
+    finished = {p.id for p in spec.phases} & (set(st.done_phases or ()) | set(st.skipped_phases))
+    st.progress = progress(spec, finished)
     wanted = [] if complete or spec.suspend else spec.roles()
     agents = st.agents
     running = [r for r in wanted if agents.get(r) and agents[r].state in RUNNING]

@@ -30,7 +30,8 @@ def judge_done(spec: LoopPhaseSpec, content: str | None, handoff: HandoffStatus)
     return DoneVerdict(True)
 
 
-def progress(spec: LoopPhaseSpec, index: int, complete: bool) -> str:
-    """Phases finished / total."""
+def progress(spec: LoopPhaseSpec, finished: set[str]) -> str:
+    """Phases finished / total: ``finished`` holds the ids of the phases whose DONE was verified
+    (or skipped by startAt); counted by id against the spec as it is now."""
     total = len(spec.phases)
-    return f"{total if complete else index}/{total}"
+    return f"{sum(1 for p in spec.phases if p.id in finished)}/{total}"

@@ -124,27 +124,70 @@ def reconcile(
 
 
 def _ensure_phase(spec: LoopPhaseSpec, d: Decision) -> bool:
-    """Initialise, honour an explicit startAt, re-sync the index by id. False = cannot act."""
+    """Initialise, honour an explicit startAt, re-sync the index by id, re-open a completed
+    loop when spec.phases gained a phase not yet DONE. False = cannot act.
+
+    The current phase is tracked by its id: an edit of spec.phases that moves it (a phase
+    inserted or removed before it) only changes ``current.index``; its agents keep running
+    (``_runs_current`` compares ids). A phase inserted before the current one is not counted
+    done: it runs after the current phase (``_next_phase``)."""
     st = d.status
     if st.current is None:
         index = spec.phase_index(spec.start_at) if spec.start_at else 0
         st.current = CurrentPhase(index=index or 0, id=spec.phases[index or 0].id, started_at=d.now)
         st.applied_start_at = spec.start_at
+        st.done_phases = []
+        st.skipped_phases = [p.id for p in spec.phases[: index or 0]]
         d.note("start", None, "phase.init", f"starting at phase {st.current.id}")
         return True
+    if st.done_phases is None:  # a status written before phases were tracked by id
+        upto = st.current.index + (1 if st.completed_at is not None else 0)
+        st.done_phases = [p.id for p in spec.phases[:upto]]
     if spec.start_at is not None and spec.start_at != st.applied_start_at:
         index = spec.phase_index(spec.start_at)
         assert index is not None  # validated by the spec model
         old = st.current.id
         _enter_phase(spec, d, index)
         st.applied_start_at = spec.start_at
+        st.completed_at = None
+        st.skipped_phases = [
+            p.id for p in spec.phases[:index] if p.id not in st.done_phases
+        ]
         d.note("advance", None, "spec.startAt", f"explicit jump from phase {old} to {st.current.id}")
         return True
+    if st.completed_at is not None:
+        pending = _next_phase(spec, st, -1)
+        if pending is not None:
+            old = st.current.id
+            _enter_phase(spec, d, pending)
+            st.completed_at = None
+            d.note("advance", None, "spec.phases.added",
+                   f"phase {st.current.id} was added to spec.phases after the sequence completed "
+                   f"(last phase {old}): re-opening the loop to run it")
+            return True
     index = spec.phase_index(st.current.id)
     if index is None:
         return False  # reported by conditions.mark_phase_missing
+    if index != st.current.index:
+        d.note("phases-edited", None, "spec.phases.edited",
+               f"spec.phases edited: phase {st.current.id} moved from index {st.current.index} "
+               f"to {index}; its agents keep running")
     st.current.index = index
     return True
+
+
+def finished_phases(spec: LoopPhaseSpec, st: LoopPhaseStatus) -> set[str]:
+    """Ids of the spec's phases that count as finished: DONE verified, or skipped by startAt."""
+    finished = set(st.done_phases or ()) | set(st.skipped_phases)
+    return {p.id for p in spec.phases} & finished
+
+
+def _next_phase(spec: LoopPhaseSpec, st: LoopPhaseStatus, after: int) -> int | None:
+    """The phase to run after index ``after``: the first later one not finished, else the
+    first earlier one not finished (inserted before the phase that was running), else None."""
+    finished = finished_phases(spec, st)
+    order = list(range(after + 1, len(spec.phases))) + list(range(0, max(after + 1, 0)))
+    return next((i for i in order if spec.phases[i].id not in finished), None)
 
 
 def _enter_phase(spec: LoopPhaseSpec, d: Decision, index: int) -> None:
@@ -232,11 +275,16 @@ def _check_done(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> None:
     if approval.gate(phase, git.head, where, d):
         return
     st.current.done_commit = git.head
-    nxt = st.current.index + 1
-    if nxt < len(spec.phases):
+    done = st.done_phases or []
+    if phase.id not in done:
+        st.done_phases = [*done, phase.id]  # replaced, not appended: the input status is shared
+    nxt = _next_phase(spec, st, st.current.index)
+    if nxt is not None:
         old = phase.id
+        earlier = nxt < st.current.index
         _enter_phase(spec, d, nxt)
-        d.note("advance", None, "done.marker", f"phase {old} DONE ({where}); advancing to {st.current.id}")
+        extra = " (added before it in spec.phases, not run yet)" if earlier else ""
+        d.note("advance", None, "done.marker", f"phase {old} DONE ({where}); advancing to {st.current.id}{extra}")
     else:
         st.completed_at = d.now
         d.note("complete", None, "done.marker", f"last phase {phase.id} DONE ({where}); sequence complete")
@@ -355,7 +403,7 @@ def _converge_agent(
     target = st.current.index
     window_open = a.limit is not None and now < a.limit.until
 
-    if obs.present and role != "orchestrator" and obs.phase_index not in (None, target):
+    if obs.present and role != "orchestrator" and not _runs_current(st, a, obs):
         if a.limit is not None:
             working = obs.alive and classify(obs.pane, now, tz).active is not None
             if window_open and not working:
@@ -364,7 +412,7 @@ def _converge_agent(
             why = "agent active again" if working else "window over"
             d.note("limit-lifted", role, "limit.phase-ended", f"{why}; the previous phase's agent can stop")
             a.limit = None
-        _request_stop(d, role, a, f"running phase index {obs.phase_index}, current is {target}")
+        _request_stop(d, role, a, f"running phase {_agent_phase(st, a, obs)}, current is {st.current.id}")
         return
 
     if not obs.present:
@@ -383,7 +431,7 @@ def _converge_agent(
             _set_state(a, "Starting", now, refused or f"{a.spawn_mode} start requested")
             return
         resumable = (
-            a.phase_index == target and a.spawn_mode is not None and a.state != "Fatal"
+            _started_for_current(st, a) and a.spawn_mode is not None and a.state != "Fatal"
             and a.context_full_since is None and a.heal.problem not in POISONED
         )
         mode: Literal["warm", "cold"] = "warm" if resumable else "cold"
@@ -394,7 +442,7 @@ def _converge_agent(
                        phase_index=target, mode=mode),
             "start",
         )
-        _mark_started(a, now, target, mode)
+        _mark_started(a, now, target, mode, st.current.id)
         return
 
     a.stop_requested_at = None
@@ -536,7 +584,7 @@ def _read_all(
         o = obs.agents.get(role)
         if o is None or not o.present or not o.alive or o.error is not None:
             continue
-        if role != "orchestrator" and o.phase_index not in (None, st.current.index):
+        if role != "orchestrator" and not _runs_current(st, st.agents.get(role), o):
             continue
         out[role] = _read(o, st.agents.get(role), now, tz)
     return out
@@ -559,7 +607,7 @@ def _preview_windows(
         o = obs.agents.get(role)
         if o is None:
             out[role] = window
-        elif o.present and role != "orchestrator" and o.phase_index not in (None, st.current.index):
+        elif o.present and role != "orchestrator" and not _runs_current(st, a, o):
             # The previous phase's agent: its window stays only while open and it is not working.
             working = o.alive and classify(o.pane, now, tz).active is not None
             out[role] = window if window is not None and now < window.until and not working else None
@@ -712,9 +760,36 @@ def _request_stop(d: Decision, role: Role, a: AgentStatus, reason: str) -> None:
     d.act(StopAgent(role=role, rule="phase.transition", reason=reason), "stop")
 
 
-def _mark_started(a: AgentStatus, now: datetime, phase_index: int, mode: Literal["warm", "cold"]) -> None:
+def _agent_phase(st: LoopPhaseStatus, a: AgentStatus | None, obs: AgentObservation) -> str:
+    """The phase a running agent works on, by id when known (the host reports an index, which
+    an edit of spec.phases may have moved), else ``index N``."""
+    if a is not None and a.phase_id and a.phase_index == obs.phase_index:
+        return a.phase_id
+    return f"index {obs.phase_index}"
+
+
+def _runs_current(st: LoopPhaseStatus, a: AgentStatus | None, obs: AgentObservation) -> bool:
+    """The observed agent was started for the current phase (compared by id when known)."""
+    assert st.current is not None
+    if obs.phase_index is None:
+        return True
+    if a is not None and a.phase_id and a.phase_index == obs.phase_index:
+        return a.phase_id == st.current.id
+    return obs.phase_index == st.current.index
+
+
+def _started_for_current(st: LoopPhaseStatus, a: AgentStatus) -> bool:
+    assert st.current is not None
+    if a.phase_id:
+        return a.phase_id == st.current.id
+    return a.phase_index == st.current.index
+
+
+def _mark_started(a: AgentStatus, now: datetime, phase_index: int, mode: Literal["warm", "cold"],
+                  phase_id: str | None = None) -> None:
     a.start_requested_at = now
     a.phase_index = phase_index
+    a.phase_id = phase_id
     a.spawn_mode = mode
     a.idle_since = None
     a.waiting_until = a.waiting_declared = None
@@ -762,7 +837,7 @@ def _heal(
         mode = "cold" if poisoned else "warm"
         d.act(RecreateHost(role=role, rule=rule, reason=why, phase_index=target, mode=mode), kind)
     a.restarts += 1
-    _mark_started(a, now, target, mode)
+    _mark_started(a, now, target, mode, st.current.id)
     _set_state(a, "Starting", now, why)
 
 
