@@ -48,7 +48,7 @@ def test_durations_and_model_fallbacks():
     s = spec(timing={"signalInterval": "1.5m", "stallIdle": 90},
              agents={"builder": {"model": "opus"}},
              phases=[{"id": "p1", "plan": "p.md", "statusFile": "S.md", "models": {"adversary": "haiku"}},
-                     {"id": "p2", "plan": "p.md", "statusFile": "S.md"}])
+                     {"id": "p2", "plan": "p.md", "statusFile": "S2.md"}])
     assert s.timing.signal_interval == 90.0 and s.timing.stall_idle == 90.0
     assert s.model_for("adversary", 0) == "haiku"
     assert s.model_for("adversary", 1) == "opus"  # falls back to the builder's

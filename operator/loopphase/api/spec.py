@@ -556,7 +556,7 @@ def agent_field(spec: LoopPhaseSpec, role: Role) -> str:
 
 def _check_sim_scenarios(spec: LoopPhaseSpec) -> None:
     """A sim agent needs a scenario; an inline one must parse with known steps (names the field)."""
-    from loopphase.sim.scenario import ScenarioError, scenario_source
+    from loopphase.sim.scenario import ScenarioError, scenario_source, uncovered_phases
 
     problems: list[tuple[tuple[str, ...], str]] = []
     for role in spec.roles():
@@ -571,9 +571,14 @@ def _check_sim_scenarios(spec: LoopPhaseSpec) -> None:
             ))
             continue
         try:
-            scenario_source(agent.sim_scenario)
+            kind, value = scenario_source(agent.sim_scenario)
         except ScenarioError as err:
             problems.append((where, str(err)))
+            continue
+        if kind == "inline":
+            gap = uncovered_phases(value, [p.id for p in spec.phases])  # type: ignore[arg-type]
+            if gap is not None:
+                problems.append((where, gap))
     if problems:
         raise FieldError(*problems)
 
@@ -602,6 +607,15 @@ class LoopPhaseSpec(ApiModel):
             first = ids.index(dupes[0], ids.index(dupes[0]) + 1)
             raise FieldError((("phases", first, "id"),
                               f"duplicate phase id(s) {', '.join(dupes)}: ids must be unique"))
+        seen: dict[str, int] = {}
+        for i, phase in enumerate(self.phases):
+            key = phase.status_file.strip("/")
+            if key in seen:
+                raise FieldError((("phases", i, "statusFile"),
+                    f"{shown(phase.status_file)} is the same as spec.phases[{seen[key]}].statusFile: "
+                    "a DONE written for one phase would finish both; give each phase its own "
+                    f"status file (e.g. STATUS-{phase.id}.md)"))
+            seen[key] = i
         if self.start_at is not None and self.start_at not in ids:
             raise FieldError((("startAt",),
                 f"{shown(self.start_at)} is not a phase id; choose one of {', '.join(ids)}"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
 from loopphase.git.probe import local_path, probe_branch
-from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source
+from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source, uncovered_phases
 
 # The program each backend runs inside tmux (sim runs this Python, always present).
 BACKEND_PROGRAMS: dict[str, str] = {"claude": "claude", "opencode": "opencode"}
@@ -67,7 +67,9 @@ def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Prob
                         f"scenario file {path} does not exist (a one-line simScenario is a path "
                         "relative to the spec file; inline scenarios are YAML mappings with 'phases')"
                     )
-                load_scenario(path)
+                gap = uncovered_phases(load_scenario(path), [p.id for p in spec.phases])
+                if gap is not None:
+                    raise ScenarioError(f"{path}: {gap}")
         except ScenarioError as err:
             problems.append(Problem(f"{where}.simScenario", str(err)))
     problems += env_problems(agent, where)

@@ -36,6 +36,10 @@ Scenario format (YAML)::
         - append_done: {file: STATUS-gate-1.md, commit: "done(gate-1)", push: true}
         - exit: {code: 0}
 
+Parameter names and types are checked when the scenario is parsed (``sim.scenario.STEP_PARAMS``;
+``loopphase validate`` names ``phases.<id>[i].<kind>.<param>``), and a scenario must have steps
+for at least one phase of the spec (a ``default`` list, or a list keyed by a phase id).
+
 Banner styles: usage_limit, epoch, five_hour, session, opus_weekly, weekly, hit_limit,
 hit_session, hit_weekly, extra_usage, monthly_spend (REFERENCE.md §3), and the families of
 issue 11: team_weekly, weekly_time, sonnet, opus_hit, usage_credits, org_spend,
