@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
+from loopphase.git.localrepo import local_repo_problems
 from loopphase.git.probe import local_path, probe_branch
 from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source, uncovered_phases
 
@@ -124,6 +125,16 @@ def repo_problem(spec: LoopPhaseSpec) -> Problem | None:
     return Problem(probe.field, probe.message, lasting=probe.lasting)
 
 
+def local_repo_checks(spec: LoopPhaseSpec) -> list[Problem]:
+    """A repository on this machine is read directly (cheap): can the agents push to it, and
+    is every phase's plan on the branch? A remote URL is not judged here (no claim made)."""
+    path = local_path(spec.repo.url)
+    if path is None:
+        return []
+    plans = [phase.plan for phase in spec.phases]
+    return [Problem(field, message) for field, message in local_repo_problems(path, spec.repo.branch, plans)]
+
+
 def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
     """Everything that stops this spec from starting on this machine, each role once (the
     repository is asked with ``git ls-remote``: this may take up to the probe's timeout)."""
@@ -135,6 +146,8 @@ def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
         repo = repo_problem(spec)
         if repo is not None:
             problems.append(repo)
+        else:
+            problems += local_repo_checks(spec)
     seen: set[str] = set()
     for role in spec.roles():
         for problem in agent_problems(spec, role, spec_dir):
