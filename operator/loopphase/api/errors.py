@@ -118,9 +118,74 @@ def field_errors(err: ValidationError, root: str, model: type[BaseModel]) -> lis
         if item["type"] == "extra_forbidden":
             message = unknown_field(model, loc)
         else:
-            message = item["msg"].removeprefix("Value error, ")
+            message = explain(item, model, loc)
         out.append((wire_path(loc, root), message))
     return out
+
+
+# pydantic error type -> what was expected, with an example (the fix for a wrong type).
+_EXPECTED = {
+    "string_type": "expected a string such as \"text\" (quote it in YAML if it looks like a number or true/false)",
+    "int_type": "expected a whole number such as 3",
+    "int_parsing": "expected a whole number such as 3",
+    "int_from_float": "expected a whole number such as 3 (no fraction)",
+    "float_type": "expected a number such as 1.5",
+    "float_parsing": "expected a number such as 1.5",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping (indented key: value lines)",
+    "model_type": "expected a mapping (indented key: value lines)",
+    "model_attributes_type": "expected a mapping (indented key: value lines)",
+    "list_type": "expected a list (lines starting with '- ')",
+}
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
+           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+
+
+def _is_duration(model: type[BaseModel], loc: Sequence[PathPart]) -> bool:
+    """The field at ``loc`` is a ``Duration`` (seconds, or a string like ``30s``)."""
+    from loopphase.api.base import parse_duration
+
+    owner = model_at(model, loc[:-1]) if loc else None
+    if owner is None:
+        return False
+    for name, field in owner.model_fields.items():
+        if loc[-1] in (name, field.alias):
+            return any(getattr(m, "func", None) is parse_duration for m in field.metadata)
+    return False
+
+
+def explain(item: Any, model: type[BaseModel], loc: Sequence[PathPart]) -> str:
+    """One pydantic error as a message with the fix: a missing field says to add it, a wrong
+    type says what is expected with an example, a bound names the unit of a duration."""
+    kind, ctx = item["type"], item.get("ctx") or {}
+    given = item.get("input")
+    if kind == "missing":
+        leaf = next((str(p) for p in reversed(loc) if not isinstance(p, int)), "it")
+        return f"required: add {leaf}"
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]}, got {_shown(given)}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        bound = _num(ctx.get(key))
+        if _is_duration(model, loc):
+            given = _num(given)
+            return (f"must be {words} {bound} seconds, got {given} seconds (durations are "
+                    f"seconds, or a string like '30s', '5m', '1.5h'): set it to {words} {bound}s")
+        return f"must be {words} {bound}, got {_shown(given)}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}, got {_shown(given)}"
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
+def _num(value: Any) -> Any:
+    """``1.0`` -> ``1``; other values unchanged (for messages)."""
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_union_branch(part: PathPart) -> bool:

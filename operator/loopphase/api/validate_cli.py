@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                 "Secret and name it in spec.repo.credentialsSecret (docs/kubernetes.md).",
                 file=sys.stderr,
             )
-        problems = cluster_problems(loaded.spec) if args.cluster else local_problems(loaded.spec, loaded.path.parent)
+        problems = cluster_problems(loaded.spec, loaded.name) if args.cluster else local_problems(loaded.spec, loaded.path.parent)
         if problems:
             lines = "\n".join(f"  {problem}" for problem in problems)
             where = "on a cluster" if args.cluster else "on this machine"

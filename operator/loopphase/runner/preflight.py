@@ -54,11 +54,22 @@ def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Prob
     problems: list[Problem] = []
     program = BACKEND_PROGRAMS.get(agent.backend)
     if program is not None and shutil.which(program) is None:
-        problems.append(Problem(
-            f"{where}.backend",
-            f"backend {agent.backend} needs the {program!r} command, which is not on PATH: "
-            f"{INSTALL_HINTS[program]}, or choose another backend",
-        ))
+        users = [r for r in spec.roles() if agent_field(spec, r) == where]
+        roles = " and ".join(users)
+        if "backend" in agent.model_fields_set:
+            problems.append(Problem(
+                f"{where}.backend",
+                f"backend {agent.backend} (used by {roles}) needs the {program!r} command, which "
+                f"is not on PATH: {INSTALL_HINTS[program]}, or choose another backend",
+            ))
+        else:
+            problems.append(Problem(
+                f"{where}.backend",
+                f"no backend is set, so {roles} use the default, {agent.backend}, which needs the "
+                f"{program!r} command (not on PATH): {INSTALL_HINTS[program]}; or set "
+                f"backend: sim under {where} (a simulated agent playing spec'd steps, no account "
+                "needed; it then needs simScenario) or backend: opencode",
+            ))
     if agent.backend == "sim" and agent.sim_scenario is not None:
         try:
             path = scenario_file(spec_dir, agent.sim_scenario)
@@ -100,6 +111,13 @@ def env_problems(agent: AgentSpec, where: str) -> list[Problem]:
         if os.environ.get(item.name):
             continue
         ref = item.secret_key_ref
+        if item.name in os.environ:
+            problems.append(Problem(
+                f"{where}.env[{index}]",
+                f"{item.name} is set but empty in the shell that runs `loopphase run`: give it "
+                f"its value (export {item.name}=<the value of Secret {ref.name}, key {ref.key}>)",
+            ))
+            continue
         problems.append(Problem(
             f"{where}.env[{index}]",
             f"{item.name} comes from Secret {ref.name} (key {ref.key}) on a cluster; a Secret "
@@ -157,7 +175,10 @@ def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
     return problems
 
 
-def cluster_problems(spec: LoopPhaseSpec) -> list[Problem]:
+LABEL_VALUE_MAX = 63  # a Kubernetes label value's limit
+
+
+def cluster_problems(spec: LoopPhaseSpec, name: str | None = None) -> list[Problem]:
     """What the operator could never start: a repository given as a local path or file:// URL
     (the agent pods clone it, and they have no such directory), a sim scenario given as a file
     path (a cluster has only what the spec holds).
@@ -167,6 +188,15 @@ def cluster_problems(spec: LoopPhaseSpec) -> list[Problem]:
     mounted at that path; `validate --cluster` refuses it because the pods LoopPhase creates
     mount none."""
     problems: list[Problem] = []
+    if name is not None and len(name) > LABEL_VALUE_MAX:
+        problems.append(Problem(
+            "metadata.name",
+            f"{name!r} is {len(name)} characters; on a cluster every object of the loop carries "
+            f"it in the label loopphase.dev/name, and a label value holds at most "
+            f"{LABEL_VALUE_MAX}: the label would be a shortened, hashed form, so selecting the "
+            f"loop's pods by its name (kubectl get pods -l loopphase.dev/name=...) finds none. Use a "
+            f"name of at most {LABEL_VALUE_MAX} characters",
+        ))
     if local_path(spec.repo.url) is not None:
         problems.append(Problem(
             "spec.repo.url",

@@ -47,6 +47,32 @@ def check_name(name: str, origin: str) -> str:
     return name
 
 
+# Kubernetes ObjectMeta's fields (what `kubectl apply` and `kubectl get -o yaml` carry).
+METADATA_FIELDS = (
+    "name", "namespace", "labels", "annotations", "generateName", "uid", "resourceVersion",
+    "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+    "finalizers", "ownerReferences", "managedFields", "selfLink",
+)
+
+
+def check_metadata_fields(metadata: dict[str, Any], origin: str) -> None:
+    """An unknown ``metadata`` field (``namespce``) is refused with the nearest known names,
+    like an unknown spec field: kubectl would drop it silently and the loop would land in
+    another namespace than meant."""
+    import difflib
+
+    unknown = [key for key in metadata if key not in METADATA_FIELDS]
+    if not unknown:
+        return
+    lines = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), METADATA_FIELDS, n=2, cutoff=0.6)
+        hint = (f"did you mean {' or '.join(close)}?" if close
+                else "the fields here are: name, namespace, labels, annotations")
+        lines.append(f"  metadata.{key}: unknown field; {hint}")
+    raise SpecFileError(f"{origin}: invalid LoopPhase:\n" + "\n".join(lines))
+
+
 def parse_manifest(data: Any, origin: str) -> tuple[str, LoopPhaseSpec]:
     if not isinstance(data, dict):
         raise SpecFileError(f"{origin}: expected a YAML mapping (a LoopPhase manifest)")
@@ -63,6 +89,7 @@ def parse_manifest(data: Any, origin: str) -> tuple[str, LoopPhaseSpec]:
         if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
             raise SpecFileError(f"{origin}: metadata.name is required (a name like 'my-loop')")
         name = check_name(metadata["name"], origin)
+        check_metadata_fields(metadata, origin)
         raw = data.get("spec")
         if not isinstance(raw, dict):
             raise SpecFileError(f"{origin}: spec is required and must be a mapping (repo, phases, agents, ...)")
@@ -100,4 +127,18 @@ def load_spec(path: Path) -> LoadedSpec:
     except yaml.YAMLError as err:
         raise SpecFileError(f"{path}: not valid YAML: {err}") from err
     name, spec = parse_manifest(parsed, str(path))
-    return LoadedSpec(name=name, spec=spec, path=path.resolve())
+    return LoadedSpec(name=name, spec=with_repo_path_resolved(spec, path.resolve().parent),
+                      path=path.resolve())
+
+
+def with_repo_path_resolved(spec: LoopPhaseSpec, spec_dir: Path) -> LoopPhaseSpec:
+    """A relative local ``repo.url`` (``../../origin.git``) is relative to the spec file, like
+    every other path in a spec: made absolute here, once, so the preflight probe, the clones
+    and the git watcher all read the same repository whatever the current directory."""
+    from loopphase.git.probe import local_path
+
+    local = local_path(spec.repo.url)
+    if local is None or local.is_absolute() or spec.repo.url.startswith("file://"):
+        return spec
+    url = str((spec_dir / local).resolve())
+    return spec.model_copy(update={"repo": spec.repo.model_copy(update={"url": url})})

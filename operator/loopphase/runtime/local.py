@@ -206,7 +206,8 @@ class LocalRuntime:
                 self._repo_refused = (str(problem), time.monotonic() + REPO_RECHECK)
                 log.warning("%s cannot start: %s", role, problem)
                 return HostResult(False, str(problem))
-        return HostResult(False, f"git clone failed: {text}")
+        # The error already reads "git clone failed (exit N): ..." (GitRunner.describe_failure).
+        return HostResult(False, text if text.startswith("git clone") else f"git clone failed: {text}")
 
     async def observe(self, role: Role) -> AgentObservation:
         await self._recheck_repo()
