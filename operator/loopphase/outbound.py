@@ -27,12 +27,32 @@ MASK = "***"
 URL_USERINFO_RE = re.compile(
     r"(?P<scheme>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<userinfo>[^/?#\s]*)@"
 )
+# The same URL percent-encoded, as it appears when passed inside another URL's query
+# ("?redirect=https%3A%2F%2Fu%3Apass%40host%2F…"): the userinfo runs to the last "%40" before an
+# encoded or plain "/", so "p%40ss" is masked whole.
+ENCODED_URL_USERINFO_RE = re.compile(
+    r"(?i)(?P<scheme>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}%3A%2F%2F)"
+    r"(?P<userinfo>(?:(?!%2F)[^/?#&\s]){0,512})%40"
+)
+# scp-like git remotes with a password ("user:pass@host:path", what git prints back when such a
+# remote was configured): the part between the first ":" and the last "@" before the host.
+SCP_PASSWORD_RE = re.compile(
+    r"(?P<user>(?<![A-Za-z0-9_.+\-:/@])[A-Za-z0-9_.+\-]{1,64}:)(?P<password>[^\s/:]{1,256})"
+    r"@(?P<host>[A-Za-z0-9][A-Za-z0-9.\-]{0,253}:)"
+)
 # Token-like query (and fragment) parameters: any name containing a credential word
 # (?access_token=…, &private-token=…, &X-Amz-Security-Token=…, #access_token=… of an OAuth
 # redirect, ?jwt=…, ?key=…, &sig=…). Masking a harmless "?author=" is the cheaper mistake.
 QUERY_SECRET_RE = re.compile(
     r"(?P<name>[?&;#][A-Za-z0-9_.\-]{0,64}?(?:token|auth|key|password|passwd|pwd|secret|sig|"
     r"credential|session|jwt|code)[A-Za-z0-9_.\-]{0,64}=)[^&#\s\"'<>]+",
+    re.IGNORECASE,
+)
+# The same inside a percent-encoded URL: "%3Faccess_token%3D…" up to the next encoded "&"/"#".
+ENCODED_QUERY_SECRET_RE = re.compile(
+    r"(?P<name>%(?:3F|26|23|3B)[A-Za-z0-9_.\-]{0,64}?(?:token|auth|key|password|passwd|pwd|"
+    r"secret|sig|credential|session|jwt|code)[A-Za-z0-9_.\-]{0,64}%3D)"
+    r"(?:(?!%(?:26|23|3B))[^&#\s\"'<>]){1,2048}",
     re.IGNORECASE,
 )
 # Authorization and token headers, e.g. "http.extraHeader=Authorization: Basic abc==",
@@ -60,12 +80,16 @@ CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\
 
 
 def redact_patterns(text: str) -> str:
-    """Mask credentials recognisable by their shape (URL userinfo, token query parameters,
+    """Mask credentials recognisable by their shape (URL userinfo, plain, percent-encoded or in
+    an scp-like ``user:pass@host:path`` remote; token query parameters, plain or encoded;
     Authorization and token headers, private key blocks, well-known token prefixes)."""
     out = PRIVATE_KEY_RE.sub(f"-----{MASK} PRIVATE KEY-----", text)
     out = URL_USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{MASK}@", out)
+    out = ENCODED_URL_USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{MASK}%40", out)
+    out = SCP_PASSWORD_RE.sub(lambda m: f"{m.group('user')}{MASK}@{m.group('host')}", out)
     out = TOKEN_SHAPE_RE.sub(MASK, out)
     out = QUERY_SECRET_RE.sub(lambda m: f"{m.group('name')}{MASK}", out)
+    out = ENCODED_QUERY_SECRET_RE.sub(lambda m: f"{m.group('name')}{MASK}", out)
     return AUTH_HEADER_RE.sub(lambda m: f"{m.group(1)}{MASK}", out)
 
 
@@ -94,6 +118,8 @@ def scrub_optional(text: str | None) -> str | None:
 def url_credentials(url: str) -> list[str]:
     """What in a repository URL looks like a credential (for a validation warning)."""
     found: list[str] = []
+    if "://" not in url and SCP_PASSWORD_RE.search(url):
+        return ["a password in the URL's user part"]
     try:
         parts = urlsplit(url)
     except ValueError:

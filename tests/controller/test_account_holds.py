@@ -78,7 +78,7 @@ def test_a_hard_limit_in_one_loopphase_holds_the_same_account_in_another():
     now += timedelta(seconds=5)
     status_b = _tick(spec_b, _with_ping(status_b, now), b, now, registry, "team/b")
     [hold] = status_b.holds
-    assert (hold.account, hold.loop_phase, hold.started_by) == ("team-max", "team/a", "builder")
+    assert (hold.account, hold.loop_phase, hold.started_by) == ("ns:team/team-max", "team/a", "builder")
     assert b.sent == []  # the claim ping stays queued
     assert status_b.agents["adversary"].state == "Limited"
     assert any(h.kind == "hold-armed" and "team/a:builder" in h.reason for h in status_b.history)

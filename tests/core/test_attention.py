@@ -98,11 +98,15 @@ def test_supervision_resumes_by_itself_when_the_screen_shows_work(pane):
     assert side_effects(acts) == []
 
 
-def test_a_stop_failure_hook_with_authentication_failed_is_a_login():
+@pytest.mark.parametrize("error_type", [
+    "authentication_failed", "unauthorized", "oauth_token_expired", "invalid_api_key", "HTTP 401"])
+def test_a_stop_failure_hook_with_authentication_failed_is_a_login(error_type):
+    """One path reads a hook's failed login (core/hooks.py, into the reading): every spelling
+    of a refused credential, including a bare 401, is LoginRequired with the hook's rule."""
     world = World()
     world.started()
     failed = HookEvent(name="StopFailure", time=world.now + timedelta(seconds=5),
-                       error_type="authentication_failed", message="OAuth token has expired")
+                       error_type=error_type, message="the request was refused")
     obs = AgentObservation(role="builder", present=True, alive=True, pane=PANE_IDLE,
                            phase_index=0, started_at=T0, last_change_at=T0, hook_events=(failed,))
     seen = []
@@ -110,7 +114,8 @@ def test_a_stop_failure_hook_with_authentication_failed_is_a_login():
         seen += world.tick({"builder": obs, "adversary": agent("adversary", PANE_ACTIVE)}, advance=400)
     attention = world.status.agents["builder"].attention
     assert attention is not None and attention.reason == "LoginRequired"
-    assert "OAuth token has expired" in attention.message
+    assert "the request was refused" in attention.message
+    assert attention.rule == "hook.authentication-failed" and error_type in attention.excerpt
     assert side_effects(seen) == []
     # A clean Stop after it (the user logged in and the agent answered) supersedes it.
     ok = HookEvent(name="Stop", time=world.now)

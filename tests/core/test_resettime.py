@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from loopphase.core.resettime import parse_reset, zone_or_default
+from loopphase.core.resettime import dated_time, next_wall_time, parse_reset, zone_or_default
 
 NOW = datetime(2025, 10, 20, 15, 0, tzinfo=UTC)  # 17:00 in Berlin (CEST)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -105,3 +105,20 @@ def test_far_future_now_does_not_raise() -> None:
     now = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
     assert parse_reset("resets 9am", now, BERLIN) is None
     assert parse_reset("resets Jan 2, 9am", now, BERLIN) is None
+
+
+def test_an_ambiguous_reset_on_the_night_summer_time_ends_is_the_later_instant() -> None:
+    """"resets Oct 26, 2am" in Berlin, 2025: 2am CEST (00:00 UTC) and 2am CET (01:00 UTC) both
+    exist; the later is taken (found by the banner grammar's hypothesis test)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    now = datetime(2025, 10, 25, 23, 30, tzinfo=UTC)  # 01:30 CEST
+    assert dated_time(now, berlin, 10, 26, 2, 0) == datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
+    assert next_wall_time(now, berlin, 2, 0) == datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
+
+
+def test_a_reset_in_the_skipped_hour_maps_past_the_gap() -> None:
+    """2:30am does not exist in Berlin on 2025-03-30 (02:00 CET jumps to 03:00 CEST): the reset is
+    read as 01:30 UTC (03:30 CEST), not 00:30 UTC, before the wall clock could show it."""
+    now = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)
+    assert dated_time(now, ZoneInfo("Europe/Berlin"), 3, 30, 2, 30) == datetime(
+        2025, 3, 30, 1, 30, tzinfo=UTC)

@@ -5,13 +5,10 @@ commit subject carrying escape sequences on its way into status."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import _scrubbed_git
@@ -23,6 +20,7 @@ from loopphase.operator.events import event_for
 from loopphase.outbound import ScrubFilter, scrub, url_credentials
 
 from tests.git.gitwatch_helpers import Remote
+from tests.git.leak_helpers import run_locally_with_repo_url
 
 SECRETS = ("p@ss-w0rd-XYZ", "w0rd-XYZ", "TOKEN-QWERTY-123")
 LEAKY_URL = "http://builder:p@ss-w0rd-XYZ@127.0.0.1:9/r.git?access_token=TOKEN-QWERTY-123"
@@ -59,33 +57,10 @@ def test_log_filter_scrubs_formatted_messages(caplog: pytest.LogCaptureFixture) 
 
 
 def test_local_run_with_credentials_in_the_url_leaks_them_nowhere(tmp_path: Path) -> None:
-    scenario = tmp_path / "scenario.yaml"
-    scenario.write_text("phases: {default: [{work: {seconds: 1}}]}\n")
-    manifest = {
-        "apiVersion": "loopphase.dev/v1alpha1", "kind": "LoopPhase", "metadata": {"name": "leak"},
-        "spec": {"repo": {"url": LEAKY_URL},
-                 "phases": [{"id": "p1", "plan": "p1.md", "statusFile": "S1.md"}],
-                 "agents": {"builder": {"backend": "sim",
-                                        "simScenario": str(scenario)}}},
-    }
-    spec_file = tmp_path / "lp.yaml"
-    spec_file.write_text(yaml.safe_dump(manifest))
-    validate = subprocess.run([sys.executable, "-m", "loopphase.cli", "validate", str(spec_file)],
-                              capture_output=True, text=True, timeout=60)
-    assert "warning: spec.repo.url carries a password" in validate.stderr, validate.stderr
-    run = subprocess.run(
-        [sys.executable, "-m", "loopphase.cli", "run", str(spec_file), "--max-ticks", "3"],
-        capture_output=True, text=True, timeout=120,
-    )
-    outputs = {"stdout+stderr": run.stdout + run.stderr}
-    for path in (tmp_path / ".loopphase").rglob("*"):
-        if path.is_file() and path.suffix in {".json", ".jsonl", ".log", ".txt", ""}:
-            outputs[str(path)] = path.read_text(errors="replace")
-    everything = "\n".join(outputs.values())
-    assert "127.0.0.1:9" in everything  # the failing clone/ls-remote was reported...
-    for name, text in outputs.items():
-        for secret in SECRETS:
-            assert secret not in text, f"{secret!r} leaked into {name}"  # ...without its secrets
+    result = run_locally_with_repo_url(tmp_path, LEAKY_URL)
+    assert "warning: spec.repo.url carries a password" in result.validate_stderr
+    assert "127.0.0.1:9" in result.everything  # the failing clone/ls-remote was reported...
+    assert result.leaks(SECRETS) == []  # ...without its secrets
 
 
 def test_escape_sequences_in_a_real_commit_subject_never_reach_status(

@@ -10,13 +10,12 @@ reached terminals raw; ``validate`` did not warn about a token in the fragment.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from loopphase.outbound import scrub, url_credentials
+
+from tests.git.leak_helpers import run_locally_with_repo_url
 
 
 @pytest.mark.parametrize(("text", "gone", "kept"), [
@@ -63,28 +62,7 @@ LEAKY_URL = ("http://127.0.0.1:9/r.git?X-Amz-Security-Token=AMZSESSION-SECRET-1"
 
 
 def test_local_run_with_other_query_tokens_leaks_them_nowhere(tmp_path: Path) -> None:
-    scenario = tmp_path / "scenario.yaml"
-    scenario.write_text("phases: {default: [{work: {seconds: 1}}]}\n")
-    manifest = {
-        "apiVersion": "loopphase.dev/v1alpha1", "kind": "LoopPhase", "metadata": {"name": "leak"},
-        "spec": {"repo": {"url": LEAKY_URL},
-                 "phases": [{"id": "p1", "plan": "p1.md", "statusFile": "S1.md"}],
-                 "agents": {"builder": {"backend": "sim", "simScenario": str(scenario)}}},
-    }
-    spec_file = tmp_path / "lp.yaml"
-    spec_file.write_text(yaml.safe_dump(manifest))
-    validate = subprocess.run([sys.executable, "-m", "loopphase.cli", "validate", str(spec_file)],
-                              capture_output=True, text=True, timeout=60)
-    assert "query string" in validate.stderr, validate.stderr
-    run = subprocess.run(
-        [sys.executable, "-m", "loopphase.cli", "run", str(spec_file), "--max-ticks", "3"],
-        capture_output=True, text=True, timeout=120,
-    )
-    outputs = {"stdout+stderr": run.stdout + run.stderr}
-    for path in (tmp_path / ".loopphase").rglob("*"):
-        if path.is_file():
-            outputs[str(path)] = path.read_text(errors="replace")
-    assert "127.0.0.1:9" in "\n".join(outputs.values())
-    for name, text in outputs.items():
-        for secret in SECRETS:
-            assert secret not in text, f"{secret!r} leaked into {name}"
+    result = run_locally_with_repo_url(tmp_path, LEAKY_URL)
+    assert "query string" in result.validate_stderr, result.validate_stderr
+    assert "127.0.0.1:9" in result.everything
+    assert result.leaks(SECRETS) == []

@@ -272,7 +272,9 @@ class AgentSpec(ApiModel):
         description="the subscription this agent's usage limits count on: a hard limit on one "
         "agent holds every agent of the same account (in every LoopPhase of the operator). "
         "Default: `local` for `loopphase run`; on Kubernetes `secret:<namespace>/<name>` of the "
-        "first Secret in env, else none (the agent holds only itself)",
+        "first Secret in env, else none (the agent holds only itself). On Kubernetes a set "
+        "account is scoped to the LoopPhase's namespace (`ns:<namespace>/<account>`): "
+        "LoopPhases of one namespace share it, other namespaces cannot name it",
     )
 
     @field_validator("model")

@@ -11,23 +11,13 @@ agent's ``Attention`` in status is the persisted form, with ``since``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from loopphase.api.status import AgentStatus, AttentionReason
-from loopphase.core.observations import AgentObservation
-from loopphase.core.screen import Match, ScreenReading
+from loopphase.core.screen import ScreenReading
 
 # The reasons this module sets and clears; others (CannotStart) belong to their producer.
 OWNED: frozenset[str] = frozenset({"LoginRequired", "Dialog", "SpendLimit", "CircuitOpen"})
-# StopFailure hook ``error`` values that mean the credentials are refused (Claude Code writes
-# ``authentication_failed``; the other spellings cover a 401 surfaced as the error type).
-AUTH_ERROR_RE = re.compile(
-    r"authentication|unauthori[sz]ed|invalid.?api.?key|oauth.?token|\b401\b", re.IGNORECASE
-)
-
-
 @dataclass(frozen=True)
 class Finding:
     reason: AttentionReason
@@ -36,28 +26,11 @@ class Finding:
     message: str
 
 
-def hook_login(obs: AgentObservation, active_since: datetime | None) -> Match | None:
-    """A StopFailure hook event saying the login failed, newer than the last visible work.
-
-    A later clean Stop or a new session supersedes it (the same rule as the limit hook).
-    """
-    for event in reversed(obs.hook_events):
-        if event.name in {"Stop", "SessionStart"}:
-            return None
-        if event.name != "StopFailure":
-            continue
-        if not event.error_type or not AUTH_ERROR_RE.search(event.error_type):
-            return None
-        if event.time is not None and active_since is not None and event.time <= active_since:
-            return None
-        detail = f": {event.message}" if event.message else ""
-        return Match("hook.authentication-failed", f"StopFailure error={event.error_type}{detail}")
-    return None
-
-
-def screen_finding(role: str, reading: ScreenReading, login_hook: Match | None) -> Finding | None:
+def screen_finding(role: str, reading: ScreenReading) -> Finding | None:
     """A dialog (always: typing into one picks an answer) or a failed login (unless the screen
-    shows work) on this tick's screen; None when neither."""
+    shows work) in this tick's reading; None when neither. A StopFailure hook's failed login is
+    already in ``reading.login`` (rule ``hook.authentication-failed``, core/hooks.py): the one
+    path that reads hooks."""
     if reading.dialog is not None:
         title = reading.dialog.excerpt
         return Finding(
@@ -68,7 +41,7 @@ def screen_finding(role: str, reading: ScreenReading, login_hook: Match | None) 
         )
     if reading.active is not None:
         return None
-    login = reading.login or login_hook
+    login = reading.login
     if login is not None:
         return Finding(
             "LoginRequired", login.rule, login.excerpt,

@@ -30,10 +30,17 @@ def account_of(spec: LoopPhaseSpec, role: Role, namespace: str | None) -> str | 
     ``agents.<role>.account`` when set; a local run (``namespace`` None) shares the machine's
     login: ``local``; on Kubernetes, the first Secret the agent's env reads
     (``secret:<namespace>/<name>``); else None (its own login: it holds only itself).
+
+    On Kubernetes every account is scoped to the LoopPhase's namespace: a set ``account`` is
+    ``ns:<namespace>/<account>`` (kept as written only when it is this namespace's own
+    ``secret:<namespace>/...`` default), so an author cannot name another namespace's account
+    and hold that namespace's agents with a banner of their own agent.
     """
     agent = spec.agent(role)
     if agent.account:
-        return agent.account
+        if namespace is None or agent.account.startswith(f"secret:{namespace}/"):
+            return agent.account
+        return f"ns:{namespace}/{agent.account}"
     if namespace is None:
         return LOCAL_ACCOUNT
     for item in agent.env:

@@ -26,7 +26,11 @@ __all__ = ["hook_reading", "latest_stop_failure"]
 
 # Error types that are no usage window whatever the message says (the CLI retried, or retries).
 TRANSIENT_ERROR_TYPE_RE = re.compile(r"overload|server.?error|timeout|unavailable", re.IGNORECASE)
-LOGIN_ERROR_TYPE_RE = re.compile(r"authentication|unauthori[sz]ed|oauth|invalid.?api.?key", re.IGNORECASE)
+# Claude Code writes ``authentication_failed``; the other spellings cover a 401 surfaced as the
+# error type. The one place hook logins are read (attention.py reads ``reading.login``).
+LOGIN_ERROR_TYPE_RE = re.compile(
+    r"authentication|unauthori[sz]ed|oauth|invalid.?api.?key|\b401\b", re.IGNORECASE
+)
 SPEND_ERROR_TYPE_RE = re.compile(r"billing|credit|spend|quota", re.IGNORECASE)
 
 
@@ -70,7 +74,7 @@ def hook_reading(
     if (said is not None and said.login is not None) or LOGIN_ERROR_TYPE_RE.search(error_type):
         if reading.login is not None:
             return reading
-        shown = said.login.excerpt if said is not None and said.login is not None else None
+        shown = said.login.excerpt if said is not None and said.login is not None else event.message
         return dataclasses.replace(reading, login=Match("hook.authentication-failed", _excerpt(event, shown)))
     if said is not None and said.transient is not None:
         # "not your usage limit", 529 overloaded: throttling, never a usage window.

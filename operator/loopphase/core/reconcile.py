@@ -39,7 +39,6 @@ from loopphase.core.attention import (
     OWNED,
     Finding,
     circuit_finding,
-    hook_login,
     screen_finding,
     spend_finding,
 )
@@ -429,7 +428,7 @@ def _converge_agent(
     a.session_id = obs.session_id or a.session_id
     if reading is None:
         reading = _read(obs, a, now, tz)
-    blocked = screen_finding(role, reading, _login_hook(obs, a, reading))
+    blocked = screen_finding(role, reading)
     if blocked is not None:
         # A dialog takes whatever is typed as its answer, a dead login answers nothing: no
         # probe, nudge or ping (they stay queued) and no heal; the limit window keeps its clock.
@@ -527,13 +526,6 @@ def _read(obs: AgentObservation, a: AgentStatus | None, now: datetime, tz: ZoneI
     return hook_limit(classify(obs.pane, now, tz), obs, a.active_since if a is not None else None, now, tz)
 
 
-def _login_hook(obs: AgentObservation, a: AgentStatus | None, reading: ScreenReading) -> Match | None:
-    """A StopFailure hook's failed login, unless the screen shows work."""
-    if reading.active is not None:
-        return None
-    return hook_login(obs, a.active_since if a is not None else None)
-
-
 def _read_all(
     spec: LoopPhaseSpec, st: LoopPhaseStatus, obs: Observations, now: datetime, tz: ZoneInfo
 ) -> dict[Role, ScreenReading]:
@@ -573,7 +565,7 @@ def _preview_windows(
             out[role] = window if window is not None and now < window.until and not working else None
         elif not o.present:  # the no-host path lifts a window that is over
             out[role] = window if window is not None and now < window.until else None
-        elif reading is None or screen_finding(role, reading, _login_hook(o, a, reading)) is not None:
+        elif reading is None or screen_finding(role, reading) is not None:
             # Not running, unreachable, starting, or a dialog/login: the window is left as it is.
             out[role] = window
         else:

@@ -79,6 +79,14 @@ def _hour_minute(match: re.Match[str]) -> tuple[int, int] | None:
     return hour, minute
 
 
+def latest_instant(local: datetime) -> datetime:
+    """The UTC instant of an aware local wall time, the later one where DST makes it ambiguous
+    (the hour clocks repeat: "2am" on the night summer time ends is two instants) and past the
+    gap where it does not exist (the hour clocks skip). A reset read too early would probe or
+    heal an agent inside its window; one read an hour late only waits longer."""
+    return max(local.replace(fold=0).astimezone(UTC), local.replace(fold=1).astimezone(UTC))
+
+
 def next_wall_time(now: datetime, zone: tzinfo, hour: int, minute: int) -> datetime:
     """The first instant strictly after ``now`` showing hour:minute on a wall clock in ``zone``."""
     local_now = now.astimezone(zone)
@@ -86,7 +94,7 @@ def next_wall_time(now: datetime, zone: tzinfo, hour: int, minute: int) -> datet
     if candidate <= local_now:
         # Aware arithmetic on one tzinfo is wall-clock arithmetic: 9am stays 9am across DST.
         candidate = (candidate.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
-    return candidate.astimezone(UTC)
+    return latest_instant(candidate)
 
 
 def dated_time(
@@ -97,11 +105,11 @@ def dated_time(
     ~180 days past."""
     local_now = now.astimezone(zone)
     if year is not None:
-        return datetime(year, month, day, hour, minute, tzinfo=zone).astimezone(UTC)
+        return latest_instant(datetime(year, month, day, hour, minute, tzinfo=zone))
     candidate = datetime(local_now.year, month, day, hour, minute, tzinfo=zone)
     if candidate < local_now - DATED_ROLLOVER:
         candidate = datetime(local_now.year + 1, month, day, hour, minute, tzinfo=zone)
-    return candidate.astimezone(UTC)
+    return latest_instant(candidate)
 
 
 def parse_reset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,34 +70,34 @@ def _count(records: list[dict[str, Any]]) -> Counter[str]:
     return counts
 
 
-def kills_inside_windows(records: list[dict[str, Any]]) -> int:
-    """Kill-type actions on a role between its limit-armed and limit-lifted events."""
-    armed: set[str] = set()
-    kills = 0
+def actions_between(
+    records: list[dict[str, Any]], begin: str, end: str, counts: Callable[[dict[str, Any]], bool]
+) -> int:
+    """How many records ``counts`` accepts on a role between its ``begin`` and ``end`` events
+    (EmitEvent kinds, e.g. limit-armed / limit-lifted); the phase's own completion stops are
+    never counted."""
+    open_roles: set[str] = set()
+    found = 0
     for r in records:
         role = r.get("role")
-        if r["action"] == "EmitEvent" and r.get("kind") == "limit-armed":
-            armed.add(role)
-        elif r["action"] == "EmitEvent" and r.get("kind") == "limit-lifted":
-            armed.discard(role)
-        elif r["action"] in KILLS and role in armed and r.get("rule") != "phase.complete":
-            kills += 1
-    return kills
+        if r["action"] == "EmitEvent" and r.get("kind") == begin:
+            open_roles.add(role)
+        elif r["action"] == "EmitEvent" and r.get("kind") == end:
+            open_roles.discard(role)
+        elif role in open_roles and r.get("rule") != "phase.complete" and counts(r):
+            found += 1
+    return found
+
+
+def kills_inside_windows(records: list[dict[str, Any]]) -> int:
+    """Kill-type actions on a role between its limit-armed and limit-lifted events."""
+    return actions_between(records, "limit-armed", "limit-lifted", lambda r: r["action"] in KILLS)
 
 
 def heals_while_attention(records: list[dict[str, Any]]) -> int:
     """Heal actions (or nudges) on a role between its needs-attention and attention-cleared."""
-    waiting: set[str] = set()
-    heals = 0
-    for r in records:
-        role = r.get("role")
-        if r["action"] == "EmitEvent" and r.get("kind") == "needs-attention":
-            waiting.add(role)
-        elif r["action"] == "EmitEvent" and r.get("kind") == "attention-cleared":
-            waiting.discard(role)
-        elif role in waiting and (r["action"] in KILLS or r["action"] == "SendText"):
-            heals += 1 if r.get("rule") != "phase.complete" else 0
-    return heals
+    return actions_between(records, "needs-attention", "attention-cleared",
+                           lambda r: r["action"] in KILLS or r["action"] == "SendText")
 
 
 def phase_durations(records: list[dict[str, Any]]) -> list[tuple[str, float]]:
