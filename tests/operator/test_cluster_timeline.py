@@ -166,3 +166,14 @@ async def test_cli_names_a_missing_loopphase_and_the_namespace(
     assert code == 1 and "lp other/nope: not found" in stderr and "-n NAMESPACE" in stderr
     code, _, stderr = await cli(tmp_path, str(kmock.url), "--cluster", "x", "--state-dir", "d")
     assert code == 2 and "give no spec FILE or --state-dir" in stderr
+
+
+async def test_cli_without_cluster_credentials_says_so(tmp_path: Path) -> None:
+    env = dict(os.environ, KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
+    env.pop("KUBERNETES_SERVICE_HOST", None)  # not in a pod either
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loopphase.cli", "timeline", "--cluster", "demo", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 2
+    assert "no cluster credentials" in err.decode() and "KUBECONFIG" in err.decode()
