@@ -243,7 +243,9 @@ async def test_a_limit_in_one_loopphase_holds_another_on_the_same_account(
         b = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))
                              and (o.get("status") or {}).get("holds") and o)
         [hold] = b["status"]["holds"]
-        assert (hold["account"], hold["loopPhase"], hold["startedBy"]) == ("team-max", f"{NS}/a", "builder")
+        # an account named in a spec is scoped to the LoopPhase's namespace on Kubernetes
+        assert (hold["account"], hold["loopPhase"], hold["startedBy"]) == (
+            f"ns:{NS}/team-max", f"{NS}/a", "builder")
         condition = [c for c in b["status"]["conditions"] if c["type"] == "AccountHold"][0]
         assert condition["status"] == "True" and f"{NS}/a:builder" in condition["message"]
         await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))
