@@ -1,17 +1,18 @@
-# LoopPhase on kind: make kind-up images deploy example; make e2e; make kind-down
-# Prerequisites: docker (or podman: DOCKER=podman, and KIND_EXPERIMENTAL_PROVIDER=podman for
-# kind), kind, kubectl, python3 >= 3.11. Targets that run Python create ./.venv themselves
+# LoopPhase on kind: make kind-up images kind-load deploy example; make e2e; make kind-down
+# Prerequisites: docker or podman (images/build.sh picks docker when its daemon answers, else
+# podman; DOCKER=... overrides; with podman, export KIND_EXPERIMENTAL_PROVIDER=podman for kind),
+# kind, kubectl, python3 >= 3.11. Targets that run Python create ./.venv themselves
 # (python3 dev.py setup); deploy and example need only kubectl.
 CLUSTER ?= loopphase
 PY ?= .venv/bin/python
 OPERATOR_IMAGE ?= loopphase-operator:dev
 AGENT_IMAGE ?= loopphase-agent:dev
-DOCKER ?= docker
+# Empty: images/build.sh detects the engine (docker when its daemon answers, else podman).
+DOCKER ?=
 KUBECTL ?= kubectl
 KIND ?= kind
-IMAGE_ARCHIVE ?= .kind-images.tar
 
-.PHONY: kind-up images deploy example e2e kind-down crd-sync test-operator bench bench-smoke
+.PHONY: kind-up images kind-load deploy example e2e kind-down crd-sync test-operator bench bench-smoke
 
 $(PY):
 	python3 dev.py setup
@@ -19,15 +20,16 @@ $(PY):
 kind-up:
 	$(KIND) create cluster --name $(CLUSTER) --config kind-config.yaml
 
-# Loaded through an image archive: works the same for docker and podman.
+# Both images, built by docker or podman (images/build.sh). Where no image registry is
+# reachable, the bases (debian:trixie-slim, node:22-trixie-slim) are built locally first when
+# the engine has none (images/build-base.sh: root, debootstrap, npm). BUILD_ARGS passes more,
+# e.g. BUILD_ARGS="--build-arg WITH_OPENCODE=1".
 images:
-	$(DOCKER) build -f images/operator/Dockerfile -t $(OPERATOR_IMAGE) .
-	$(DOCKER) build -f images/agent/Dockerfile -t $(AGENT_IMAGE) .
-	$(DOCKER) save -o $(IMAGE_ARCHIVE) $(OPERATOR_IMAGE)
-	$(KIND) load image-archive --name $(CLUSTER) $(IMAGE_ARCHIVE)
-	$(DOCKER) save -o $(IMAGE_ARCHIVE) $(AGENT_IMAGE)
-	$(KIND) load image-archive --name $(CLUSTER) $(IMAGE_ARCHIVE)
-	rm -f $(IMAGE_ARCHIVE)
+	DOCKER=$(DOCKER) OPERATOR_IMAGE=$(OPERATOR_IMAGE) AGENT_IMAGE=$(AGENT_IMAGE) bash images/build.sh
+
+# Into the kind cluster through an image archive (images/kind-load.sh): docker and podman alike.
+kind-load:
+	DOCKER=$(DOCKER) KIND=$(KIND) bash images/kind-load.sh $(CLUSTER) $(OPERATOR_IMAGE) $(AGENT_IMAGE)
 
 # The CRD in manifests/crds/crd.yaml is generated and committed (a test keeps it equal to the
 # models), so deploying needs no Python; crd-sync regenerates it after a model change.
@@ -66,11 +68,3 @@ bench:
 
 bench-smoke:
 	python3 dev.py bench --smoke
-
-# Manual/dev check, not part of the tests or CI (needs root, the network, several minutes): run
-# both Dockerfiles' steps in a debootstrapped Debian root filesystem, then the images' commands
-# as the pods run them. See docs/kubernetes.md. E.g. VERIFY_ROOTFS_ARGS="--keep" or
-# VERIFY_ROOTFS_ARGS="--build-arg WITH_OPENCODE=1".
-.PHONY: images-verify-rootfs
-images-verify-rootfs:
-	bash images/verify-rootfs.sh $(VERIFY_ROOTFS_ARGS)

@@ -31,7 +31,7 @@ def spec(**extra: Any) -> LoopPhaseSpec:
         ({"agents": {"orchestrator": {"wakePrompt": "⠋ working"}}}, "", "wakePrompt"),
         ({"texts": {"continuation": "   "}}, "", "must not be empty"),
         ({"signalIntervall": 3}, "signalIntervall", "Extra inputs"),
-        ({"agents": {"builder": {"backend": "opencode"}}}, "", "opencodeServer is required"),
+        ({"agents": {"builder": {"backend": "opencode"}}}, "", "opencodeServer: required"),
     ],
 )
 def test_bad_input_names_the_field_and_the_fix(extra, field, hint):

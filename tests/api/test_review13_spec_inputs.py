@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopphase.api.errors import format_errors
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.yamlfile import load_yaml
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ SIM = {"builder": {"backend": "sim", "simScenario": "phases: {}"}}
 def field_error(doc: dict[str, Any]) -> str:
     with pytest.raises(ValidationError) as info:
         LoopPhaseSpec.model_validate(doc)
-    return " | ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in info.value.errors())
+    return " | ".join(format_errors(info.value, "spec", LoopPhaseSpec))  # what users are shown
 
 
 @pytest.mark.parametrize("zone", ["America", "Etc", "a" * 300])

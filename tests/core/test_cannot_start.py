@@ -8,7 +8,7 @@ from loopphase.core.observations import AgentObservation
 
 from tests.core.reconcile_helpers import PANE_ACTIVE, World, absent, agent
 
-CAUSE = ("agents.builder.simScenario: scenario file /home/u/loop/scenarios/builder.yaml does not "
+CAUSE = ("spec.agents.builder.simScenario: scenario file /home/u/loop/scenarios/builder.yaml does not "
          "exist (a one-line simScenario is a path relative to the spec file; inline scenarios are "
          "YAML mappings with 'phases')")
 

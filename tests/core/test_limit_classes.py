@@ -132,7 +132,7 @@ def test_spend_limits_probe_hourly_and_never_restart(line: str):
     assert probes == 10  # hourly, not every 300 s (that was 120)
     assert world.status.agents["builder"].limit.decided_by == "window.spend-probe"
     warn = [h.reason for h in world.status.history if h.rule == "limit.probe-warn"]
-    assert warn and "3600s (timing.spendProbeInterval)" in warn[0]
+    assert warn and "3600s (spec.timing.spendProbeInterval)" in warn[0]
 
 
 def test_spend_probe_interval_is_a_spec_knob():

@@ -1,4 +1,4 @@
-"""End-to-end on a real cluster (kind): `make kind-up images deploy`, then `make e2e`.
+"""End-to-end on a real cluster (kind): `make kind-up images kind-load deploy`, then `make e2e`.
 
 Skipped, with the reason, when kubectl is missing or no cluster answers within 10 s.
 """
@@ -42,7 +42,7 @@ def cluster() -> None:
     ready = kubectl("-n", "loopphase-system", "rollout", "status",
                     "deployment/loopphase-operator", "--timeout=120s", timeout=130)
     if ready.returncode != 0:
-        pytest.skip(f"operator not deployed (make images deploy): {ready.stderr.strip()[:200]}")
+        pytest.skip(f"operator not deployed (make images kind-load deploy): {ready.stderr.strip()[:200]}")
 
 
 def wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]

@@ -53,7 +53,7 @@ def test_oversized_status_file_is_a_condition_not_a_done() -> None:
     actions, st = _tick(spec, status, big)
     degraded = st.condition("Degraded")
     assert degraded is not None and degraded.status == "True" and degraded.reason == "FileTooLarge"
-    assert "machine-docs/S1.md is 6008 bytes, over repo.maxFileBytes (4096)" in degraded.message
+    assert "machine-docs/S1.md is 6008 bytes, over spec.repo.maxFileBytes (4096)" in degraded.message
     assert st.current is not None and st.current.index == 0  # the DONE in it was not believed
     warnings = [h for h in st.history if h.rule == "git.file-too-large"]
     assert len(warnings) == 1

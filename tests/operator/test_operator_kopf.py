@@ -91,7 +91,7 @@ async def test_invalid_spec_is_reported_and_nothing_is_created(
                               and (o.get("status") or {}).get("phase") == "Invalid" and o)
         degraded = [c for c in lp["status"]["conditions"] if c["type"] == "Degraded"][0]
         assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
-        assert "spec.phases.0.id" in degraded["message"]
+        assert "spec.phases[0].id: " in degraded["message"]
         await eventually(lambda: any(e.get("reason") == "InvalidSpec" and e.get("type") == "Warning"
                                      for e in events(kmock)))
         # kopf writes its bookkeeping after the handler's own status write: wait for it on a
@@ -243,9 +243,7 @@ async def test_a_limit_in_one_loopphase_holds_another_on_the_same_account(
         b = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))
                              and (o.get("status") or {}).get("holds") and o)
         [hold] = b["status"]["holds"]
-        # an account named in a spec is scoped to the LoopPhase's namespace on Kubernetes
-        assert (hold["account"], hold["loopPhase"], hold["startedBy"]) == (
-            f"ns:{NS}/team-max", f"{NS}/a", "builder")
+        assert (hold["account"], hold["loopPhase"], hold["startedBy"]) == (f"ns:{NS}/team-max", f"{NS}/a", "builder")
         condition = [c for c in b["status"]["conditions"] if c["type"] == "AccountHold"][0]
         assert condition["status"] == "True" and f"{NS}/a:builder" in condition["message"]
         await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "b"))

@@ -71,9 +71,12 @@ def test_state_is_bound_to_its_repository(tmp_path: Path) -> None:
     state: refused, naming both repositories and the way out."""
     first = spec_file(tmp_path, GOOD.format(name="mine", url="/srv/a.git"))
     Runner(load_spec(first)).store.check_binding("/srv/a.git", "main")
-    copy = spec_file(tmp_path, GOOD.format(name="mine", url="/srv/b.git"))
+    from tests.runner.test_examples import seed_repo
+
+    other = seed_repo(tmp_path / "b")  # exists: the run's repository check passes
+    copy = spec_file(tmp_path, GOOD.format(name="mine", url=str(other)))
     runner = Runner(load_spec(copy))
-    with pytest.raises(StateMismatch, match="/srv/a.git branch main, but the spec now says /srv/b.git"):
+    with pytest.raises(StateMismatch, match=f"/srv/a.git branch main, but the spec now says {other}"):
         runner.store.check_binding(runner.spec.repo.url, runner.spec.repo.branch)
     done = cli("run", str(copy), "--max-ticks", "1")
     assert done.returncode == 1 and "own metadata.name" in done.stderr and "Traceback" not in done.stderr

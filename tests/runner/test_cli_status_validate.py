@@ -60,5 +60,5 @@ def test_validate_names_the_field_and_the_fix(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert "texts.limitProbe" in err and "limit detector" in err
     good = tmp_path / "good.yaml"
-    good.write_text("repo: {url: x}\nphases: [{id: p1, plan: p.md, statusFile: S.md}]\n")
+    good.write_text("repo: {url: 'https://git.example.invalid/r.git'}\nphases: [{id: p1, plan: p.md, statusFile: S.md}]\n")
     assert validate_main([str(good), "--cluster"]) == 0

@@ -31,6 +31,7 @@ from loopphase.modelserver.server import ModelServer
 from tests.realcli.conftest import API_KEY, CLAUDE_ENV, LOGIN_VARS, TOOLS_BIN, require_cli
 from tests.realcli.loop_script import git_log
 from tests.realcli.loop_script import script as claude_loop_script
+from tests.runner.state_dir_docs import undocumented
 from tests.runner.test_local_e2e import processes_under
 
 pytestmark = pytest.mark.slow
@@ -163,6 +164,8 @@ def test_every_shipped_example_runs_to_complete_locally(example: Path, tmp_path:
             assert f"{name}: Complete" in done.stdout, done.stdout + done.stderr
         finally:
             run_cli("run", str(spec), "--stop", timeout=60, env=env)
+        # Everything the finished run left is in docs/local.md's state directory table.
+        assert undocumented(tmp_path / ".loopphase" / name) == []
         state_dir = manifest["spec"]["repo"].get("stateDir", "machine-docs")
         for phase in manifest["spec"]["phases"]:
             status = subprocess.run(

@@ -37,9 +37,13 @@ def processes_under(root: Path) -> list[str]:
     return found
 
 
-def test_demo_runs_every_mechanism_through_three_phases(tmp_path: Path) -> None:
+def test_demo_runs_every_mechanism_through_three_phases(tmp_path: Path, capsys) -> None:
     summary, runner = asyncio.run(run_demo(tmp_path, timeout=280))
     assert summary.ok, summary.render(0)
+    printed = capsys.readouterr().out.splitlines()
+    gate = next(i for i, line in enumerate(printed) if "awaiting-approval" in line)
+    human = next(i for i, line in enumerate(printed) if "(a human runs: loopphase approve" in line)
+    assert gate < human, printed  # the gate is reached, then the human approves
     state = runner.state_dir
 
     # Each ping arrived exactly once, at the right role.

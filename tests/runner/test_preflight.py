@@ -84,7 +84,9 @@ def test_scenario_files_are_read_relative_to_the_spec_and_checked(tmp_path: Path
     code, text = validate(write_spec(tmp_path, {"backend": "sim", "simScenario": "scenarios/builder.yaml"}), capsys)
     assert code == 1 and "agents.builder.simScenario" in text and "unknown step kind 'sleep'" in text
     (tmp_path / "scenarios" / "builder.yaml").write_text(GOOD_SCENARIO)
-    code, text = validate(write_spec(tmp_path, {"backend": "sim", "simScenario": "scenarios/builder.yaml"}), capsys)
+    bare = seed_repo(tmp_path / "git")
+    code, text = validate(write_spec(tmp_path, {"backend": "sim", "simScenario": "scenarios/builder.yaml"},
+                                     url=str(bare)), capsys)
     assert code == 0, text
 
 
@@ -111,7 +113,7 @@ def test_a_role_that_cannot_start_is_needs_attention_at_once(tmp_path: Path) -> 
         builder = status.agents["builder"]
         assert builder.state == "NeedsAttention"
         assert builder.attention is not None and builder.attention.reason == "CannotStart"
-        assert builder.attention.message.startswith("agents.builder.simScenario: scenario file ")
+        assert builder.attention.message.startswith("spec.agents.builder.simScenario: scenario file ")
         assert str(tmp_path / "b.yaml") in builder.attention.message
         actions = runner.store.read_actions()
         assert not [a for a in actions if a["role"] == "builder" and a["action"] != "EmitEvent"]
@@ -180,7 +182,7 @@ def test_no_cut_without_an_ellipsis_in_the_sources() -> None:
 
 def test_validate_for_a_cluster_refuses_a_scenario_file(tmp_path: Path, capsys) -> None:
     (tmp_path / "b.yaml").write_text(GOOD_SCENARIO)
-    spec = write_spec(tmp_path, {"backend": "sim", "simScenario": "b.yaml"})
+    spec = write_spec(tmp_path, {"backend": "sim", "simScenario": "b.yaml"}, url=str(seed_repo(tmp_path / "git")))
     assert validate_main([str(spec)]) == 0
     assert validate_main(["--cluster", str(spec)]) == 1
     err = capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_edits_are_applied_as_generations_and_bad_edits_reported(tmp_path: Path)
         assert status(state)["observedGeneration"] == 2
         text = out.text()
         assert "spec changed on disk; applying it as generation 2:" in text
-        assert '  startAt: (unset) -> "phase-2"' in text and "  timing.stallIdle: 300.0 -> 600.0" in text
+        assert '  spec.startAt: (unset) -> "phase-2"' in text and "  spec.timing.stallIdle: 300.0 -> 600.0" in text
 
         spec.write_text(spec.read_text().replace("phases:", "phases: []\n  phases:", 1))
         wait_for(lambda: "spec edit NOT applied" in out.text(), 30, "the bad edit reported")

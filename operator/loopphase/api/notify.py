@@ -20,6 +20,7 @@ from loopphase.api.base import (
     check_relative_path,
     shown,
 )
+from loopphase.api.errors import FieldError
 
 NotifyKind = Literal[
     "limit-armed", "limit-lifted", "heal", "needs-attention", "circuit-open", "advance",
@@ -85,11 +86,11 @@ class WebhookSpec(ApiModel):
         sources = [s for s in (self.url_secret_ref, self.url_file, self.url_env) if s is not None]
         if len(sources) != 1:
             raise ValueError(
-                f"notify.webhooks[{self.name}]: give exactly one of urlSecretRef (on a cluster), "
+                f"webhook {self.name!r}: give exactly one of urlSecretRef (on a cluster), "
                 "urlFile or urlEnv (for `loopphase run`)"
             )
         if not self.kinds:
-            raise ValueError(f"notify.webhooks[{self.name}].kinds is empty: omit it for all kinds")
+            raise FieldError((("kinds",), "is empty: omit it for all kinds"))
         return self
 
 
@@ -101,7 +102,8 @@ class NotifySpec(ApiModel):
         names = [w.name for w in self.webhooks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"notify.webhooks: duplicate name(s) {', '.join(dupes)}")
+            first = names.index(dupes[0], names.index(dupes[0]) + 1)
+            raise FieldError((("webhooks", first, "name"), f"duplicate name(s) {', '.join(dupes)}"))
         return self
 
 

@@ -9,7 +9,7 @@ import re
 import string
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from loopphase.api.base import (
     DNS_LABEL_RE,
@@ -21,6 +21,7 @@ from loopphase.api.base import (
     ref_name_problem,
     shown,
 )
+from loopphase.api.errors import FieldError
 from loopphase.api.notify import NotifySpec
 from loopphase.core.patterns import injected_text_violations
 from loopphase.core.typeable import untypeable_reason
@@ -34,6 +35,33 @@ Backend = Literal["claude", "opencode", "sim"]
 HOUR = 3600.0
 _RESOURCE_NAME_RE = re.compile(r"^(?:[a-z0-9.-]+/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
 PATTERN_MAX_CHARS = 200
+# Kubernetes keeps a quantity in an int64 of its base unit: anything larger is not a quantity
+# any cluster accepts (and 1e99999999 "parses" as a finite decimal).
+QUANTITY_MAX = 2**63 - 1
+
+# An image reference (the OCI distribution reference grammar, as `docker pull` and the kubelet
+# read it): [domain[:port]/]path[:tag][@digest]; path components lower-case.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_RE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\Z"
+)
+NAME_MAX = 255
+
+
+def image_problem(value: str) -> str | None:
+    """Why ``value`` is not an image reference, or None."""
+    match = IMAGE_RE.match(value)
+    if match is None:
+        return (f"{shown(value)} is not an image reference: [registry[:port]/]name[:tag][@digest], "
+                "the name in lower case (e.g. ghcr.io/acme/agent:1.2 or "
+                "registry.local:5000/agent@sha256:<64 hex>)")
+    if len(match.group("name")) > NAME_MAX:
+        return f"the image name is {len(match.group('name'))} characters; at most {NAME_MAX}"
+    return None
 DAY = 86400.0
 
 
@@ -73,7 +101,7 @@ class WebhookSpec(ApiModel):
     @classmethod
     def _secret_file(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or any(c in value for c in "\n\r\0")):
-            raise ValueError("repo.webhook.secretFile must be a file path (one line, not empty)")
+            raise ValueError("must be a file path (one line, not empty)")
         return value
 
 
@@ -98,8 +126,7 @@ class RepoSpec(ApiModel):
     def _url(cls, value: str) -> str:
         if not value or any(ch.isspace() or not ch.isprintable() for ch in value) or value.startswith("-"):
             raise ValueError(
-                "repo.url must be a git URL without spaces or control characters, not starting "
-                "with '-'"
+                "must be a git URL without spaces or control characters, not starting with '-'"
             )
         return value
 
@@ -108,30 +135,28 @@ class RepoSpec(ApiModel):
     def _branch(cls, value: str) -> str:
         problem = ref_name_problem(value)
         if problem is not None:
-            raise ValueError(f"repo.branch {shown(value)} is not a valid branch name: {problem}")
-        check_safe_token(value, "repo.branch")
+            raise ValueError(f"{shown(value)} is not a valid branch name: {problem}")
+        check_safe_token(value, "branch")
         return value
 
     @field_validator("state_dir")
     @classmethod
     def _state_dir(cls, value: str) -> str:
-        return check_relative_path(value, "repo.stateDir")
+        return check_relative_path(value, "the path")
 
     @field_validator("credentials_secret")
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         if value is not None and not K8S_NAME_RE.match(value):
-            raise ValueError(f"repo.credentialsSecret {shown(value)} must be a Kubernetes object name")
+            raise ValueError(f"{shown(value)} must be a Kubernetes object name")
         return value
 
     @model_validator(mode="after")
     def _no_credentials_in_clear(self) -> RepoSpec:
         if self.credentials_secret and self.url.lower().startswith(("http://", "git://")):
-            raise ValueError(
-                f"repo.credentialsSecret is set but repo.url {self.url.split('://')[0]}:// is "
-                "not encrypted: credentials are only sent over https:// or ssh; change the URL "
-                "or drop the Secret"
-            )
+            raise FieldError((("credentialsSecret",),
+                f"is set but spec.repo.url {self.url.split('://')[0]}:// is not encrypted: "
+                "credentials are only sent over https:// or ssh; change the URL or drop the Secret"))
         return self
 
 
@@ -154,7 +179,7 @@ class PhaseSpec(ApiModel):
     def _id(cls, value: str) -> str:
         if not DNS_LABEL_RE.match(value):
             raise ValueError(
-                f"phase id {shown(value)} must be a DNS label: lower-case letters, digits and '-', "
+                f"{shown(value)} must be a DNS label: lower-case letters, digits and '-', "
                 "at most 63 characters, starting and ending with a letter or digit"
             )
         return value
@@ -162,18 +187,21 @@ class PhaseSpec(ApiModel):
     @field_validator("plan")
     @classmethod
     def _plan(cls, value: str) -> str:
-        return check_relative_path(value, "plan")
+        return check_relative_path(value, "the path")
 
     @field_validator("status_file")
     @classmethod
     def _status(cls, value: str) -> str:
-        return check_relative_path(value, "statusFile")
+        return check_relative_path(value, "the path")
 
     @field_validator("models")
     @classmethod
     def _models(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for role, model in (value or {}).items():
-            check_safe_token(model, f"models.{role}")
+            try:
+                check_safe_token(model, "the model")
+            except ValueError as err:
+                raise FieldError(((role,), str(err))) from None
         return value
 
 
@@ -189,7 +217,7 @@ class PromptSource(ApiModel):
         given = [n for n in ("inline", "configMapKeyRef", "file") if self._get(n) is not None]
         if len(given) != 1:
             raise ValueError(
-                "prompt needs exactly one of inline, configMapKeyRef or file "
+                "needs exactly one of inline, configMapKeyRef or file "
                 f"(got {', '.join(given) or 'none'})"
             )
         return self
@@ -212,7 +240,7 @@ class SecretEnv(ApiModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not value.replace("_", "a").isalnum() or value[0].isdigit():
-            raise ValueError(f"env name {shown(value)} must be letters, digits and '_'")
+            raise ValueError(f"{shown(value)} must be letters, digits and '_'")
         return value
 
 
@@ -224,13 +252,11 @@ class Resources(ApiModel):
 
     @field_validator("requests", "limits")
     @classmethod
-    def _quantities(cls, value: dict[str, str | int] | None, info: ValidationInfo) -> dict[str, str | int] | None:
+    def _quantities(cls, value: dict[str, str | int] | None) -> dict[str, str | int] | None:
         for name, amount in (value or {}).items():
             if not _RESOURCE_NAME_RE.match(name):
-                raise ValueError(
-                    f"resources.{info.field_name}: {shown(name)} is not a resource name (e.g. cpu, "
-                    "memory, ephemeral-storage)"
-                )
+                raise FieldError(((name,),
+                    f"{shown(name)} is not a resource name (e.g. cpu, memory, ephemeral-storage)"))
             # Imported here: the shim imports the spec module, and every agent pod carries a
             # shim (the kubernetes package costs it megabytes; tests/shim checks its imports).
             from kubernetes.utils.quantity import parse_quantity
@@ -242,15 +268,14 @@ class Resources(ApiModel):
             # ArithmeticError: decimal.InvalidOperation ("NaN" and "sNaN" parse, then refuse
             # to compare).
             except (ValueError, ArithmeticError) as err:
-                raise ValueError(
-                    f"resources.{info.field_name}.{name}: {shown(amount)} is not a Kubernetes "
-                    "quantity (e.g. 500m, 2, 512Mi, 2Gi)"
-                ) from err
+                raise FieldError(((name,),
+                    f"{shown(amount)} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 2Gi)")) from err
             if quantity < 0:
-                raise ValueError(
-                    f"resources.{info.field_name}.{name}: {shown(amount)} is negative; quantities are "
-                    "zero or more"
-                )
+                raise FieldError(((name,), f"{shown(amount)} is negative; quantities are zero or more"))
+            if quantity > QUANTITY_MAX:
+                raise FieldError(((name,), f"{shown(amount)} is too large for Kubernetes (at most "
+                                           f"{QUANTITY_MAX} {'cores' if name == 'cpu' else 'bytes'}); "
+                                           "e.g. cpu: 2, memory: 4Gi"))
         return value
 
 
@@ -280,7 +305,15 @@ class AgentSpec(ApiModel):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        return None if value is None else check_safe_token(value, "model")
+        return None if value is None else check_safe_token(value, "the model")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        problem = None if value is None else image_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("account")
     @classmethod
@@ -289,7 +322,7 @@ class AgentSpec(ApiModel):
         # holds (other namespaces' included), and "loopphase status" prints it as is.
         if value is not None and (not value.strip() or any(
                 ch.isspace() or not ch.isprintable() for ch in value) or len(value) > 253):
-            raise ValueError("account must be a non-empty name of at most 253 printable "
+            raise ValueError("must be a non-empty name of at most 253 printable "
                              "characters without spaces (e.g. team-max-1)")
         return value
 
@@ -297,8 +330,8 @@ class AgentSpec(ApiModel):
     @classmethod
     def _server(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("opencodeServer must be an http:// or https:// URL")
-        return None if value is None else check_safe_token(value, "opencodeServer")
+            raise ValueError("must be an http:// or https:// URL")
+        return None if value is None else check_safe_token(value, "the URL")
 
 
 class OrchestratorSpec(AgentSpec):
@@ -392,7 +425,7 @@ class HandoffSpec(ApiModel):
     @field_validator("adversary_inbox", "builder_inbox")
     @classmethod
     def _inbox(cls, value: str) -> str:
-        return check_relative_path(value, "inbox file")
+        return check_relative_path(value, "the inbox file")
 
 
 class DoneSpec(ApiModel):
@@ -405,7 +438,7 @@ class DoneSpec(ApiModel):
     @classmethod
     def _marker(cls, value: str) -> str:
         if not value.strip() or "\n" in value:
-            raise ValueError("done.marker must be one non-empty line")
+            raise ValueError("must be one non-empty line")
         return value.strip()
 
 
@@ -477,58 +510,72 @@ def render_text(template: str, **values: str) -> str:
     return " ".join(_Placeholders(template).substitute(values).split())
 
 
-def _check_injected(field: str, template: str) -> None:
+def _check_injected(field: tuple[str, ...], template: str) -> None:
+    """Raises FieldError at ``field`` (a wire path below the spec) when the text cannot be typed."""
+    try:
+        _check_text(template)
+    except ValueError as err:
+        raise FieldError((field, str(err))) from None
+
+
+def _check_text(template: str) -> None:
     try:
         text = render_text(template, **SAMPLE_PLACEHOLDERS)
     except (KeyError, IndexError, ValueError) as err:
         raise ValueError(
-            f"{field}: unknown or malformed placeholder ({err}); use only "
+            f"unknown or malformed placeholder ({err}); use only "
             "{role}, {phase}, {inbox}, {kickoff} (no format specs or attributes; '{{' is a "
             "literal brace)"
         ) from err
     if not text.strip():
-        raise ValueError(f"{field} must not be empty (an empty continuation aborts warm resume)")
+        raise ValueError("must not be empty (an empty continuation aborts warm resume)")
     problem = untypeable_reason(text)
     if problem is not None:
-        raise ValueError(f"{field}: {problem} (the shim types this text and would refuse it)")
+        raise ValueError(f"{problem} (the shim types this text and would refuse it)")
     hits = injected_text_violations(text)
     if hits:
         found = "; ".join(f"{rule} detector matches {excerpt!r}" for rule, excerpt in hits)
         raise ValueError(
-            f"{field} would be mistaken for agent output once typed ({found}): reword it so it "
+            f"would be mistaken for agent output once typed ({found}): reword it so it "
             "does not look like a limit banner, a fatal error, a spinner or a wait marker"
         )
 
 
-def agent_field(spec: LoopPhaseSpec, role: Role) -> str:
-    """The spec path that configures ``role``'s agent (the adversary may borrow the builder's)."""
+def agent_path(spec: LoopPhaseSpec, role: Role) -> tuple[str, str]:
+    """The wire path below ``spec`` that configures ``role``'s agent (the adversary may borrow
+    the builder's)."""
     if role == "adversary" and spec.agents.adversary is None:
-        return "agents.builder"
-    return f"agents.{role}"
+        return ("agents", "builder")
+    return ("agents", role)
+
+
+def agent_field(spec: LoopPhaseSpec, role: Role) -> str:
+    """The full wire path of ``role``'s agent settings, e.g. ``spec.agents.builder``."""
+    return "spec." + ".".join(agent_path(spec, role))
 
 
 def _check_sim_scenarios(spec: LoopPhaseSpec) -> None:
     """A sim agent needs a scenario; an inline one must parse with known steps (names the field)."""
     from loopphase.sim.scenario import ScenarioError, scenario_source
 
-    problems = []
+    problems: list[tuple[tuple[str, ...], str]] = []
     for role in spec.roles():
         agent = spec.agent(role)
-        where = f"{agent_field(spec, role)}.simScenario"
-        if agent.backend != "sim" or f"{where}:" in " ".join(problems):
+        where = (*agent_path(spec, role), "simScenario")
+        if agent.backend != "sim" or any(path == where for path, _ in problems):
             continue
         if agent.sim_scenario is None:
-            problems.append(
-                f"{where}: required for backend sim (the scenario the simulated agent plays): give "
+            problems.append((where,
+                "required for backend sim (the scenario the simulated agent plays): give "
                 "inline scenario YAML (a mapping with 'phases') or a path to a scenario file"
-            )
+            ))
             continue
         try:
             scenario_source(agent.sim_scenario)
         except ScenarioError as err:
-            problems.append(f"{where}: {err}")
+            problems.append((where, str(err)))
     if problems:
-        raise ValueError("; ".join(problems))
+        raise FieldError(*problems)
 
 
 class LoopPhaseSpec(ApiModel):
@@ -552,11 +599,12 @@ class LoopPhaseSpec(ApiModel):
         ids = [phase.id for phase in self.phases]
         dupes = sorted({pid for pid in ids if ids.count(pid) > 1})
         if dupes:
-            raise ValueError(f"phases: duplicate phase id(s) {', '.join(dupes)}: ids must be unique")
+            first = ids.index(dupes[0], ids.index(dupes[0]) + 1)
+            raise FieldError((("phases", first, "id"),
+                              f"duplicate phase id(s) {', '.join(dupes)}: ids must be unique"))
         if self.start_at is not None and self.start_at not in ids:
-            raise ValueError(
-                f"startAt {shown(self.start_at)} is not a phase id; choose one of {', '.join(ids)}"
-            )
+            raise FieldError((("startAt",),
+                f"{shown(self.start_at)} is not a phase id; choose one of {', '.join(ids)}"))
         if self.time_zone is not None:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -564,21 +612,19 @@ class LoopPhaseSpec(ApiModel):
                 ZoneInfo(self.time_zone)
             # OSError: a directory ("America") or a name too long for a file name.
             except (ZoneInfoNotFoundError, ValueError, OSError) as err:
-                raise ValueError(
-                    f"timeZone {shown(self.time_zone)} is not an IANA zone (e.g. Europe/Berlin)"
-                ) from err
+                raise FieldError((("timeZone",),
+                    f"{shown(self.time_zone)} is not an IANA zone (e.g. Europe/Berlin)")) from err
         for name in TextsSpec.model_fields:
             alias = TextsSpec.model_fields[name].alias or name
-            _check_injected(f"texts.{alias}", getattr(self.texts, name))
+            _check_injected(("texts", alias), getattr(self.texts, name))
         if self.agents.orchestrator is not None:
-            _check_injected("agents.orchestrator.wakePrompt", self.agents.orchestrator.wake_prompt)
+            _check_injected(("agents", "orchestrator", "wakePrompt"), self.agents.orchestrator.wake_prompt)
         for role in ("builder", "adversary", "orchestrator"):
             agent = self.agent(role) if role != "orchestrator" else self.agents.orchestrator
             if agent is not None and agent.backend == "opencode" and not agent.opencode_server:
-                raise ValueError(
-                    f"agents.{role}.opencodeServer is required for the opencode backend "
-                    "(the URL of the opencode server to attach to)"
-                )
+                where = agent_path(self, role) if role != "orchestrator" else ("agents", role)
+                raise FieldError(((*where, "opencodeServer"),
+                    "required for the opencode backend (the URL of the opencode server to attach to)"))
         _check_sim_scenarios(self)
         return self
 

@@ -1,8 +1,8 @@
 """`loopphase validate FILE.yaml...`: check LoopPhase manifests; every error names the field and the fix.
 
-By default a file is also checked for `loopphase run` on this machine: scenario and prompt
-files exist and parse, and each backend's CLI (claude, opencode) and tmux and git are on
-PATH. `--cluster` checks only what the operator checks (for manifests meant for `kubectl apply`).
+By default a file is also checked for `loopphase run` on this machine: the repository
+answers `git ls-remote` and has the branch, scenario and prompt files exist and parse, and
+each backend's CLI (claude, opencode) and tmux and git are on PATH. `--cluster` checks only what the operator checks (for manifests meant for `kubectl apply`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE",
                         help="LoopPhase manifests (or bare specs) in YAML")
     parser.add_argument("--cluster", action="store_true",
-                        help="skip the checks for this machine (files, CLIs on PATH)")
+                        help="skip the checks for this machine (repository, files, CLIs on PATH)")
     return parser
 
 
@@ -38,6 +38,13 @@ def main(argv: list[str]) -> int:
             print(err, file=sys.stderr)
             failed += 1
             continue
+        for found in url_credentials(loaded.spec.repo.url):
+            print(
+                f"{path}: warning: spec.repo.url carries {found}; anyone who can read the "
+                "LoopPhase (or its status and logs) sees the URL. Put the credentials in a "
+                "Secret and name it in spec.repo.credentialsSecret (docs/kubernetes.md).",
+                file=sys.stderr,
+            )
         problems = cluster_problems(loaded.spec) if args.cluster else local_problems(loaded.spec, loaded.path.parent)
         if problems:
             lines = "\n".join(f"  {problem}" for problem in problems)
@@ -47,11 +54,4 @@ def main(argv: list[str]) -> int:
             continue
         where = "" if args.cluster else ", can start here"
         print(f"{path}: valid LoopPhase {loaded.name!r} ({len(loaded.spec.phases)} phases{where})")
-        for found in url_credentials(loaded.spec.repo.url):
-            print(
-                f"{path}: warning: spec.repo.url carries {found}; anyone who can read the "
-                "LoopPhase (or its status and logs) sees the URL. Put the credentials in a "
-                "Secret and name it in spec.repo.credentialsSecret (docs/kubernetes.md).",
-                file=sys.stderr,
-            )
     return 1 if failed else 0

@@ -31,6 +31,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                    "reference_interval": 5.0, "timeout": 240.0},
         "scale": {"sizes": [3], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
         "realcli": {"seconds": 5.0, "interval": 1.0, "timeout": 300.0},
+        "images": {"fresh": False, "timeout": 1800.0},
         "webhooks": {"phases": 2, "rounds": 2, "slow_interval": 5.0, "idle_seconds": 900.0,
                      "timeout": 480.0},
         "overhead": {"sizes": [1, 10], "ticks": 50},
@@ -49,6 +50,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                    "reference_interval": 2.0, "timeout": 150.0},
         "scale": {"sizes": [2], "interval": 5.0, "window": 10.0, "settle": 5.0, "timeout": 120.0},
         "realcli": {"seconds": 2.0, "interval": 1.0, "timeout": 300.0},
+        "images": {"fresh": False, "timeout": 1800.0},
         # The slow poll scaled 30 s -> 3 s; the webhook run's 60 s safety net is not (the run
         # ends before it is due); 5 simulated minutes of idle observes.
         "webhooks": {"phases": 1, "rounds": 1, "slow_interval": 3.0, "idle_seconds": 300.0,
@@ -65,13 +67,17 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "scale": {"sizes": [10, 100, 300], "interval": 5.0, "window": 30.0, "settle": 10.0,
                   "timeout": 900.0},
         "realcli": {"seconds": 30.0, "interval": 1.0, "timeout": 400.0},
+        # From nothing: the local bases (when built locally) and both images without cache.
+        "images": {"fresh": True, "timeout": 1800.0},
         "webhooks": {"phases": 3, "rounds": 4, "slow_interval": 30.0, "idle_seconds": 3600.0,
                      "timeout": 2400.0},
         "overhead": {"sizes": [1, 10, 100], "ticks": 100},
     },
 }
-NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "overhead", "realcli")
-# realcli needs the agent CLIs (npm) and minutes of wall time: only when asked for (--only).
+NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "overhead", "realcli",
+         "images")
+# realcli needs the agent CLIs (npm) and minutes of wall time, images a container engine (and
+# root for local bases): only when asked for (--only).
 DEFAULT_NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "overhead")
 
 
@@ -111,6 +117,12 @@ def _run_realcli(params: dict[str, Any]) -> dict[str, Any]:
     return realcli.run(**params)
 
 
+def _run_images(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import images
+
+    return images.run(**params)
+
+
 def _run_webhooks(params: dict[str, Any]) -> dict[str, Any]:
     from loopphase.bench import webhooks
 
@@ -126,7 +138,7 @@ def _run_overhead(params: dict[str, Any]) -> dict[str, Any]:
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "core": _run_core, "footprint": _run_footprint, "latency": _run_latency, "limits": _run_limits,
     "scale": _run_scale, "webhooks": _run_webhooks, "overhead": _run_overhead,
-    "realcli": _run_realcli,
+    "realcli": _run_realcli, "images": _run_images,
 }
 
 
@@ -243,6 +255,11 @@ def table(results: dict[str, Any]) -> str:
             rows.append(("real claude: stated reset -> working again",
                          f"{_fmt(lr['working_again_after_reset_s'], 's')} (probes at {lr['probes_after_reset_s']} s)",
                          f"duplicate prompts {lr['duplicate_prompts']}, kills {lr['kills_in_window']} (target 0/0)"))
+    built = results.get("images")
+    if built and "error" not in built:
+        from loopphase.bench.images import rows as image_rows
+
+        rows.extend(image_rows(built))
     hooks = results.get("webhooks")
     if hooks and "error" not in hooks:
         from loopphase.bench.webhooks import rows as webhook_rows

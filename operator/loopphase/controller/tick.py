@@ -142,10 +142,8 @@ async def execute(
         out: list[ActionResult] = []
         for action in queue:
             result = await _execute_one(spec, action, runtime, role_prompt)
-            level = logging.INFO if result.ok else logging.WARNING
-            if not isinstance(action, EmitEvent):
-                log.log(level, "%s -> %s %s", describe(action), "ok" if result.ok else "FAILED", result.detail)
             out.append((action, result.ok, scrub(result.detail)))
+            log_result(*out[-1])
         return out
 
     grouped = await asyncio.gather(*(run_role(q) for q in by_role.values()))
@@ -171,10 +169,23 @@ async def _execute_one(
             return await runtime.restart(launch_plan(spec, role, action.phase_index, action.mode, role_prompt))
         if isinstance(action, RecreateHost):
             return await runtime.recreate(launch_plan(spec, role, action.phase_index, action.mode, role_prompt))
-    except Exception as err:  # noqa: BLE001 - every failure becomes a recorded result
-        log.warning("%s raised %s: %s", describe(action), type(err).__name__, err)
+    except Exception as err:
+        # Logged once, as the action's result line (log_result), with this text.
+        log.debug("%s raised", describe(action), exc_info=True)
         return HostResult(False, f"{type(err).__name__}: {err}")
     return HostResult(False, f"unknown action {type(action).__name__}")
+
+
+def log_result(action: Action, ok: bool, detail: str) -> None:
+    """The one log line of an executed action: kind, role, rule, the core's reason (which
+    quotes the text a rule matched), then ``-> ok (detail)`` or ``-> FAILED: why``. A
+    note (EmitEvent) has no outcome: its line is the decision, a Warning one at WARNING."""
+    if isinstance(action, EmitEvent):
+        log.log(logging.WARNING if action.warning else logging.INFO, "%s", describe(action))
+    elif ok:
+        log.info("%s -> ok%s", describe(action), f" ({detail})" if detail else "")
+    else:
+        log.warning("%s -> FAILED: %s", describe(action), detail or "no detail")
 
 
 WAKE_MARGIN = 0.05
@@ -246,9 +257,6 @@ class _Decider:
             self.spec, status, observations, self.now, generation=self.generation,
             default_tz=self.default_tz, namespace=self.namespace,
         )
-        for action in actions:
-            if isinstance(action, EmitEvent):
-                log.info("%s", describe(action))
         results = await execute(self.spec, actions, self.runtime, self.role_prompt)
         if any(not ok for _, ok, _ in results):
             new_status = settle(self.spec, new_status, results, self.now)

@@ -96,7 +96,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     oversized = st.handoff.oversized_files
     for path, size in sorted(oversized.items()):
         degraded_bits.append(
-            f"{path} is {size} bytes, over repo.maxFileBytes ({spec.repo.max_file_bytes}): not read"
+            f"{path} is {size} bytes, over spec.repo.maxFileBytes ({spec.repo.max_file_bytes}): not read"
         )
     reason = (
         "CircuitOpen" if circuit

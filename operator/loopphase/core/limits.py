@@ -46,8 +46,8 @@ WINDOW_RULES: Mapping[str, str] = MappingProxyType({
     "window.stated-duration": "the time left the banner states (It will reset in 3 hours) + slack",
     "window.stale-banner-horizon": "a stated time further ahead than the class allows: stale banner",
     "window.reset-passed": "a stated reset already passed: probe after the slack",
-    "window.fallback-cadence": "no reset stated: the flat probe cadence (timing.probeFallback)",
-    "window.spend-probe": "no reset to wait for: the slow probe (timing.spendProbeInterval)",
+    "window.fallback-cadence": "no reset stated: the flat probe cadence (spec.timing.probeFallback)",
+    "window.spend-probe": "no reset to wait for: the slow probe (spec.timing.spendProbeInterval)",
     "window.probe-cadence": "probed, banner still shown: the next probe",
     "window.early-probe-retry": "probed moments after a minute-granular reset: one quick retry",
 })
@@ -103,9 +103,9 @@ def decide(reading: ScreenReading, now: datetime, timing: TimingSpec) -> Decisio
         until = now + interval
         if rule == "window.spend-probe":
             why = (f"a {cls} limit with no reset to wait for; probing every "
-                   f"{int(interval.total_seconds())}s (timing.spendProbeInterval), next at {_fmt(until)}")
+                   f"{int(interval.total_seconds())}s (spec.timing.spendProbeInterval), next at {_fmt(until)}")
         else:
-            why = f"the banner states no reset time; probe at {_fmt(until)} (timing.probeFallback)"
+            why = f"the banner states no reset time; probe at {_fmt(until)} (spec.timing.probeFallback)"
         return Decision(until, False, rule, why)
     ahead = hint.at - now
     if hint.kind == "time" and ahead > horizon(cls, timing):
@@ -224,7 +224,7 @@ def step_limit(
     notes = [LimitNote("probe", "limit.probe",
                        f"window over, banner still shown: probe #{nudges}{then}")]
     if nudges == PROBE_WARN_AFTER:
-        knob = "timing.spendProbeInterval" if decided_by == "window.spend-probe" else "timing.probeFallback"
+        knob = "spec.timing.spendProbeInterval" if decided_by == "window.spend-probe" else "spec.timing.probeFallback"
         notes.append(
             LimitNote(
                 "warning",

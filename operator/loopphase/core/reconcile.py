@@ -196,7 +196,7 @@ def _drop_oversized(spec: LoopPhaseSpec, git: GitObservation, d: Decision) -> Gi
     for path, size in oversized.items():
         if path not in handoff.oversized_files:
             d.note("warning", None, "git.file-too-large",
-                   f"{path} is {size} bytes at {(git.head or '')[:12]}, over repo.maxFileBytes "
+                   f"{path} is {size} bytes at {(git.head or '')[:12]}, over spec.repo.maxFileBytes "
                    f"({cap}): not read; shrink it or raise the cap", warning=True)
     if handoff.oversized_files != oversized:
         handoff.oversized_files = oversized
@@ -659,7 +659,7 @@ def _context_full(
     if a.compact_sent_at is not None and now - a.compact_sent_at < timedelta(seconds=spec.heal.post_heal_quiet):
         _set_state(a, "Idle", now, "context full: waiting for /compact to finish")
         return
-    why = "/compact did not help" if a.compact_sent_at else "heal.compactOnContextFull is false"
+    why = "/compact did not help" if a.compact_sent_at else "spec.heal.compactOnContextFull is false"
     _heal(spec, role, a, d, "context-full", f"context full ({found.excerpt}); {why}", pane)
 
 

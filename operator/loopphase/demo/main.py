@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import yaml
 
 from loopphase.cli import LOG_LEVELS, log_level, plain
 from loopphase.demo.agents import MissingCli, real_agents, require_cli
-from loopphase.demo.progress import Printer
+from loopphase.demo.progress import PHASE_PURPOSES, Printer
 from loopphase.demo.scenarios import ADVERSARY, BUILDER
 from loopphase.demo.summary import Summary, summarise
 from loopphase.runner.loop import Runner, TickReport
@@ -89,14 +90,14 @@ def demo_manifest(bare: Path) -> dict[str, Any]:
 async def run_demo(workdir: Path, timeout: float, agents: str = "sim") -> tuple[Summary, Runner]:
     """Run the three phases; ``agents`` is ``sim`` or a real CLI (``claude``, ``opencode``)."""
     if agents == "sim":
-        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)), ())
+        return await _run(workdir, timeout, demo_manifest(build_repo(workdir)), (), agents)
     state = workdir / "state"
     with real_agents(agents, workdir, state) as real:
         manifest = demo_manifest(build_repo(workdir))
         manifest["spec"]["agents"] = real.agents_spec
         # Real CLIs start in seconds, not instantly, and idle at their prompt between pings.
         manifest["spec"]["timing"].update({"startGrace": "30s", "stallIdle": "25s"})
-        return await _run(workdir, timeout, manifest, real.unshown)
+        return await _run(workdir, timeout, manifest, real.unshown, agents)
 
 
 def approve_when_waiting(runner: Runner, report: TickReport) -> None:
@@ -108,18 +109,23 @@ def approve_when_waiting(runner: Runner, report: TickReport) -> None:
                                       "phase": current.id, "message": ""})
 
 
+def demo_tick(runner: Runner, printer: Callable[[TickReport], None]) -> Callable[[TickReport], None]:
+    """The demo's per-tick callback: print the tick (its "awaiting approval" line included),
+    then play the human who approves (in that order: the gate is reached, then approved)."""
+    def on_tick(report: TickReport) -> None:
+        printer(report)
+        approve_when_waiting(runner, report)
+    return on_tick
+
+
 async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
-               unshown: tuple[str, ...]) -> tuple[Summary, Runner]:
+               unshown: tuple[str, ...], agents: str = "sim") -> tuple[Summary, Runner]:
     spec_path = workdir / "loopphase-demo.yaml"
     manifest["spec"]["phases"][0]["approval"] = "manual"  # the demo plays the approving human
     spec_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    printer = Printer(phases=len(PHASES))
-
-    def on_tick(report: TickReport) -> None:
-        approve_when_waiting(runner, report)
-        printer(report)
-
-    runner = Runner(load_spec(spec_path), workdir / "state", on_tick=on_tick)
+    printer = Printer(phases=len(PHASES), purposes=PHASE_PURPOSES[agents])
+    runner = Runner(load_spec(spec_path), workdir / "state")
+    runner.on_tick = demo_tick(runner, printer)
     try:
         status = await asyncio.wait_for(runner.run(exit_on_complete=True), timeout=timeout)
     except TimeoutError:
@@ -130,6 +136,11 @@ async def _run(workdir: Path, timeout: float, manifest: dict[str, Any],
     return summarise(status, runner.store.read_actions(), printer.states_seen, unshown), runner
 
 
+def default_timeline(agents: str) -> Path:
+    """The demo's picture, one file per agent kind (a claude demo keeps the sim demo's)."""
+    return Path("loopphase-demo-timeline.png" if agents == "sim" else f"loopphase-demo-{agents}-timeline.png")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loopphase demo", description=plain(__doc__))
     parser.add_argument("--dir", type=Path, help="work here (kept); default: a temp dir, removed")
@@ -138,8 +149,10 @@ def main(argv: list[str]) -> int:
                         help="who plays builder and adversary: the simulated agent (default) or "
                              "a real CLI against a scripted local model endpoint")
     parser.add_argument("--log-level", type=log_level, default="WARNING", help=f"one of {', '.join(LOG_LEVELS)} (default WARNING)")
-    parser.add_argument("--timeline", type=Path, default=Path("loopphase-demo-timeline.png"),
-                        help="where the run's timeline picture goes (.png, .svg or .html)")
+    parser.add_argument("--timeline", type=Path,
+                        help="where the run's timeline picture goes (.png, .svg or .html; default "
+                             "loopphase-demo-timeline.png, with --agents claude "
+                             "loopphase-demo-claude-timeline.png, and so on)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for tool in ("tmux", "git"):
@@ -160,7 +173,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         summary, runner = asyncio.run(run_demo(workdir, args.timeout, args.agents))
-        write_timeline(runner.state_dir, args.timeline)
+        write_timeline(runner.state_dir, args.timeline or default_timeline(args.agents))
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -15,12 +15,31 @@ from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.runner.loop import TickReport
 
-# What each demo phase is there to show (printed when it starts).
-PHASE_PURPOSE: dict[str, str] = {
-    "p1-handoff": "claim -> adversary pinged -> review -> builder pinged -> DONE pushed",
-    "p2-limits": "a usage-limit window: armed from the banner, kept quiet, probed, lifted; a declared wait",
-    "p3-healing": "a fatal API error restarted cold; a silent builder nudged, then restarted warm",
+# What each demo phase shows (printed when it starts), by who plays the agents: each header
+# promises only what that demo's script plays (demo/scenarios.py, demo/agents.py).
+PHASE_PURPOSES: dict[str, dict[str, str]] = {
+    "sim": {
+        "p1-handoff": "an expired login needs a human; claim -> adversary pinged -> review -> "
+                      "builder pinged -> DONE pushed -> the approval gate",
+        "p2-limits": "a usage-limit window: armed from the banner, kept quiet, probed, lifted; "
+                     "the account hold; a declared wait",
+        "p3-healing": "a fatal API error restarted cold; a silent builder nudged, then restarted warm",
+    },
+    "claude": {
+        "p1-handoff": "claim -> adversary pinged -> review -> builder pinged -> DONE pushed -> "
+                      "the approval gate",
+        "p2-limits": "Claude Code's usage-limit screen: a window armed from it, kept quiet (no "
+                     "kills; the account hold), lifted when Claude Code resumes by itself",
+        "p3-healing": "a fatal API error restarted cold; a silent builder nudged back to work",
+    },
+    "opencode": {
+        "p1-handoff": "claim -> adversary pinged -> review -> builder pinged -> DONE pushed -> "
+                      "the approval gate",
+        "p2-limits": "an inbox note pinged to the adversary; claim -> review -> DONE",
+        "p3-healing": "claim -> review -> DONE (opencode's error screens are not read yet)",
+    },
 }
+PHASE_PURPOSE = PHASE_PURPOSES["sim"]
 
 
 def _clock(ts: datetime) -> str:
@@ -45,7 +64,7 @@ def explain(status: LoopPhaseStatus, now: datetime) -> str:
         elif agent.state == "Idle" and agent.idle_since is not None:
             secs = int((now - agent.idle_since).total_seconds())
             ladder = (f"healing tier {agent.heal.tier}: a restart follows if it stays silent"
-                      if agent.heal.tier else "a nudge comes once it passes timing.stallIdle")
+                      if agent.heal.tier else "a nudge comes once it passes spec.timing.stallIdle")
             parts.append(f"{role} idle for {secs}s ({ladder})")
         elif agent.state == "Starting":
             parts.append(f"{role} starting")
@@ -63,7 +82,10 @@ class Printer:
 
     def __init__(self, phases: int, gap: float = 8.0, clock: Callable[[], float] = time.monotonic,
                  out: Callable[[str], None] | None = None,
-                 wallclock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 purposes: dict[str, str] | None = None) -> None:
+        """``purposes``: phase id -> what the phase shows (default: the simulated demo's)."""
+        self.purposes = PHASE_PURPOSE if purposes is None else purposes
         self.started = clock()
         self.clock = clock
         self.phases = phases
@@ -86,7 +108,7 @@ class Printer:
         current = status.current
         if current is not None and current.id != self.phase_seen and status.completed_at is None:
             self.phase_seen = current.id
-            purpose = PHASE_PURPOSE.get(current.id, "")
+            purpose = self.purposes.get(current.id, "")
             self._print(f"── phase {current.index + 1}/{self.phases} {current.id}"
                         f"{': ' + purpose if purpose else ''}")
         outcome = {id(a): ok for a, ok, _ in report.result.results}

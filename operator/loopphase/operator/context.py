@@ -136,6 +136,6 @@ async def role_prompts(
                 log.warning("prompt ConfigMap %s/%s has no key %s", namespace, ref.name, ref.key)
             out[role] = str(data.get(ref.key, ""))
         else:
-            log.warning("agents.%s.prompt.file only works with `loopphase run`", role)
+            log.warning("spec.agents.%s.prompt.file only works with `loopphase run`", role)
             out[role] = ""
     return out

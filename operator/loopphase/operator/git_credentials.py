@@ -174,7 +174,7 @@ async def _resolve(
         creds.discard_key(namespace, name)
     if "password" not in data:
         creds.warn(namespace, name, CREDENTIALS_UNUSABLE, _unusable(
-            namespace, name, data, "repo.url is not an ssh URL, so it needs `password`"), warn,
+            namespace, name, data, "spec.repo.url is not an ssh URL, so it needs `password`"), warn,
             via="https", user=user)
         return None, None
     creds.resolved(namespace, name, CREDENTIALS_UNUSABLE, via="https", user=user)
@@ -206,7 +206,7 @@ def _ssh_env(
         problem(_unusable(namespace, name, data, (
             "`ssh-privatekey` is not a PEM/OpenSSH private key (-----BEGIN ... PRIVATE "
             "KEY-----); use an unencrypted key, e.g. from ssh-keygen -t ed25519 -N ''"
-        ) if key.strip() else "repo.url is an ssh URL, so it needs `ssh-privatekey`"))
+        ) if key.strip() else "spec.repo.url is an ssh URL, so it needs `ssh-privatekey`"))
         creds.discard_key(namespace, name)
         return None
     if creds.keys is None:

@@ -101,7 +101,7 @@ async def tick(
         status = models.status(uid, status_io.raw_status(obj))
     except ValidationError as err:
         # Never "start over" from an unreadable status (it holds windows and the phase index).
-        message = f"status unreadable, not acting: {status_io.validation_message(err)}"
+        message = f"status unreadable, not acting: {status_io.validation_message(err, 'status')}"
         log.error("%s/%s: %s", namespace, name, message)
         _post(body, True, "InvalidStatus", message)
         return spec.timing.signal_interval

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from loopphase.api.base import API_GROUP, API_VERSION, PLURAL
+from pydantic import ValidationError
+
+from loopphase.api.base import API_GROUP, API_VERSION, PLURAL, clip
+from loopphase.api.errors import format_errors
+from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.status import Condition, LoopPhaseStatus
 from loopphase.operator.kubeapi import KubeApi, KubeApiError, custom_ref, merge_patch_diff
 
@@ -174,14 +178,10 @@ def invalid_status(
     return wire
 
 
-def validation_message(err: Exception) -> str:
-    """pydantic errors as ``spec.<camelCase loc>: message`` lines (the field is named)."""
-    errors = getattr(err, "errors", None)
-    if not callable(errors):
+def validation_message(err: Exception, root: str = "spec") -> str:
+    """pydantic errors as ``spec.<wire path>: message`` (``loopphase.api.errors``: the same
+    form ``loopphase validate`` prints), joined with "; " and cut with an ellipsis."""
+    if not isinstance(err, ValidationError):
         return str(err)
-    parts = []
-    for item in errors():
-        loc = ".".join(str(p) for p in item.get("loc", ()))
-        where = f"spec.{loc}" if loc else "spec"
-        parts.append(f"{where}: {item.get('msg', '')}")
-    return "; ".join(parts)[:2000]
+    model = LoopPhaseSpec if root == "spec" else LoopPhaseStatus
+    return clip("; ".join(format_errors(err, root, model)), 2000)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from loopphase.api.status import LoopPhaseStatus
 from loopphase.cli import LOG_LEVELS, log_level
 from loopphase.metrics import LoopMetrics, serve
 from loopphase.outbound import install_log_scrubbing
@@ -85,6 +86,10 @@ def main(argv: list[str]) -> int:
     if args.stop:
         return asyncio.run(_stop(runner))
     problems = local_problems(loaded.spec, loaded.path.parent)
+    for problem in (p for p in problems if not p.lasting):
+        print(f"loopphase run: warning: {problem}; starting anyway (the clone is retried with "
+              "backoff)", file=sys.stderr)
+    problems = [p for p in problems if p.lasting]
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
         print(f"loopphase run: {args.file} cannot start on this machine (nothing was started):\n{lines}",
@@ -151,5 +156,24 @@ async def _run(runner: Runner, args: argparse.Namespace) -> int:
         return 1
     print(f"{runner.loaded.name}: {status.phase} ({status.progress}); state in {runner.state_dir}")
     if status.completed_at is None:
-        print("agents keep running; `loopphase run` again adopts them, `--stop` stops them")
+        print(final_line(runner, status))
     return 0
+
+
+def final_line(runner: Runner, status: LoopPhaseStatus) -> str:
+    """What is left running when the runner exits before Complete: the roles with a live
+    agent host, or that none is (and why each role is not running)."""
+    running = [role for role in runner.spec.roles() if runner.runtime.record(role) is not None]
+    if running:
+        return (f"agents keep running ({', '.join(running)}); `loopphase run` again adopts them, "
+                "`--stop` stops them")
+    why = []
+    for role in runner.spec.roles():
+        agent = status.agents.get(role)
+        if agent is not None and agent.attention is not None:
+            why.append(f"{role}: {agent.state}({agent.attention.reason}): {agent.attention.message}")
+        elif agent is not None:
+            why.append(f"{role}: {agent.state}{f': {agent.reason}' if agent.reason else ''}")
+        else:
+            why.append(f"{role}: never started")
+    return "no agent is running (none started or all stopped):\n" + "\n".join(f"  {w}" for w in why)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loopphase.api.spec import LoopPhaseSpec, Role
+from loopphase.api.spec import LoopPhaseSpec, Role, agent_field
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core import holds
@@ -67,7 +67,7 @@ class StateDirLost(RuntimeError):
     """The state directory vanished (or was replaced) under a live run."""
 
 
-def spec_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def spec_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "spec.") -> list[str]:
     """Dotted paths that differ between two wire specs, as ``path: old -> new`` lines."""
     lines: list[str] = []
     for key in sorted(set(old) | set(new), key=str):
@@ -157,7 +157,7 @@ class Runner:
         lines += [f"  {change}" for change in changes]
         touched = {c.split(":", 1)[0] for c in changes}
         for role in self.spec.roles():
-            prefix = f"agents.{role}."
+            prefix = f"spec.agents.{role}."
             if any(t.startswith(prefix) for t in touched) and self.runtime.record(role) is not None:
                 lines.append(f"  {role} keeps running with its previous agent settings; they apply at its next "
                              "start (`loopphase run --stop` and run again to apply them now)")
@@ -175,7 +175,7 @@ class Runner:
                                     "the name selects the state directory; start the new name separately")
             repo, new_repo = self.spec.repo, loaded.spec.repo
             if (repo.url, repo.branch) != (new_repo.url, new_repo.branch):
-                raise SpecFileError("repo.url/repo.branch changed: this run's state belongs to "
+                raise SpecFileError("spec.repo.url/spec.repo.branch changed: this run's state belongs to "
                                     f"{redact_patterns(repo.url)} branch {repo.branch}; give the new "
                                     "repository its own metadata.name")
         except SpecFileError as err:
@@ -205,7 +205,7 @@ class Runner:
         if source.file is not None:
             return (self.loaded.path.parent / source.file).read_text(encoding="utf-8")
         raise ValueError(
-            f"agents.{role}.prompt.configMapKeyRef only works on a cluster; "
+            f"{agent_field(self.spec, role)}.prompt.configMapKeyRef only works on a cluster; "
             "for `loopphase run` use prompt.inline or prompt.file"
         )
 
@@ -286,8 +286,7 @@ class Runner:
                 record["purpose"] = action.purpose
             if hasattr(action, "mode"):
                 record["mode"] = action.mode
-            records.append(record)
-            log.info("%s role=%s rule=%s ok=%s: %s", record["action"], action.role, action.rule, ok, action.reason)
+            records.append(record)  # logged once, by the tick (controller.tick.log_result)
         self.store.append_actions(records)
 
     async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None,

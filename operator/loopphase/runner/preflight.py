@@ -9,11 +9,13 @@ spec edited or a CLI uninstalled mid-run becomes NeedsAttention(CannotStart), no
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
+from loopphase.git.probe import local_path, probe_branch
 from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source
 
 # The program each backend runs inside tmux (sim runs this Python, always present).
@@ -32,6 +34,7 @@ class Problem:
 
     field: str
     message: str
+    lasting: bool = True  # False: may pass by itself (the network); a run starts anyway
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
@@ -67,6 +70,7 @@ def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Prob
                 load_scenario(path)
         except ScenarioError as err:
             problems.append(Problem(f"{where}.simScenario", str(err)))
+    problems += env_problems(agent, where)
     prompt = agent.prompt
     if prompt is not None and prompt.config_map_key_ref is not None:
         problems.append(Problem(
@@ -84,18 +88,51 @@ def agent_problems(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> list[Prob
     return problems
 
 
+def env_problems(agent: AgentSpec, where: str) -> list[Problem]:
+    """``agents.<role>.env`` on this machine: a Secret exists only on a cluster, so each
+    variable must be set in the environment of `loopphase run`, which the agent inherits
+    (shim -> tmux server -> agent). A missing one is refused, never silently dropped."""
+    problems = []
+    for index, item in enumerate(agent.env):
+        if os.environ.get(item.name):
+            continue
+        ref = item.secret_key_ref
+        problems.append(Problem(
+            f"{where}.env[{index}]",
+            f"{item.name} comes from Secret {ref.name} (key {ref.key}) on a cluster; a Secret "
+            f"cannot be read on this machine: export {item.name} in the shell that runs "
+            "`loopphase run` (its agents inherit its environment)",
+        ))
+    return problems
+
+
 def role_problem(spec: LoopPhaseSpec, role: Role, spec_dir: Path) -> str | None:
     """The whole reason ``role`` cannot start here, or None (what the runtime reports)."""
     problems = agent_problems(spec, role, spec_dir)
     return "; ".join(str(p) for p in problems) if problems else None
 
 
+def repo_problem(spec: LoopPhaseSpec) -> Problem | None:
+    """Why the agents' clone of ``spec.repo`` would fail from this machine now, or None: the
+    repository must answer ``git ls-remote`` (with a timeout) and have the branch (the runner
+    clones it; it never creates it). ``lasting`` is False for network trouble."""
+    probe = probe_branch(spec.repo.url, spec.repo.branch)
+    if probe.field is None:
+        return None
+    return Problem(probe.field, probe.message, lasting=probe.lasting)
+
+
 def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
-    """Everything that stops this spec from starting on this machine, each role once."""
+    """Everything that stops this spec from starting on this machine, each role once (the
+    repository is asked with ``git ls-remote``: this may take up to the probe's timeout)."""
     problems: list[Problem] = []
     for program in ("tmux", "git"):
         if shutil.which(program) is None:
             problems.append(Problem(program, f"`loopphase run` needs {program} on PATH: {INSTALL_HINTS[program]}"))
+    if shutil.which("git") is not None:
+        repo = repo_problem(spec)
+        if repo is not None:
+            problems.append(repo)
     seen: set[str] = set()
     for role in spec.roles():
         for problem in agent_problems(spec, role, spec_dir):
@@ -106,9 +143,22 @@ def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
 
 
 def cluster_problems(spec: LoopPhaseSpec) -> list[Problem]:
-    """What the operator could never start: a sim scenario given as a file path (a cluster
-    has only what the spec holds)."""
+    """What the operator could never start: a repository given as a local path or file:// URL
+    (the agent pods clone it, and they have no such directory), a sim scenario given as a file
+    path (a cluster has only what the spec holds).
+
+    The operator itself accepts a local repository: it reads the remote from its own
+    filesystem, which serves an operator run outside a cluster (the tests do) or a volume
+    mounted at that path; `validate --cluster` refuses it because the pods LoopPhase creates
+    mount none."""
     problems: list[Problem] = []
+    if local_path(spec.repo.url) is not None:
+        problems.append(Problem(
+            "spec.repo.url",
+            f"{spec.repo.url} is a path on this machine; the agent pods clone the repository "
+            "and cannot reach it: use a git server's https:// or ssh URL (docs/kubernetes.md "
+            "gives an in-cluster one), or `loopphase run` to run the loop on this machine",
+        ))
     for role in spec.roles():
         agent = spec.agent(role)
         if agent.backend != "sim" or agent.sim_scenario is None:

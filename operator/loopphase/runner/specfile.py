@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from loopphase.api.base import API_GROUP, API_VERSION, K8S_NAME_RE, KIND
+from loopphase.api.errors import format_errors
 from loopphase.api.spec import LoopPhaseSpec
 from loopphase.api.yamlfile import load_yaml
 
@@ -28,11 +29,8 @@ class LoadedSpec:
 
 
 def format_validation_error(err: ValidationError, prefix: str = "spec") -> str:
-    lines = []
-    for item in err.errors():
-        where = ".".join(str(p) for p in (prefix, *item["loc"]))
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {where}: {message}")
+    """pydantic's errors as ``  spec.<wire path>: message`` lines (``loopphase.api.errors``)."""
+    lines = [f"  {line}" for line in format_errors(err, prefix, LoopPhaseSpec)]
     return "invalid LoopPhase:\n" + "\n".join(lines)
 
 

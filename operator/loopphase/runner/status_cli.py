@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -81,6 +82,16 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
     return "\n".join(lines)
 
 
+def run_name(state_dir: Path) -> str:
+    """The metadata.name of the run kept in ``state_dir`` (recorded in spec.applied.json by
+    `loopphase run`), else the directory's name (``.loopphase/<name>``)."""
+    try:
+        name = json.loads((state_dir / "spec.applied.json").read_text(encoding="utf-8"))["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return state_dir.resolve().name
+    return name if isinstance(name, str) and name else state_dir.resolve().name
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loopphase status", description=plain(__doc__))
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the LoopPhase YAML given to `loopphase run`")
@@ -89,15 +100,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.state_dir is None and args.file is None:
         parser.error("give the spec FILE or --state-dir")
-    name = "loopphase"
     state_dir = args.state_dir
-    if state_dir is None:
+    if args.file is not None:
         try:
             loaded = load_spec(args.file)
         except SpecFileError as err:
             print(f"loopphase status: {err}", file=sys.stderr)
             return 2
-        name, state_dir = loaded.name, default_state_dir(loaded)
+        name, state_dir = loaded.name, state_dir or default_state_dir(loaded)
+    else:
+        name = run_name(state_dir)
     store = StateStore(state_dir, create=False, spec_hint=str(args.file or "SPEC.yaml"))
     if not store.status_path.exists() and not store.journal_path.exists():
         print(f"loopphase status: no run state in {state_dir} (start one with `loopphase run`)", file=sys.stderr)

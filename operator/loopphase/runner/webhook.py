@@ -62,7 +62,7 @@ def resolve_config(
     spec_hook = loaded.spec.repo.webhook
     if listen is None:
         if spec_hook is not None:
-            log.warning("repo.webhook is set but no --webhook-listen was given: no receiver, "
+            log.warning("spec.repo.webhook is set but no --webhook-listen was given: no receiver, "
                         "the remote is polled every signalInterval")
         return None
     try:
@@ -73,13 +73,13 @@ def resolve_config(
     if secret_file is not None:
         secret = read_secret(secret_file, "--webhook-secret-file")
     elif spec_hook is not None and spec_hook.secret_file is not None:
-        secret = read_secret(loaded.path.parent / spec_hook.secret_file, "repo.webhook.secretFile")
+        secret = read_secret(loaded.path.parent / spec_hook.secret_file, "spec.repo.webhook.secretFile")
     elif environ.get(SECRET_ENV, "").strip():
         secret = environ[SECRET_ENV].strip().encode()
     else:
         raise WebhookConfigError(
             "--webhook-listen needs a secret: give --webhook-secret-file FILE, set "
-            f"repo.webhook.secretFile in the spec, or export {SECRET_ENV}"
+            f"spec.repo.webhook.secretFile in the spec, or export {SECRET_ENV}"
         )
     poll = spec_hook.poll_interval if spec_hook is not None else DEFAULT_WEBHOOK_POLL
     return LocalWebhookConfig(host=host, port=port, secret=secret, poll_interval=poll)

@@ -339,9 +339,11 @@ class KubernetesRuntime:
         labelled ``loopphase.dev/agent-env: "true"`` (the operator must not be the deputy that
         reads any Secret of the namespace for whoever may create a LoopPhase), and never a
         shim token (one token per role: a builder reading the adversary's would drive it)."""
-        for item in self.spec.agent(role).env:
+        from loopphase.api.spec import agent_field
+
+        for index, item in enumerate(self.spec.agent(role).env):
             name = item.secret_key_ref.name
-            field = f"agents.{role}.env[{item.name}]"
+            field = f"{agent_field(self.spec, role)}.env[{index}] ({item.name})"
             if name.endswith("-shim-token"):
                 return (f"{field} names Secret {name}: shim tokens are never handed to an agent; "
                         "use another Secret")

@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,8 +35,10 @@ import psutil
 
 from loopphase.api.spec import LoopPhaseSpec, Role
 from loopphase.core.observations import AgentObservation
+from loopphase.git.errors import GitRemoteError
+from loopphase.git.probe import is_transient
 from loopphase.git.runner import GitRunner
-from loopphase.runner.preflight import role_problem, scenario_file
+from loopphase.runner.preflight import repo_problem, role_problem, scenario_file
 from loopphase.runner.secure import private_dir, write_private
 from loopphase.runtime.base import HostResult, LaunchPlan
 from loopphase.shim.client import ShimClient, ShimError, to_observation
@@ -47,6 +50,7 @@ SHIM_READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 CALL_TIMEOUT = 8.0
 MARKER = "LOOPPHASE_RUN_ID"
+REPO_RECHECK = 15.0  # seconds between ls-remotes while the repository refuses every start
 
 
 def run_id(state_dir: Path) -> str:
@@ -101,6 +105,8 @@ class LocalRuntime:
         self.run_id = run_id(state_dir)
         # role -> (agent settings it was refused with, the shim's whole reason)
         self._refused: dict[Role, tuple[str, str]] = {}
+        # (the whole reason every clone fails, monotonic time of the next ls-remote to re-check)
+        self._repo_refused: tuple[str, float] | None = None
         if create:
             private_dir(state_dir)
             for sub in ("shims", "work", "logs", "kickoff", "scenarios", "shim-state"):
@@ -169,13 +175,41 @@ class LocalRuntime:
         problem = role_problem(self.spec, role, self.spec_dir)
         if problem is not None:
             return problem
+        if self._repo_refused is not None:
+            return self._repo_refused[0]
         refused = self._refused.get(role)
         if refused is not None and refused[0] == self.settings_key(role):
             return refused[1]
         self._refused.pop(role, None)
         return None
 
+    async def _recheck_repo(self) -> None:
+        """While a lasting clone failure refuses every start: ask the remote again every
+        ``REPO_RECHECK`` seconds (someone may create the repository or push the branch)."""
+        if self._repo_refused is None or time.monotonic() < self._repo_refused[1]:
+            return
+        problem = await asyncio.to_thread(repo_problem, self.spec)
+        if problem is None or not problem.lasting:
+            log.info("the repository can be cloned again (%s)", problem or "it answers")
+            self._repo_refused = None
+        else:
+            self._repo_refused = (str(problem), time.monotonic() + REPO_RECHECK)
+
+    async def _clone_failed(self, role: Role, err: GitRemoteError) -> HostResult:
+        """A failed clone: a lasting cause (no repository, access refused, no branch) refuses
+        every start until it is fixed (NeedsAttention(CannotStart) with the field to fix);
+        network trouble is an ordinary failed start (retried with backoff)."""
+        text = str(err)
+        if not is_transient(text):
+            problem = await asyncio.to_thread(repo_problem, self.spec)
+            if problem is not None and problem.lasting:
+                self._repo_refused = (str(problem), time.monotonic() + REPO_RECHECK)
+                log.warning("%s cannot start: %s", role, problem)
+                return HostResult(False, str(problem))
+        return HostResult(False, f"git clone failed: {text}")
+
     async def observe(self, role: Role) -> AgentObservation:
+        await self._recheck_repo()
         record = self.record(role)
         orphan = None
         if record is None:
@@ -214,7 +248,10 @@ class LocalRuntime:
         problem = self.cannot_start(plan.role)
         if problem is not None:
             return HostResult(False, problem)
-        workdir = await asyncio.to_thread(self._ensure_clone, plan.role)
+        try:
+            workdir = await asyncio.to_thread(self._ensure_clone, plan.role)
+        except GitRemoteError as err:
+            return await self._clone_failed(plan.role, err)
         return await self._spawn(plan, workdir)
 
     async def restart(self, plan: LaunchPlan) -> HostResult:
