@@ -20,7 +20,7 @@ metadata:
 spec:
   repo: {{url: {url}}}
   phases:
-    - {{id: p1, plan: plans/p1.md, statusFile: STATUS-p1.md}}
+    - {{id: p1, plan: plans/PHASE-1.md, statusFile: STATUS-p1.md}}
   agents:
     builder: {{backend: sim, simScenario: "phases: {{default: []}}"}}
 """
