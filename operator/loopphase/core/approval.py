@@ -55,9 +55,17 @@ def apply_requests(spec: LoopPhaseSpec, requests: tuple[ApprovalRequest, ...], d
         target = request.phase or cur.id
         if target != cur.id:
             index = spec.phase_index(target)
-            if index is None or index > cur.index:  # an earlier phase's: already past, ignore
+            if index is not None and index > cur.index and request.verdict == "approve":
+                # Approved ahead of time: the request is seen again (and applied) once that
+                # phase is current, whose handled list starts empty. Said as such, not "ignored".
+                d.note("approved", None, "approval.approve-ahead",
+                       f"approve for phase {target!r} noted ahead of time: it applies when "
+                       f"{target} is current (its DONE will advance without waiting)")
+            elif index is None or index > cur.index:  # an earlier phase's: already past
                 d.note("warning", None, f"approval.{request.verdict}",
-                       f"{request.verdict} for phase {target!r} ignored: the current phase is {cur.id}",
+                       f"{request.verdict} for phase {target!r} ignored: the current phase is "
+                       f"{cur.id}" + ("" if index is None else "; a reject applies only to the "
+                                      "phase awaiting approval"),
                        warning=True)
             continue
         if request.verdict == "approve":

@@ -65,7 +65,12 @@ def _main(argv: list[str], verdict: str) -> int:
     store.append_approval({"id": uuid.uuid4().hex, "verdict": verdict, "phase": phase,
                            "message": message, "time": datetime.now(UTC).isoformat()})
     waiting = status.current is not None and status.current.awaiting_approval_since is not None
-    note = "" if waiting else f" (phase {current} is not awaiting approval yet)"
+    if phase != current and verdict == "approve":
+        note = f" ahead of time: its DONE will advance without waiting (current phase: {current})"
+    elif phase != current:
+        note = f" (ignored: a reject applies only to the phase awaiting approval, now {current})"
+    else:
+        note = "" if waiting else f" (phase {current} is not awaiting approval yet)"
     print(f"{verdict} recorded for phase {phase}{note}; `loopphase run` acts on it at its next tick")
     return 0
 
