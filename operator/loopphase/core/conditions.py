@@ -11,12 +11,23 @@ from __future__ import annotations
 from datetime import datetime
 
 from loopphase.api.spec import LoopPhaseSpec
-from loopphase.api.status import Condition, ConditionType, LoopPhaseStatus
+from loopphase.api.status import AgentStatus, Condition, ConditionType, LoopPhaseStatus
 from loopphase.core import approval
 from loopphase.core.holds import describe as describe_hold
 from loopphase.core.phases import progress
 
 RUNNING = {"Active", "Idle", "Waiting", "Limited"}
+# How reconcile starts the reason of a Limited agent that has no running process (its host is
+# gone, or its agent exited, inside a window or hold): Limited, but not running (not Ready).
+HOST_GONE = "host gone"
+NOT_RUNNING = "agent not running"
+
+
+def is_running(agent: AgentStatus) -> bool:
+    """The agent's process runs (Limited counts only while it has one)."""
+    if agent.state not in RUNNING:
+        return False
+    return not (agent.state == "Limited" and agent.reason.startswith((HOST_GONE, NOT_RUNNING)))
 
 
 def set_condition(
@@ -53,7 +64,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     st.progress = progress(spec, index, complete)
     wanted = [] if complete or spec.suspend else spec.roles()
     agents = st.agents
-    running = [r for r in wanted if agents.get(r) and agents[r].state in RUNNING]
+    running = [r for r in wanted if agents.get(r) and is_running(agents[r])]
     st.ready = f"{len(running)}/{len(wanted)}"
     st.builder = agents["builder"].state if "builder" in agents else None
     st.adversary = agents["adversary"].state if "adversary" in agents else None
