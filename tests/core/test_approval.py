@@ -153,3 +153,27 @@ def test_a_reject_message_that_failed_to_type_is_typed_again() -> None:
     again = [a for a in loop.tick() if isinstance(a, SendText)]
     assert [a.text for a in again] == [send.text]
     assert [a for a in loop.tick() if isinstance(a, SendText)] == []  # typed once it worked
+
+
+def test_a_verified_done_clears_the_heal_ladders_so_the_wait_is_not_stalled() -> None:
+    """A trial: both agents were nudged once, the builder pushed DONE, and Stalled=True
+    (reason Healing, message 'adversary: ; builder: ') stayed for the whole wait."""
+    from loopphase.api.status import HealState
+
+    loop = Loop()
+    loop.tick(files={})
+    for role in ("builder", "adversary"):
+        loop.status.agents[role].heal = HealState(tier=1, problem="stalled", last_action_at=loop.now)
+    loop.tick()
+    loop.tick()
+    assert loop.status.current.awaiting_approval_since is not None
+    assert all(a.heal.tier == 0 for a in loop.status.agents.values())
+    assert loop.status.condition("Stalled").status == "False"
+
+
+def test_a_stalled_message_names_the_heal_when_the_state_has_no_reason() -> None:
+    from loopphase.api.status import AgentStatus, HealState
+    from loopphase.core.conditions import _trouble
+
+    agent = AgentStatus(state="Idle", heal=HealState(tier=1, problem="stalled", reason="idle 20m"))
+    assert _trouble(agent) == "Idle, heal tier 1 (stalled: idle 20m)"

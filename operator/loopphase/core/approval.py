@@ -17,6 +17,7 @@ from typing import Any
 from loopphase.api.spec import LoopPhaseSpec, PhaseSpec
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.core.decision import Decision
+from loopphase.core.heal import healed
 from loopphase.core.observations import ApprovalRequest
 from loopphase.core.typeable import untypeable_reason
 
@@ -36,6 +37,11 @@ def gate(phase: PhaseSpec, head: str | None, where: str, d: Decision) -> bool:
     if cur.awaiting_approval_since is None:
         cur.awaiting_approval_since = d.now
         cur.done_commit = head
+        # A verified DONE is the loop working: heal ladders start over (the hold skips the
+        # roles' passes, where seeing work would reset them, so a nudge just before DONE left
+        # Stalled=True for the whole wait).
+        for agent in d.status.agents.values():
+            agent.heal = healed(agent.heal)
         d.note(
             "awaiting-approval", None, "approval.manual",
             f"phase {phase.id} DONE ({where}); waiting for approval: `loopphase approve` or "

@@ -23,6 +23,15 @@ HOST_GONE = "host gone"
 NOT_RUNNING = "agent not running"
 
 
+def _trouble(agent: AgentStatus) -> str:
+    """What the Stalled condition says of one agent: its state's reason, else its heal."""
+    if agent.reason:
+        return agent.reason
+    heal = agent.heal
+    return f"{agent.state}, heal tier {heal.tier} ({heal.problem or 'no problem recorded'}" + (
+        f": {heal.reason})" if heal.reason else ")")
+
+
 def is_running(agent: AgentStatus) -> bool:
     """The agent's process runs (Limited counts only while it has one)."""
     if agent.state not in RUNNING:
@@ -97,7 +106,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     )
     set_condition(st, "Limited", bool(limited), "UsageLimitWindow" if limited else "NoLimit",
                   limit_msg or (", ".join(limited) if limited else ""), now)
-    stalled_msg = "; ".join(f"{r}: {agents[r].reason}" for r in troubled)
+    stalled_msg = "; ".join(f"{r}: {_trouble(agents[r])}" for r in troubled)
     set_condition(st, "Stalled", bool(troubled), "Healing" if troubled else "NoStall", stalled_msg, now)
     refused = sorted(r for r, a in agents.items() if r in wanted and a.start_error)
     degraded_bits = [f"{r}: circuit open" for r in circuit]
