@@ -102,3 +102,16 @@ def test_a_status_from_before_id_tracking_counts_the_phases_before_the_current_o
     world.tick(both(PANE_ACTIVE, phase=1), git("h1"), advance=1)
     assert world.status.done_phases == ["p1"]
     assert world.status.progress == "1/3"
+
+
+def test_an_explicit_jump_back_runs_the_later_phases_again():
+    world = World(spec=spec_of("p1", "p2", "p3"))
+    world.started()
+    world.tick(both(PANE_ACTIVE), git("h1", files=done("p1")), advance=1)
+    run_into(world, 1, "h1")
+    world.tick(both(PANE_ACTIVE, phase=1), git("h2", files=done("p2")), advance=1)
+    assert world.status.current.id == "p3" and world.status.progress == "2/3"
+    world.spec = LoopPhaseSpec.model_validate({**world.spec.model_dump(by_alias=True), "startAt": "p1"})
+    world.tick(NOBODY, git("h2"), advance=1)
+    assert world.status.current.id == "p1"
+    assert world.status.done_phases == [] and world.status.progress == "0/3"

@@ -151,6 +151,10 @@ def _ensure_phase(spec: LoopPhaseSpec, d: Decision) -> bool:
         _enter_phase(spec, d, index)
         st.applied_start_at = spec.start_at
         st.completed_at = None
+        # An explicit jump runs the sequence from there again: the target and every later phase
+        # must verify DONE anew (as before phases were tracked by id); earlier ones not DONE
+        # are skipped on purpose.
+        st.done_phases = [p for p in st.done_phases if (spec.phase_index(p) or 0) < index]
         st.skipped_phases = [
             p.id for p in spec.phases[:index] if p.id not in st.done_phases
         ]
