@@ -60,10 +60,10 @@ async def test_metrics_approval_annotation_and_notifications(
     try:
         async with running_operator(kmock, ctx):
             await create_lp(kube, body)
-            await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"), timeout=SLOW)
+            await eventually(lambda: obj(kmock, "v1/pods", "demo-builder") and obj(kmock, "v1/pods", "demo-adversary"), timeout=SLOW)
             await kubelet.run(NS, "demo-builder", "127.0.0.2")
             await kubelet.run(NS, "demo-adversary", "127.0.0.3")
-            await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"].get("ready") == "2/2", timeout=SLOW)
+            await eventually(lambda: (o := obj(kmock, LP, "demo")) and (o.get("status") or {}).get("ready") == "2/2", timeout=SLOW)
 
             push_file(work, origin, "src.txt", "x\n", "claim: gate 1")
             await eventually(lambda: value(scrape(server.server_port), "loopphase_pings_delivered_total",
@@ -77,7 +77,7 @@ async def test_metrics_approval_annotation_and_notifications(
             # DONE waits for approval: display phase, condition, Event, notification.
             push_file(work, origin, "STATUS-1.md", "## DONE\n", "status: phase 1 done")
             lp = await eventually(lambda: (o := obj(kmock, LP, "demo"))
-                                  and o["status"].get("phase") == "AwaitingApproval" and o, timeout=SLOW)
+                                  and (o.get("status") or {}).get("phase") == "AwaitingApproval" and o, timeout=SLOW)
             cond = next(c for c in lp["status"]["conditions"] if c["type"] == "AwaitingApproval")
             assert cond["status"] == "True" and cond["reason"] == "PhaseDone"
             # kopf posts Events from a background queue: wait for it rather than assume it.
@@ -123,14 +123,14 @@ async def test_reject_annotation_pings_the_builder_once_and_keeps_the_phase(
     message = "the migration has no rollback; add one"
     async with running_operator(kmock, ctx):
         await create_lp(kube, body)
-        await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"), timeout=SLOW)
+        await eventually(lambda: obj(kmock, "v1/pods", "demo-builder") and obj(kmock, "v1/pods", "demo-adversary"), timeout=SLOW)
         await kubelet.run(NS, "demo-builder", "127.0.0.2")
         await kubelet.run(NS, "demo-adversary", "127.0.0.3")
-        await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"].get("ready") == "2/2",
+        await eventually(lambda: (o := obj(kmock, LP, "demo")) and (o.get("status") or {}).get("ready") == "2/2",
                          timeout=SLOW)
         push_file(work, origin, "STATUS-1.md", "## DONE\n", "status: phase 1 done")
         await eventually(lambda: (o := obj(kmock, LP, "demo"))
-                         and o["status"].get("phase") == "AwaitingApproval", timeout=SLOW)
+                         and (o.get("status") or {}).get("phase") == "AwaitingApproval", timeout=SLOW)
 
         await kube.merge_patch(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
                                {"metadata": {"annotations": {"loopphase.dev/reject": message}}})
@@ -164,4 +164,4 @@ async def test_reject_annotation_pings_the_builder_once_and_keeps_the_phase(
         # A new push with DONE: the phase waits for approval again.
         push_file(work, origin, "STATUS-1.md", "## DONE\nrollback added\n", "status: done again")
         await eventually(lambda: (o := obj(kmock, LP, "demo"))
-                         and o["status"].get("phase") == "AwaitingApproval", timeout=SLOW)
+                         and (o.get("status") or {}).get("phase") == "AwaitingApproval", timeout=SLOW)

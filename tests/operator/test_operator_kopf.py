@@ -134,7 +134,7 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
         await kubelet.run(NS, "demo-adversary", "127.0.0.3")
         lp = await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
                               and (o.get("status") or {}).get("builder") == "Active"
-                              and o["status"].get("adversary") == "Active" and o)
+                              and (o.get("status") or {}).get("adversary") == "Active" and o)
         assert lp["status"]["ready"] == "2/2"
         assert lp["status"]["current"]["id"] == "p1"
 
@@ -156,7 +156,7 @@ async def test_apply_pods_status_claim_ping_done_advance_and_restart_adopts(
         await kubelet.run(NS, "demo-adversary", "127.0.0.5")
         await eventually(lambda: (o := obj(kmock, "loopphase.dev/v1alpha1/loopphases", "demo"))
                          and o["status"]["current"]["id"] == "p2"
-                         and o["status"].get("builder") == "Active")
+                         and (o.get("status") or {}).get("builder") == "Active")
 
     created = pod_creations(kmock)
     # Operator restart: a fresh context (no memory), same world: adopt, no duplicate pod, the
