@@ -134,8 +134,8 @@ class Notifier:
             outcome = Outcome(item.id, hook.name, False, datetime.now(UTC),
                               _hide(f"{type(err).__name__}: {err}", url))
         level = logging.INFO if outcome.ok else logging.WARNING
-        log.log(level, "notify %s #%d %s -> %s %s", hook.name, item.id, item.kind,
-                "delivered" if outcome.ok else "failed", outcome.error)
+        log.log(level, "notify %s #%d %s -> %s%s", hook.name, item.id, item.kind,
+                "delivered" if outcome.ok else "failed", f" {outcome.error}" if outcome.error else "")
         self._done.append(outcome)
 
     async def _post(self, hook: WebhookSpec, item: OutboxItem, url: str) -> Outcome:
