@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopphase.timeline.model import Timeline
+from loopphase.timeline.model import Span, Timeline
 
 try:
     import matplotlib
@@ -59,28 +59,43 @@ def title_span(tl: Timeline) -> str:
     return f"{tl.start:%Y-%m-%d %H:%M:%S} - {end} UTC"
 
 
+DENSE_PINGS = 150
+
+
+def _ranges(spans: list[Span]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(role, label) -> [(start, width)] in matplotlib date numbers, in span order."""
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for span in spans:
+        x0 = mdates.date2num(span.start)
+        out.setdefault((span.role, span.label), []).append((x0, mdates.date2num(span.end) - x0))
+    return out
+
+
 def _figure(tl: Timeline) -> tuple[plt.Figure, plt.Axes]:
     fig, ax = plt.subplots(figsize=(12, 1.6 + 1.1 * len(tl.roles)), dpi=DPI)
     lane = {role: len(tl.roles) - 1 - i for i, role in enumerate(tl.roles)}
-    for span in tl.states:
-        x0 = mdates.date2num(span.start)
-        ax.broken_barh([(x0, mdates.date2num(span.end) - x0)], (lane[span.role] - LANE_HEIGHT / 2, LANE_HEIGHT),
-                       facecolors=STATE_COLORS.get(span.label, "#000000"), edgecolor="none")
-    for span in tl.limits:
-        x0 = mdates.date2num(span.start)
-        color = LIMIT_COLORS.get(span.label, "#393b79")
-        ax.broken_barh([(x0, mdates.date2num(span.end) - x0)],
-                       (lane[span.role] + LANE_HEIGHT / 2, 0.15), facecolors=color, edgecolor=color,
-                       hatch="//")
+    # One broken_barh (one artist) per lane and colour, not one per span: a five-day run has
+    # tens of thousands of spans, and an artist each took minutes to draw.
+    for (role, label), ranges in _ranges(tl.states).items():
+        ax.broken_barh(ranges, (lane[role] - LANE_HEIGHT / 2, LANE_HEIGHT),
+                       facecolors=STATE_COLORS.get(label, "#000000"), edgecolor="none")
+    for (role, label), ranges in _ranges(tl.limits).items():
+        color = LIMIT_COLORS.get(label, "#393b79")
+        ax.broken_barh(ranges, (lane[role] + LANE_HEIGHT / 2, 0.15), facecolors=color,
+                       edgecolor=color, hatch="//")
     for mark in tl.heals:
         ax.plot(mdates.date2num(mark.time), lane[mark.role] + LANE_HEIGHT / 2 + 0.28,
                 marker=HEAL_MARKERS.get(mark.label, "*"), color="#d62728", markersize=7, linestyle="none")
+    # Many pings (a multi-day run) as thin, faint arrows, so they do not merge into a band
+    # that hides the lanes.
+    dense = len(tl.pings) > DENSE_PINGS
+    arrow = {"arrowstyle": "->", "color": "#1f1f1f", "lw": 0.4 if dense else 1.2,
+             "alpha": 0.35 if dense else 1.0}
     for mark in tl.pings:
         if mark.source not in lane or mark.source == mark.role:
             continue
         x = mdates.date2num(mark.time)
-        ax.annotate("", xy=(x, lane[mark.role]), xytext=(x, lane[mark.source]),
-                    arrowprops={"arrowstyle": "->", "color": "#1f1f1f", "lw": 1.2})
+        ax.annotate("", xy=(x, lane[mark.role]), xytext=(x, lane[mark.source]), arrowprops=arrow)
     span = max((tl.end - tl.start).total_seconds(), 1e-9)
     for when, label in tl.phases:
         x = mdates.date2num(when)
