@@ -1,8 +1,8 @@
-"""`loopphase attach ROLE [--spec FILE | --state-dir DIR | --shim-state DIR | --cluster NAME] [--rw]`.
+"""`loopphase attach ROLE [FILE | --state-dir DIR | --shim-state DIR | --cluster NAME] [--rw]`.
 
 A local run: opens the agent's live tmux session (read-only by default: keys do nothing but
-detach; ``--rw`` to type), found from the run's spec or state directory. A LoopPhase on
-a cluster (``--cluster NAME``, with ``-n NS`` and ``--context C`` as kubectl takes them): runs
+detach; ``--rw`` to type), found from the run's spec FILE (default loopphase.yaml; ``--spec
+FILE`` also works) or state directory. A LoopPhase on a cluster (``--cluster NAME``, with ``-n NS`` and ``--context C`` as kubectl takes them): runs
 the same command inside the agent pod through ``kubectl exec -it`` with your own credentials
 (the operator never execs), printing it first; ``--print`` only prints it. In the pod the
 shim's state directory is ``/work/.loopphase/ROLE`` (the shim's ``--state-dir``), where it
@@ -59,8 +59,9 @@ def main(argv: list[str]) -> int:
         if args.namespace or args.context or args.print_only:
             parser.error("-n/--namespace, --context and --print go with --cluster NAME")
         return local.main(argv)
-    if args.spec is not None or args.state_dir is not None or args.shim_state is not None:
-        parser.error("--cluster NAME attaches in the agent pod: give no --spec, --state-dir "
+    if (args.file is not None or args.spec is not None or args.state_dir is not None
+            or args.shim_state is not None):
+        parser.error("--cluster NAME attaches in the agent pod: give no spec FILE, --state-dir "
                      "or --shim-state with it")
     command = cluster_argv(args.cluster, args.role, namespace=args.namespace,
                            context=args.context, read_write=args.rw)

@@ -42,6 +42,29 @@ def log_level(value: str) -> str:
     return value.upper()
 
 
+def port_number(value: str, *, allow_off: bool = False) -> int:
+    """argparse ``type`` for a TCP port: an integer 0-65535 (and -1 = off when ``allow_off``).
+
+    Raises ``argparse.ArgumentTypeError`` naming the accepted range otherwise.
+    """
+    import argparse
+
+    low = -1 if allow_off else 0
+    try:
+        port = int(value.strip())
+    except ValueError:
+        port = None
+    if port is None or not low <= port <= 65535:
+        extra = " or -1 (off)" if allow_off else ""
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port: give a number 0-65535{extra}")
+    return port
+
+
+def port_or_off(value: str) -> int:
+    """argparse ``type``: a TCP port 0-65535, or -1 for off (see ``port_number``)."""
+    return port_number(value, allow_off=True)
+
+
 def plain(doc: str | None) -> str:
     """A module docstring as an argparse description: reStructuredText ``code`` -> `code`."""
     return (doc or "").replace("``", "`").strip()

@@ -183,10 +183,10 @@ async def test_url_never_appears_in_errors_and_bad_schemes_are_final() -> None:
     status = enqueue(spec, LoopPhaseStatus(), _history("recreate"))
     port = free_port()
 
-    async def refused(_hook):
+    async def refused(_hook, _field):
         return f"http://127.0.0.1:{port}/hook/{SECRET}"
 
-    async def bad(_hook):
+    async def bad(_hook, _field):
         return f"file:///etc/{SECRET}"
 
     for resolver, final in ((refused, False), (bad, True)):

@@ -71,7 +71,7 @@ async def test_cli_prints_runs_and_refuses_mixed_arguments(tmp_path: Path) -> No
                                                                read_write=True)[1:]
     assert "running: kubectl exec -it my-loop-adversary" in err
     code, _, err = await loopphase("attach", "builder", "--cluster", "x", "--state-dir", "d")
-    assert code == 2 and "give no --spec, --state-dir or --shim-state" in err
+    assert code == 2 and "give no spec FILE, --state-dir or --shim-state" in err
     code, _, err = await loopphase("attach", "builder", "-n", "team-a")
     assert code == 2 and "go with --cluster NAME" in err
 

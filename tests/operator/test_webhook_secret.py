@@ -39,15 +39,15 @@ async def test_labelled_secret_is_read_unlabelled_refused_missing_retried(kube: 
     urls = SecretUrls(kube, NS)
     await _secret(kube, "hook", "https://hooks.example.com/T0/SECRET ", labelled=True)
     await _secret(kube, "other", "https://hooks.example.com/T0/OTHER", labelled=False)
-    assert await urls.resolve(_hook("hook")) == "https://hooks.example.com/T0/SECRET"
+    assert await urls.resolve(_hook("hook"), "spec.notify.webhooks[0]") == "https://hooks.example.com/T0/SECRET"
     with pytest.raises(WebhookConfigError, match=f"kubectl label secret -n {NS} other {WEBHOOK_LABEL}=true") as refused:
-        await urls.resolve(_hook("other"))
+        await urls.resolve(_hook("other"), "spec.notify.webhooks[0]")
     assert "OTHER" not in str(refused.value)
     with pytest.raises(WebhookUnavailable, match="does not exist"):
-        await urls.resolve(_hook("absent"))
+        await urls.resolve(_hook("absent"), "spec.notify.webhooks[0]")
     local = WebhookSpec.model_validate({"name": "ops", "urlEnv": "HOOK"})
     with pytest.raises(WebhookConfigError, match="urlSecretRef"):
-        await urls.resolve(local)
+        await urls.resolve(local, "spec.notify.webhooks[0]")
 
 
 async def test_notifier_posts_to_the_url_in_the_secret(kube: KubeApi) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -134,3 +135,39 @@ def test_no_socket_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_attach_argv_is_read_only_unless_asked() -> None:
     assert attach_argv("s1", read_write=False) == ["tmux", "-L", "s1", "attach-session", "-t", "agent", "-r"]
     assert "-r" not in attach_argv("s1", read_write=True)
+
+
+def _dead_socket(state_dir: Path, role: str = "builder") -> None:
+    """A shim state that names a tmux socket with no server behind it (the run has stopped)."""
+    shim = state_dir / "shim-state" / role
+    shim.mkdir(parents=True)
+    (shim / "tmux.socket").write_text(f"lp-test-gone-{os.getpid()}-{state_dir.name}\n")
+
+
+def test_no_live_session_is_a_clear_error(tmp_path: Path) -> None:
+    _dead_socket(tmp_path / "state")
+    done = subprocess.run([sys.executable, "-m", "loopphase.cli", "attach", "builder", "--state-dir",
+                           str(tmp_path / "state")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"loopphase attach: no live agent for builder in {tmp_path / 'state'}: "
+                                   "start the run with `loopphase run FILE`")
+    assert "attaching" not in done.stderr
+
+
+@pytest.mark.parametrize("how", [["lp.yaml"], ["--spec", "lp.yaml"]])
+def test_spec_file_positional_or_spec_flag(tmp_path: Path, how: list[str]) -> None:
+    from loopphase.runner.loop import default_state_dir
+    from loopphase.runner.specfile import load_spec
+
+    spec = tmp_path / "lp.yaml"
+    spec.write_text("repo: {url: 'https://git.example.invalid/r.git'}\n"
+                    "phases: [{id: p1, plan: p.md, statusFile: S.md}]\n")
+    state = default_state_dir(load_spec(spec))
+    _dead_socket(state)
+    done = subprocess.run([sys.executable, "-m", "loopphase.cli", "attach", "builder", *how],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"no live agent for builder in {state}: start the run with `loopphase run lp.yaml`" in done.stderr
+    both = subprocess.run([sys.executable, "-m", "loopphase.cli", "attach", "builder", "lp.yaml",
+                           "--state-dir", str(state)], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with" in both.stderr

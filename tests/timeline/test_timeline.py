@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -143,3 +144,86 @@ def test_phase_labels_stay_inside_the_plot() -> None:
     for text in labels:
         box = text.get_window_extent(renderer)
         assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, (text.get_text(), box, figure_box)
+
+
+# -- robustness (torn logs, bad -o, missing state dir, no matplotlib, multi-day runs) ---------
+
+
+def _timeline_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "loopphase.cli", "timeline", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _logs(state: Path, states_tail: str = "", actions_middle: str = "") -> None:
+    state.mkdir()
+    t0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    states = [{"time": (t0 + timedelta(minutes=i)).isoformat(), "role": "builder", "state": s, "limitClass": None}
+              for i, s in enumerate(["Starting", "Active", "Idle"])]
+    (state / "states.jsonl").write_text("".join(json.dumps(r) + "\n" for r in states) + states_tail)
+    action = {"time": t0.isoformat(), "action": "EmitEvent", "kind": "start", "rule": "phase.start"}
+    (state / "actions.jsonl").write_text(json.dumps(action) + "\n" + actions_middle + json.dumps(action) + "\n")
+
+
+def test_torn_last_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _logs(state, states_tail='{"time": "2026-11-30T10:0')  # the runner killed mid-append
+    out = tmp_path / "t.png"
+    done = _timeline_cli("--state-dir", str(state), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"loopphase timeline: warning: {state / 'states.jsonl'}:4: skipped a torn last line" in done.stderr
+    assert out.stat().st_size > 0
+
+
+def test_torn_line_before_the_last_fails_naming_file_and_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _logs(state, actions_middle="{not json\n")
+    done = _timeline_cli("--state-dir", str(state), "-o", str(tmp_path / "t.png"))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"loopphase timeline: {state / 'actions.jsonl'}:2: not a JSON record")
+
+
+def test_unwritable_output_and_missing_state_dir_are_clean_errors(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _logs(state)
+    done = _timeline_cli("--state-dir", str(state), "-o", "/nonexistent/dir/x.png")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "-o /nonexistent/dir/x.png: cannot write: No such file or directory" in done.stderr
+    done = _timeline_cli("--state-dir", str(tmp_path / "absent"), "-o", str(tmp_path / "x.png"))
+    assert done.returncode == 1
+    assert f"no such directory: {tmp_path / 'absent'}" in done.stderr
+    assert "no recorded history" not in done.stderr
+
+
+def test_without_matplotlib_the_message_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    from loopphase.timeline.cli import main as timeline_main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    monkeypatch.delitem(sys.modules, "loopphase.timeline.render")
+    assert timeline_main(["--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("loopphase timeline: drawing needs matplotlib, which is not installed: in the "
+                   "LoopPhase checkout run .venv/bin/pip install -e '.[timeline]'")
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    assert 'timeline = ["matplotlib' in pyproject  # the extra the message names
+
+
+def test_multi_day_run_ticks_and_title_show_the_dates() -> None:
+    from loopphase.timeline.render import _figure
+
+    t0 = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
+    states = [{"time": (t0 + timedelta(hours=9 * i)).isoformat(), "role": "builder", "state": s}
+              for i, s in enumerate(["Active", "Idle", "Active", "Limited", "Active", "Idle"])]
+    fig, ax = _figure(build(states, []))
+    try:
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        # Day changes are labelled by date, the hours between by time (not all "00:00:00").
+        assert {"Nov-29", "Nov-30"} <= set(labels) and len(set(labels)) >= 4, labels
+        assert ax.get_title() == "LoopPhase run 2026-11-28 22:00:00 - 2026-11-30 19:00:00 UTC"
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

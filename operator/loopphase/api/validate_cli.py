@@ -53,5 +53,6 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         where = "" if args.cluster else ", can start here"
-        print(f"{path}: valid LoopPhase {loaded.name!r} ({len(loaded.spec.phases)} phases{where})")
+        count = len(loaded.spec.phases)
+        print(f"{path}: valid LoopPhase {loaded.name!r} ({count} phase{'' if count == 1 else 's'}{where})")
     return 1 if failed else 0

@@ -117,7 +117,7 @@ async def _run_mode(mode: str, workload: str, loops: int, ticks: int, url: str) 
     statuses: list[LoopPhaseStatus] = [start] * loops
     metrics = LoopMetrics(CollectorRegistry()) if with_metrics else None
 
-    async def resolve(_: Any) -> str:
+    async def resolve(_hook: Any, _field: str) -> str:
         return url
 
     notifiers = [Notifier(f"loop-{i}", resolve) for i in range(loops)] if with_notify else []

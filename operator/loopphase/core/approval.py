@@ -112,8 +112,13 @@ def message_of(reason: str) -> str:
 
 
 def rejection_text(phase_id: str, message: str) -> str:
+    """The line typed to the builder; the reviewer's message ends as a sentence (a full stop is
+    added unless it ends in . ! or ?) before "Address this"."""
+    said = message.rstrip()
+    if not said.endswith((".", "!", "?")):
+        said += "."
     return (
-        f"LoopPhase: phase {phase_id} was NOT approved by a human reviewer: {message} "
+        f"LoopPhase: phase {phase_id} was NOT approved by a human reviewer: {said} "
         "Address this, push, and write DONE again when it is done."
     )
 

@@ -6,6 +6,6 @@ after, the actions and their results, the observations), so both shells export t
 series. ``serve`` exposes a registry over HTTP (prometheus_client's own server thread).
 """
 
-from loopphase.metrics.series import LoopMetrics, record_tick, serve
+from loopphase.metrics.series import LoopMetrics, MetricsServeError, record_tick, serve
 
-__all__ = ["LoopMetrics", "record_tick", "serve"]
+__all__ = ["LoopMetrics", "MetricsServeError", "record_tick", "serve"]

@@ -257,11 +257,22 @@ def _record_event(metrics: LoopMetrics, event: EmitEvent, before: LoopPhaseStatu
             metrics.phase_duration.observe(max(0.0, (now - before.current.started_at).total_seconds()))
 
 
+class MetricsServeError(Exception):
+    """The metrics address cannot be served (port taken, out of range, unknown host)."""
+
+
 def serve(metrics: LoopMetrics, port: int, addr: str = "127.0.0.1") -> Any:
     """Serve ``/metrics`` from a daemon thread; returns the server (``.server_port``, ``.shutdown()``).
 
-    prometheus_client's own WSGI server: no reason to write an exporter.
+    prometheus_client's own WSGI server: no reason to write an exporter. Raises
+    ``MetricsServeError`` (one line: address and reason) when the address cannot be bound or
+    resolved.
     """
-    server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
+    try:
+        server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
+    except OverflowError as err:  # socket's own check of the port range
+        raise MetricsServeError(f"{addr}:{port}: {err}") from err
+    except OSError as err:  # EADDRINUSE, EACCES, socket.gaierror for an unknown host
+        raise MetricsServeError(f"{addr}:{port}: {err.strerror or err}") from err
     log.info("metrics on http://%s:%d/metrics", addr, server.server_port)
     return server

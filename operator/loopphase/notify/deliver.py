@@ -23,7 +23,8 @@ from loopphase.outbound import scrub
 log = logging.getLogger(__name__)
 
 POST_TIMEOUT = 10.0
-UrlResolver = Callable[[WebhookSpec], Awaitable[str]]
+# (webhook, its field path like "spec.notify.webhooks[1]") -> URL; errors name that path.
+UrlResolver = Callable[[WebhookSpec, str], Awaitable[str]]
 
 
 class WebhookConfigError(RuntimeError):
@@ -50,6 +51,11 @@ def body(format_: str, loop: str, item: OutboxItem) -> dict[str, Any]:
         "id": item.id, "loopphase": loop, "kind": item.kind, "role": item.role, "rule": item.rule,
         "reason": scrub(item.reason), "phase": item.phase, "time": item.time.isoformat(),
     }
+
+
+def webhook_field(index: int) -> str:
+    """The field path of the ``index``-th webhook, as validation errors name it."""
+    return f"spec.notify.webhooks[{index}]"
 
 
 def check_url(url: str, webhook: str) -> str:
@@ -87,19 +93,20 @@ class Notifier:
 
     def submit(self, spec: NotifySpec | None, outbox: list[OutboxItem], now: datetime) -> int:
         """Start a delivery for every due item not already in flight; returns how many."""
-        hooks = {w.name: w for w in (spec.webhooks if spec is not None else [])}
+        hooks = {w.name: (index, w) for index, w in enumerate(spec.webhooks if spec is not None else [])}
         started = 0
         for item in outbox:
             key = (item.id, item.webhook)
             if key in self._busy or (item.next_attempt_at is not None and item.next_attempt_at > now):
                 continue
             self._busy.add(key)
-            hook = hooks.get(item.webhook)
-            if hook is None:
+            found = hooks.get(item.webhook)
+            if found is None:
                 self._done.append(Outcome(item.id, item.webhook, False, now,
                                           f"webhook {item.webhook} is no longer in spec.notify", final=True))
                 continue
-            task = asyncio.create_task(self._deliver(hook, item))
+            index, hook = found
+            task = asyncio.create_task(self._deliver(hook, item, webhook_field(index)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
@@ -116,10 +123,10 @@ class Notifier:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def _deliver(self, hook: WebhookSpec, item: OutboxItem) -> None:
+    async def _deliver(self, hook: WebhookSpec, item: OutboxItem, field: str) -> None:
         url = ""
         try:
-            url = check_url(await self.resolve_url(hook), hook.name)
+            url = check_url(await self.resolve_url(hook, field), hook.name)
             outcome = await self._post(hook, item, url)
         except WebhookConfigError as err:
             outcome = Outcome(item.id, hook.name, False, datetime.now(UTC), _hide(str(err), url), final=True)
@@ -127,8 +134,8 @@ class Notifier:
             outcome = Outcome(item.id, hook.name, False, datetime.now(UTC),
                               _hide(f"{type(err).__name__}: {err}", url))
         level = logging.INFO if outcome.ok else logging.WARNING
-        log.log(level, "notify %s #%d %s -> %s %s", hook.name, item.id, item.kind,
-                "delivered" if outcome.ok else "failed", outcome.error)
+        log.log(level, "notify %s #%d %s -> %s%s", hook.name, item.id, item.kind,
+                "delivered" if outcome.ok else "failed", f" {outcome.error}" if outcome.error else "")
         self._done.append(outcome)
 
     async def _post(self, hook: WebhookSpec, item: OutboxItem, url: str) -> Outcome:

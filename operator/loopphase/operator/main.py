@@ -7,13 +7,15 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import kopf
 
-from loopphase.cli import plain
-from loopphase.metrics import serve
+from loopphase.cli import plain, port_number, port_or_off
+from loopphase.metrics import MetricsServeError, serve
 from loopphase.operator.context import OperatorContext
 from loopphase.operator.handlers import build_registry
 from loopphase.operator.peering import PeeringTarget
@@ -50,8 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="image of the agent pods (default $LOOPPHASE_AGENT_IMAGE, else loopphase-agent:dev)")
     parser.add_argument("--image-pull-policy", default=env("LOOPPHASE_IMAGE_PULL_POLICY", "IfNotPresent"),
                         help="imagePullPolicy of the agent pods (default IfNotPresent)")
-    parser.add_argument("--shim-port", type=int, default=int(env("LOOPPHASE_SHIM_PORT", "8790")),
-                        help="port of the shims' HTTP API in the pods (default 8790)")
+    parser.add_argument("--shim-port", type=port_number, default=None, metavar="PORT",
+                        help="port of the shims' HTTP API in the pods (default "
+                             "$LOOPPHASE_SHIM_PORT, else 8790)")
     parser.add_argument("--storage-size", default=env("LOOPPHASE_STORAGE_SIZE", "10Gi"),
                         help="size of each role's work PVC (default 10Gi)")
     parser.add_argument("--storage-class", default=env("LOOPPHASE_STORAGE_CLASS") or None,
@@ -62,8 +65,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--operator-namespace",
                         default=env("POD_NAMESPACE", "loopphase-system"),
                         help="the operator's namespace: agents admit their shim port from it")
-    parser.add_argument("--metrics-port", type=int, default=int(env("LOOPPHASE_METRICS_PORT", "9090")),
-                        help="serve Prometheus metrics on this port (-1: off)")
+    parser.add_argument("--metrics-port", type=port_or_off, default=None, metavar="PORT",
+                        help="serve Prometheus metrics on this port (-1: off; default "
+                             "$LOOPPHASE_METRICS_PORT, else 9090)")
     parser.add_argument("--metrics-host", default=env("LOOPPHASE_METRICS_HOST", "0.0.0.0"),
                         help="address for --metrics-port (default 0.0.0.0)")
     parser.add_argument("--webhook-listen", default=env("LOOPPHASE_WEBHOOK_LISTEN", DEFAULT_LISTEN),
@@ -72,7 +76,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--api-timeout", type=float, default=10.0, help="seconds per Kubernetes API call (default 10)")
     parser.add_argument("--shim-timeout", type=float, default=5.0, help="seconds per shim call (default 5)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Environment defaults are parsed after the command line (so `--help` always works) and
+    # only when the flag is absent; a bad value names the variable.
+    if args.shim_port is None:
+        args.shim_port = env_port(parser, "LOOPPHASE_SHIM_PORT", 8790, port_number)
+    if args.metrics_port is None:
+        args.metrics_port = env_port(parser, "LOOPPHASE_METRICS_PORT", 9090, port_or_off)
+    return args
+
+
+def env_port(parser: argparse.ArgumentParser, name: str, default: int,
+             parse: Callable[[str], int]) -> int:
+    """The port in environment variable ``name`` (unset or empty: ``default``); a bad value
+    exits through ``parser.error`` (rc 2) naming the variable and the fix."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as err:
+        parser.error(f"environment variable {name}: {err}; fix or unset it (default {default})")
+        raise  # parser.error exits; this line is never reached
 
 
 def random_priority() -> int:
@@ -116,7 +141,13 @@ def main(argv: list[str]) -> int:
     install_log_scrubbing()
     ctx = make_context(args)
     if args.metrics_port >= 0:
-        serve(ctx.metrics, args.metrics_port, args.metrics_host)
+        try:
+            serve(ctx.metrics, args.metrics_port, args.metrics_host)
+        except MetricsServeError as err:
+            print(f"loopphase operator: --metrics-port/--metrics-host: cannot serve metrics on "
+                  f"{err}; choose a free port (-1: off) and an address of this machine",
+                  file=sys.stderr)
+            return 2
     namespaces = list(args.namespace)
     target = None if args.standalone else PeeringTarget(args.peering, tuple(namespaces))
     registry = build_registry(ctx, peering=target)

@@ -14,6 +14,7 @@ import binascii
 from loopphase.api.base import LABEL_PREFIX
 from loopphase.api.notify import WebhookSpec
 from loopphase.notify.deliver import WebhookConfigError, WebhookUnavailable
+from loopphase.notify.urls import cluster_url_problem
 from loopphase.operator.kubeapi import KubeApi, KubeApiError, core_ref
 
 WEBHOOK_LABEL = f"{LABEL_PREFIX}webhook"
@@ -26,14 +27,12 @@ class SecretUrls:
         self.api = api
         self.namespace = namespace
 
-    async def resolve(self, hook: WebhookSpec) -> str:
+    async def resolve(self, hook: WebhookSpec, field: str) -> str:
+        """The URL; ``field`` (``spec.notify.webhooks[i]``) leads every error message."""
         ref = hook.url_secret_ref
-        field = f"notify.webhooks[{hook.name}]"
-        if ref is None:
-            raise WebhookConfigError(
-                f"{field}: urlFile and urlEnv work with `loopphase run` only; on a cluster use "
-                "urlSecretRef: {name: SECRET, key: url}"
-            )
+        problem = cluster_url_problem(hook, field)
+        if problem is not None or ref is None:
+            raise WebhookConfigError(": ".join(problem or (field, "has no urlSecretRef")))
         where = f"Secret {self.namespace}/{ref.name}"
         try:
             secret = await self.api.get(core_ref(self.namespace, "secrets", ref.name))

@@ -1,4 +1,4 @@
-"""`loopphase attach ROLE [--spec FILE | --state-dir DIR | --shim-state DIR] [--rw]`.
+"""`loopphase attach ROLE [FILE | --state-dir DIR | --shim-state DIR] [--rw]`.
 
 Opens the agent's live tmux session: read-only by default (``tmux attach -r``: keys do
 nothing except detaching, so nothing reaches the agent), ``--rw`` to type into it. Detach with
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,6 +59,27 @@ def socket_name(shim_state: Path) -> str:
     return name
 
 
+HAS_SESSION_TIMEOUT = 10.0  # seconds for `tmux has-session`
+
+
+def spec_file(args: argparse.Namespace) -> Path | None:
+    """The spec FILE given positionally or as ``--spec`` (the older spelling), or None."""
+    return args.file if args.file is not None else args.spec
+
+
+def check_session(socket: str, role: str, where: Path, spec: Path | None) -> None:
+    """AttachError unless the tmux server on ``socket`` has the agent's session (else tmux's own
+    attach would print only "no sessions" or "no server running")."""
+    try:
+        done = subprocess.run(["tmux", "-L", socket, "has-session", "-t", SESSION],
+                              capture_output=True, text=True, timeout=HAS_SESSION_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise AttachError(f"tmux did not answer within {HAS_SESSION_TIMEOUT:.0f}s (socket {socket})") from err
+    if done.returncode != 0:
+        raise AttachError(f"no live agent for {role} in {where}: start the run with "
+                          f"`loopphase run {spec or 'FILE'}`")
+
+
 def attach_argv(socket: str, *, read_write: bool) -> list[str]:
     """``tmux -L SOCKET attach-session -t agent [-r]`` as an argv list (no shell)."""
     argv = ["tmux", "-L", socket, "attach-session", "-t", SESSION]
@@ -71,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("role", choices=ROLES, help="the agent to look at")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--spec", type=Path, default=None,
+    where.add_argument("file", nargs="?", type=Path, default=None, metavar="FILE",
                        help="the LoopPhase YAML given to `loopphase run` (default: loopphase.yaml)")
+    where.add_argument("--spec", type=Path, default=None, metavar="FILE",
+                       help="the same FILE (the older spelling, kept working)")
     where.add_argument("--state-dir", type=Path, help="the run's state directory")
     where.add_argument("--shim-state", type=Path,
                        help="the shim's own state directory (in an agent pod: /work/.loopphase/ROLE)")
@@ -83,13 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    args.spec = spec_file(args)
     if args.spec is None and args.state_dir is None and args.shim_state is None:
         args.spec = Path("loopphase.yaml")
     if shutil.which("tmux") is None:
         print("loopphase attach: tmux is not installed", file=sys.stderr)
         return 2
     try:
-        socket = socket_name(shim_state_dir(args))
+        shim_state = shim_state_dir(args)
+        socket = socket_name(shim_state)
+        where = shim_state if args.shim_state is not None else shim_state.parent.parent
+        check_session(socket, args.role, where, args.spec)
     except AttachError as err:
         print(f"loopphase attach: {err}", file=sys.stderr)
         return 1

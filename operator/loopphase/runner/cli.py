@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 
 from loopphase.api.status import LoopPhaseStatus
-from loopphase.cli import LOG_LEVELS, log_level
-from loopphase.metrics import LoopMetrics, serve
+from loopphase.cli import LOG_LEVELS, log_level, port_number
+from loopphase.metrics import LoopMetrics, MetricsServeError, serve
 from loopphase.outbound import install_log_scrubbing
 from loopphase.runner.loop import Runner, StateDirLost
 from loopphase.runner.preflight import local_problems
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-running", action="store_true",
                         help="keep supervising after the sequence completes")
     parser.add_argument("--max-ticks", type=int, help="stop after this many ticks (testing)")
-    parser.add_argument("--metrics-port", type=int,
+    parser.add_argument("--metrics-port", type=port_number, metavar="PORT",
                         help="serve Prometheus metrics on this port (0: any free port)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
                         help="address for --metrics-port (default 127.0.0.1)")
@@ -75,7 +75,13 @@ def main(argv: list[str]) -> int:
     metrics = None
     if args.metrics_port is not None and not args.stop:
         metrics = LoopMetrics()
-        server = serve(metrics, args.metrics_port, args.metrics_host)
+        try:
+            server = serve(metrics, args.metrics_port, args.metrics_host)
+        except MetricsServeError as err:
+            print(f"loopphase run: --metrics-port/--metrics-host: cannot serve metrics on {err}; "
+                  "choose a free port (0: any free port) and an address of this machine "
+                  "(nothing was started)", file=sys.stderr)
+            return 2
         print(f"metrics on http://{args.metrics_host}:{server.server_port}/metrics", flush=True)
     try:
         runner = Runner(loaded, args.state_dir, webhook=webhook,

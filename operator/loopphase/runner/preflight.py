@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopphase.api.notify import WebhookSpec
 from loopphase.api.spec import AgentSpec, LoopPhaseSpec, Role, agent_field
 from loopphase.git.localrepo import local_repo_problems
 from loopphase.git.probe import local_path, probe_branch
+from loopphase.notify.deliver import webhook_field
+from loopphase.notify.urls import cluster_url_problem, local_url_problem
 from loopphase.sim.scenario import ScenarioError, load_scenario, scenario_source, uncovered_phases
 
 # The program each backend runs inside tmux (sim runs this Python, always present).
@@ -172,10 +176,19 @@ def local_problems(spec: LoopPhaseSpec, spec_dir: Path) -> list[Problem]:
             if str(problem) not in seen:
                 seen.add(str(problem))
                 problems.append(problem)
+    problems += notify_problems(spec, lambda hook, field: local_url_problem(hook, field, spec_dir))
     return problems
 
 
 LABEL_VALUE_MAX = 63  # a Kubernetes label value's limit
+
+
+def notify_problems(spec: LoopPhaseSpec, check: Callable[[WebhookSpec, str], tuple[str, str] | None]
+                    ) -> list[Problem]:
+    """``check`` applied to every ``spec.notify.webhooks[i]`` (each would fail every delivery)."""
+    hooks = spec.notify.webhooks if spec.notify is not None else []
+    found = (check(hook, webhook_field(index)) for index, hook in enumerate(hooks))
+    return [Problem(field, message) for field, message in (f for f in found if f is not None)]
 
 
 def cluster_problems(spec: LoopPhaseSpec, name: str | None = None) -> list[Problem]:
@@ -217,4 +230,5 @@ def cluster_problems(spec: LoopPhaseSpec, name: str | None = None) -> list[Probl
                           "(YAML text that is a mapping with 'phases')")
         if path is not None and str(problem) not in {str(p) for p in problems}:
             problems.append(problem)
+    problems += notify_problems(spec, cluster_url_problem)
     return problems

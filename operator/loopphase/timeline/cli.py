@@ -18,7 +18,7 @@ from typing import Any
 from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
 from loopphase.runner.specfile import SpecFileError, load_spec
-from loopphase.timeline.model import NoHistory, Timeline, load
+from loopphase.timeline.model import NoHistory, NoStateDir, Timeline, TornLog, load
 
 API_TIMEOUT = 15.0  # seconds for reading the LoopPhase
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     if args.state_dir is None and args.file is None and args.cluster is None:
         parser.error("give the spec FILE, --state-dir, or --cluster NAME")
     try:
-        from loopphase.timeline.render import render
+        from loopphase.timeline.render import render, title_span
     except ImportError as err:
         print(f"loopphase timeline: {err}", file=sys.stderr)
         return 2
@@ -61,7 +61,11 @@ def main(argv: list[str]) -> int:
                 return 2
         where = str(state_dir)
         try:
-            timeline = load(state_dir)
+            timeline = load(state_dir, warn=lambda text: print(f"loopphase timeline: warning: {text}",
+                                                               file=sys.stderr))
+        except (NoStateDir, TornLog) as err:
+            print(f"loopphase timeline: {err}", file=sys.stderr)
+            return 1
         except (NoHistory, ValueError) as err:
             print(f"loopphase timeline: {state_dir}: {err}", file=sys.stderr)
             return 1
@@ -70,7 +74,11 @@ def main(argv: list[str]) -> int:
     except ValueError as err:
         print(f"loopphase timeline: {where}: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output} ({len(timeline.roles)} lanes, {timeline.start:%H:%M:%S} to {timeline.end:%H:%M:%S})")
+    except OSError as err:
+        print(f"loopphase timeline: -o {args.output}: cannot write: {err.strerror or err} "
+              "(give a path in an existing, writable directory)", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({len(timeline.roles)} lanes, {title_span(timeline)})")
     return 0
 
 
@@ -130,8 +138,8 @@ def write_timeline(state_dir: Path, out: Path) -> Path | None:
         print(f"timeline not drawn: {err}")
         return None
     try:
-        render(load(state_dir), out)
-    except (NoHistory, ValueError) as err:
+        render(load(state_dir, warn=lambda text: print(f"timeline: warning: {text}")), out)
+    except (ValueError, OSError) as err:  # NoHistory, NoStateDir, TornLog; an unwritable out
         print(f"timeline not drawn: {err}")
         return None
     print(f"timeline: {out.resolve()}")

@@ -7,6 +7,8 @@ Times are timezone-aware datetimes.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +50,43 @@ class Timeline:
 
 class NoHistory(ValueError):
     """The state directory holds no recorded run."""
+
+
+class NoStateDir(ValueError):
+    """The state directory does not exist."""
+
+
+class TornLog(ValueError):
+    """A line before the last of a log does not parse: ``FILE:LINE: ...``."""
+
+
+def read_log(path: Path, warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The JSON records of a ``*.jsonl`` log (none when it is missing).
+
+    A LAST line that does not parse is a write cut short (the runner killed mid-append): it is
+    skipped and ``warn`` gets ``FILE:LINE: ...``. Any other bad line raises ``TornLog``.
+    """
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    records = []
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            where = f"{path}:{index + 1}"
+            if index == last:
+                warn(f"{where}: skipped a torn last line (a write cut short): {err}")
+                continue
+            raise TornLog(f"{where}: not a JSON record ({err}); the log is damaged before its "
+                          "last line: move the file aside to draw the other log") from err
+        records.append(record)
+    return records
 
 
 def _time(record: dict[str, Any]) -> datetime:
@@ -108,7 +147,11 @@ def build(states: list[dict[str, Any]], actions: list[dict[str, Any]], end: date
     return tl
 
 
-def load(state_dir: Path) -> Timeline:
-    """The Timeline of the local run kept in ``state_dir``."""
+def load(state_dir: Path, warn: Callable[[str], None] = lambda _text: None) -> Timeline:
+    """The Timeline of the local run kept in ``state_dir``. Raises NoStateDir, TornLog (a bad
+    line before the last), NoHistory; ``warn`` hears of a skipped torn last line."""
+    if not state_dir.is_dir():
+        raise NoStateDir(f"no such directory: {state_dir} (a run keeps its state in "
+                         ".loopphase/<name>/ beside its spec file)")
     store = StateStore(state_dir, create=False)
-    return build(store.read_states(), store.read_actions())
+    return build(read_log(store.states_path, warn), read_log(store.actions_path, warn))

@@ -23,7 +23,8 @@ try:
     from matplotlib.patches import Patch
 except ImportError as err:  # the optional extra
     raise ImportError(
-        "loopphase timeline needs matplotlib: pip install 'loopphase[timeline]'"
+        "drawing needs matplotlib, which is not installed: in the LoopPhase checkout run "
+        ".venv/bin/pip install -e '.[timeline]'"
     ) from err
 
 STATE_COLORS = {
@@ -50,6 +51,12 @@ class Layout:
     x_end: int
     width: int
     height: int
+
+
+def title_span(tl: Timeline) -> str:
+    """``2026-11-30 10:00:00 - 12:00:00 UTC``, with the end's date too when it differs."""
+    end = f"{tl.end:%H:%M:%S}" if tl.end.date() == tl.start.date() else f"{tl.end:%Y-%m-%d %H:%M:%S}"
+    return f"{tl.start:%Y-%m-%d %H:%M:%S} - {end} UTC"
 
 
 DENSE_PINGS = 150
@@ -101,8 +108,11 @@ def _figure(tl: Timeline) -> tuple[plt.Figure, plt.Axes]:
     ax.set_yticks(list(lane.values()), list(lane.keys()))
     ax.set_ylim(-0.8, len(tl.roles) - 0.1)
     ax.set_xlim(mdates.date2num(tl.start), mdates.date2num(tl.end))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
-    ax.set_title(f"LoopPhase run {tl.start:%Y-%m-%d %H:%M:%S} - {tl.end:%H:%M:%S} UTC", fontsize=10)
+    # matplotlib's own date ticks: seconds to weeks, the date in the offset when it changes.
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_title(f"LoopPhase run {title_span(tl)}", fontsize=10)
     used_states = sorted({s.label for s in tl.states})
     used_limits = sorted({s.label for s in tl.limits})
     handles = [Patch(color=STATE_COLORS.get(s, "#000000"), label=s) for s in used_states]
