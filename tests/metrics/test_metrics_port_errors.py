@@ -43,7 +43,7 @@ def test_run_rejects_out_of_range_port_in_argparse(tmp_path: Path, port: str) ->
                                    ["--metrics-port", "0", "--metrics-host", "no.such.host.invalid"]])
 def test_run_bind_failure_is_one_line_and_starts_nothing(tmp_path: Path, busy_port: int,
                                                          flags: list[str]) -> None:
-    spec = _write_spec(tmp_path, "phases: {}\n", QUIET_ADVERSARY)
+    spec = _write_spec(tmp_path, "phases: {default: [{idle: {seconds: 60}}]}\n", QUIET_ADVERSARY)
     state = tmp_path / "state"
     argv = [str(busy_port) if f == "BUSY" else f for f in flags]
     done = _cli("run", str(spec), "--state-dir", str(state), *argv)
