@@ -296,6 +296,7 @@ class Runner:
             self._check_state_dir()
             self.store.check_binding(self.spec.repo.url, self.spec.repo.branch)
             status = self.store.repair() if from_log else self.store.load()
+            status = self._void_stale_requests(status)
             self._resume_generation()
             if self.webhooks is not None:
                 await self.webhooks.start()
@@ -319,6 +320,32 @@ class Runner:
             if self.webhooks is not None:
                 await self.webhooks.stop()
             self.store.unlock()
+
+    def _void_stale_requests(self, status: LoopPhaseStatus) -> LoopPhaseStatus:
+        """Forget the start/stop requests an earlier runner left in the status.
+
+        ``startRequestedAt`` makes the core show the role as Starting and wait START_TIMEOUT
+        (minutes) for a start to complete; ``stopRequestedAt`` holds back a repeated stop for
+        STOP_RETRY. A runner that was stopped (Ctrl-C, ``--stop``, killed) completes neither,
+        and this runner has issued none yet, so both are void. A start request is kept only
+        while the role's recorded host is alive (it is still starting its agent in there)."""
+        voided = []
+        agents = {}
+        for role, agent in status.agents.items():
+            changes: dict[str, None] = {}
+            if agent.start_requested_at is not None and self.runtime.record(role) is None:  # type: ignore[arg-type]
+                changes["start_requested_at"] = None
+                voided.append(f"{role}: start requested at {agent.start_requested_at.isoformat()} "
+                              "(no agent host of it is alive)")
+            if agent.stop_requested_at is not None:
+                changes["stop_requested_at"] = None
+                voided.append(f"{role}: stop requested at {agent.stop_requested_at.isoformat()}")
+            agents[role] = agent.model_copy(update=changes) if changes else agent
+        if not voided:
+            return status
+        self.on_message("requests left by an earlier runner are void (this runner re-decides them):\n"
+                        + "\n".join(f"  {line}" for line in voided))
+        return status.model_copy(update={"agents": agents})
 
     async def stop_everything(self) -> list[str]:
         stopped = await self.runtime.stop_all()

@@ -1,0 +1,49 @@
+"""Faults from a new-user trial of `loopphase run` (issue #12): a role not restarted for minutes
+after `--stop` and run again, `status` showing agents of a run nobody drives, the runner's last
+line after `--stop`, two runs of one branch at once, repair advice `repair` refuses, a broken
+pipe traceback, tmux sockets left in /tmp, an invalid spec edit hiding the status. Real
+runners, shims, tmux, git and sim agents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from loopphase.runtime.local import marked_processes, run_id
+
+from tests.runner.test_agents_cannot_be_lost import cli, shims, start_runner, wait_for, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def actions(state: Path) -> list[dict]:
+    path = state / "actions.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def test_a_new_runner_voids_the_start_requests_of_a_stopped_one(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    try:
+        first = cli("run", str(spec), "--max-ticks", "1", "--log-level", "warning")
+        assert first.returncode == 0, first.stderr
+        saved = json.loads((state / "status.json").read_text())["status"]["agents"]
+        assert saved["adversary"].get("startRequestedAt"), saved  # left behind by that runner
+        stopped = cli("run", str(spec), "--stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert marked_processes(run_id(state)) == []
+        starts_before = sum(a["action"] == "StartAgent" for a in actions(state))
+
+        again = cli("run", str(spec), "--max-ticks", "2", "--log-level", "warning")
+        assert again.returncode == 0, again.stderr
+        starts = [a for a in actions(state) if a["action"] == "StartAgent"][starts_before:]
+        assert {a["role"] for a in starts} == {"builder", "adversary"}
+        assert len(shims(state, "adversary")) == 1 and len(shims(state, "builder")) == 1
+        assert "requests left by an earlier runner are void" in again.stdout
+        assert "adversary: start requested at" in again.stdout
+    finally:
+        cli("run", str(spec), "--stop")
