@@ -7,15 +7,21 @@ runners, shims, tmux, git and sim agents."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from loopphase.runtime.local import marked_processes, run_id
 
-from tests.runner.test_agents_cannot_be_lost import cli, shims, start_runner, wait_for, write_spec
+from tests.runner.test_agents_cannot_be_lost import (
+    both_agents_up,
+    cli,
+     shims,
+    start_runner,
+    wait_for,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,5 +51,57 @@ def test_a_new_runner_voids_the_start_requests_of_a_stopped_one(tmp_path: Path) 
         assert len(shims(state, "adversary")) == 1 and len(shims(state, "builder")) == 1
         assert "requests left by an earlier runner are void" in again.stdout
         assert "adversary: start requested at" in again.stdout
+    finally:
+        cli("run", str(spec), "--stop")
+
+
+def test_status_says_when_no_runner_is_live_and_which_agents_are_gone(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    runner = start_runner(spec)
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+        live = cli("status", str(spec))
+        assert live.returncode == 0, live.stderr
+        assert live.stdout.splitlines()[0] == f"runner live (pid {runner.pid})"
+
+        runner.kill()  # kill -9: no chance to say anything
+        runner.wait(timeout=30)
+        dead = cli("status", str(spec))
+        assert dead.stdout.startswith("NO RUNNER IS LIVE since "), dead.stdout
+        assert "AGENT GONE" not in dead.stdout  # the shims outlive a killed runner
+        started = time.monotonic()
+        wait_for(lambda: time.monotonic() - started > 2.5, 10, "the clock to move on")
+        assert cli("status", str(spec)).stdout == dead.stdout  # ages count to the last save
+
+        assert cli("run", str(spec), "--stop").returncode == 0
+        stopped = cli("status", str(spec))
+        assert stopped.stdout.startswith("NO RUNNER IS LIVE since "), stopped.stdout
+        assert "builder: " in stopped.stdout and stopped.stdout.count("AGENT GONE: ") == 2, stopped.stdout
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        cli("run", str(spec), "--stop")
+
+
+def test_status_refuses_another_loops_state_dir(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    assert cli("run", str(spec), "--max-ticks", "1", "--log-level", "warning").returncode == 0
+    try:
+        other_root = tmp_path / "other"
+        other_root.mkdir()
+        other = write_spec(other_root)  # another repository
+        manifest = yaml.safe_load(other.read_text())
+        manifest["metadata"]["name"] = "theirs"
+        other.write_text(yaml.safe_dump(manifest))
+        shown = cli("status", str(other), "--state-dir", str(state))
+        assert shown.returncode == 1, shown.stdout
+        assert "holds the state of the LoopPhase 'mine', not 'theirs'" in shown.stderr
+        manifest["metadata"]["name"] = "mine"
+        other.write_text(yaml.safe_dump(manifest))
+        shown = cli("status", str(other), "--state-dir", str(state))
+        assert shown.returncode == 1, shown.stdout
+        assert "holds the state of a run on" in shown.stderr
     finally:
         cli("run", str(spec), "--stop")

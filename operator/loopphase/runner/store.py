@@ -98,6 +98,29 @@ class StateStore:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
+    def holder(self) -> int | None:
+        """The pid of the live ``loopphase run`` holding ``run.lock``, else None; 0 when it is
+        held but the holder's pid is unknown. Read from ``/proc/locks`` (Linux), which does not
+        touch the lock; elsewhere a shared non-blocking probe (released at once)."""
+        try:
+            info = os.stat(self.lock_path)
+        except FileNotFoundError:
+            return None
+        held = _flock_holders(info)
+        if held is not None:
+            return (_pid_in(self.lock_path) or 0) if held else None
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or 0
+        finally:
+            os.close(fd)  # closing releases a probe lock taken above
+        return None
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -106,7 +129,16 @@ class StateStore:
 
     # -- binding ----------------------------------------------------------------------------
 
-    def check_binding(self, url: str, branch: str) -> None:
+    def binding_problem(self, url: str, branch: str) -> str | None:
+        """Why this state dir is not the state of a run on ``url``/``branch`` (None: it is, or
+        it is not bound yet). Read-only: for `loopphase status`."""
+        try:
+            self.check_binding(url, branch, bind=False)
+        except (StateMismatch, StateDamaged) as err:
+            return str(err)
+        return None
+
+    def check_binding(self, url: str, branch: str, *, bind: bool = True) -> None:
         """Bind a fresh state dir to ``url``/``branch``; refuse one made for another repo."""
         # The URL is kept as a hash (and redacted, for messages): it may carry credentials.
         want = {"repo": redact_patterns(url), "repoSha256": hashlib.sha256(url.encode()).hexdigest(),
@@ -118,7 +150,8 @@ class StateStore:
         except (OSError, ValueError) as err:
             raise StateDamaged(f"{self.binding_path} is unreadable ({err}); delete it to re-bind") from err
         if have is None:
-            write_private(self.binding_path, json.dumps(want))
+            if bind:
+                write_private(self.binding_path, json.dumps(want))
             return
         if (have.get("repoSha256"), have.get("branch")) != (want["repoSha256"], branch):
             raise StateMismatch(
@@ -356,6 +389,36 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 def _fold_history(history: list[dict[str, Any]], appended: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged = [*history, *appended]
     return merged[-HISTORY_LIMIT:]
+
+
+def _flock_holders(info: os.stat_result) -> bool | None:
+    """Whether ``/proc/locks`` lists a FLOCK on the file ``info`` describes (None: no
+    /proc/locks here). Lines read ``1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF``
+    (device numbers in hex)."""
+    try:
+        text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    want = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == want:
+                return True
+        except ValueError:
+            continue  # a line shape this parser does not know: not our lock
+    return False
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _read_pid(fd: int) -> int | None:
