@@ -105,3 +105,24 @@ def test_status_refuses_another_loops_state_dir(tmp_path: Path) -> None:
         assert "holds the state of a run on" in shown.stderr
     finally:
         cli("run", str(spec), "--stop")
+
+
+def test_the_runners_last_line_after_stop_says_every_agent_stopped(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    runner = start_runner(spec)
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+        stopped = cli("run", str(spec), "--stop")
+        assert stopped.returncode == 0, stopped.stderr
+        out, _ = runner.communicate(timeout=30)
+        last = out.strip().splitlines()[-1]
+        assert "agents keep running" not in out
+        assert last.startswith("stopped by `loopphase run --stop` (pid "), last
+        assert last.endswith("): every agent stopped")
+        assert marked_processes(run_id(state)) == []
+        assert not (state / "stop.request").exists()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        cli("run", str(spec), "--stop")
