@@ -126,3 +126,33 @@ def test_the_runners_last_line_after_stop_says_every_agent_stopped(tmp_path: Pat
         if runner.poll() is None:
             runner.kill()
         cli("run", str(spec), "--stop")
+
+
+def test_a_second_copy_of_a_spec_on_the_same_branch_is_refused(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    manifest = yaml.safe_load(spec.read_text())
+    manifest["spec"]["repo"]["url"] += "/"  # the same repository, spelt differently
+    copy = copy_dir / "mine.yaml"
+    copy.write_text(yaml.safe_dump(manifest))
+    runner = start_runner(spec)
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+        second = cli("run", str(copy), "--max-ticks", "3")
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"another `loopphase run` (pid {runner.pid}, state dir {state.resolve()}" in second.stderr
+        assert f"loopphase run {spec.resolve()} --stop" in second.stderr
+        assert marked_processes(run_id(copy_dir / ".loopphase" / "mine")) == []
+        assert len(shims(state, "builder")) == 1
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        cli("run", str(spec), "--stop")
+        cli("run", str(copy), "--stop")
+    again = cli("run", str(copy), "--max-ticks", "1", "--log-level", "warning")  # the lock went with its runner
+    try:
+        assert again.returncode == 0, again.stderr
+    finally:
+        cli("run", str(copy), "--stop")

@@ -23,6 +23,7 @@ from loopphase.api.status import LoopPhaseStatus
 from loopphase.cli import LOG_LEVELS, log_level
 from loopphase.metrics import LoopMetrics, serve
 from loopphase.outbound import install_log_scrubbing
+from loopphase.runner.branch_lock import BranchLocked
 from loopphase.runner.loop import Runner, StateDirLost
 from loopphase.runner.preflight import local_problems
 from loopphase.runner.secure import UnsafeStateDir, write_private
@@ -154,7 +155,7 @@ async def _run(runner: Runner, args: argparse.Namespace) -> int:
     try:
         status = await runner.run(exit_on_complete=not args.keep_running, max_ticks=args.max_ticks,
                                   from_log=args.from_log)
-    except (RunLocked, StateDamaged, StateMismatch, StateDirLost, UnsafeStateDir) as err:
+    except (RunLocked, BranchLocked, StateDamaged, StateMismatch, StateDirLost, UnsafeStateDir) as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # the webhook address is taken or not ours to bind

@@ -32,6 +32,7 @@ from loopphase.metrics import LoopMetrics, record_tick
 from loopphase.notify import Notifier, fold
 from loopphase.notify.urls import LocalUrls
 from loopphase.outbound import redact_patterns
+from loopphase.runner.branch_lock import BranchLock
 from loopphase.runner.hold_files import FileHoldRegistry
 from loopphase.runner.secure import write_private
 from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
@@ -292,7 +293,10 @@ class Runner:
     async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None,
                   from_log: bool = False) -> LoopPhaseStatus:
         self.store.lock()
+        branch_lock = BranchLock(self.spec.repo.url, self.spec.repo.branch, self.loaded.path.parent,
+                                 state_dir=self.state_dir, spec=self.loaded.path)
         try:
+            branch_lock.acquire()
             self._check_state_dir()
             self.store.check_binding(self.spec.repo.url, self.spec.repo.branch)
             status = self.store.repair() if from_log else self.store.load()
@@ -319,6 +323,7 @@ class Runner:
             await self.notifier.close()
             if self.webhooks is not None:
                 await self.webhooks.stop()
+            branch_lock.release()
             self.store.unlock()
 
     def _void_stale_requests(self, status: LoopPhaseStatus) -> LoopPhaseStatus:

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from loopphase.api.base import clip
 from loopphase.api.status import HISTORY_LIMIT, LoopPhaseStatus
 from loopphase.outbound import redact_patterns
+from loopphase.runner import locks
 from loopphase.runner.secure import open_private_append, private_dir, write_private
 
 FORMAT = 1
@@ -87,16 +88,11 @@ class StateStore:
     # -- lock -------------------------------------------------------------------------------
 
     def lock(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            pid = _read_pid(fd)
-            os.close(fd)
+            self._lock_fd = locks.acquire(self.lock_path, str(os.getpid()))
+        except locks.Held as err:
+            pid = int(err.text) if err.text.isdigit() else None
             raise RunLocked(f"another `loopphase run` (pid {pid or '?'}) is driving {self.dir}", pid) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
 
     def holder(self) -> int | None:
         """The pid of the live ``loopphase run`` holding ``run.lock``, else None; 0 when it is
@@ -123,8 +119,7 @@ class StateStore:
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            locks.release(self._lock_fd)
             self._lock_fd = None
 
     # -- binding ----------------------------------------------------------------------------
