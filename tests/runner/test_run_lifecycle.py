@@ -7,6 +7,7 @@ runners, shims, tmux, git and sim agents."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -156,3 +157,40 @@ def test_a_second_copy_of_a_spec_on_the_same_branch_is_refused(tmp_path: Path) -
         assert again.returncode == 0, again.stderr
     finally:
         cli("run", str(copy), "--stop")
+
+
+def test_status_repair_advice_is_what_works(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    runner = start_runner(spec)
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+
+        def damaged_status() -> subprocess.CompletedProcess[str] | None:
+            (state / "status.json").write_text("{cut")  # damaged under a live run
+            shown = cli("status", str(spec))  # unless the runner saved in between
+            return shown if shown.returncode == 1 else None
+
+        shown = wait_for(damaged_status, 60, "status to read the damaged file")
+        assert isinstance(shown, subprocess.CompletedProcess)
+        assert f"a live `loopphase run` (pid {runner.pid}) drives this state" in shown.stderr
+        assert "rewrites status.json on its next save" in shown.stderr
+        assert "rebuild it from the journal" not in shown.stderr
+        repaired = cli("repair", str(spec))
+        assert repaired.returncode == 1 and "is driving" in repaired.stderr  # what status said
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        cli("run", str(spec), "--stop")
+    (state / "status.json").write_text("{cut")
+    shown = cli("status", str(spec))
+    assert "rebuild it from the journal with `loopphase repair" in shown.stderr  # now it works
+    assert cli("repair", str(spec)).returncode == 0
+
+    (state / "status.json").write_text("{cut")
+    (state / "status.journal.jsonl").unlink()
+    shown = cli("status", str(spec))
+    assert shown.returncode == 1
+    assert "there is no journal to rebuild it from, so `loopphase repair` cannot" in shown.stderr
+    assert f"move {state} away to start over" in shown.stderr
+    assert "no journal to rebuild from" in cli("repair", str(spec)).stderr

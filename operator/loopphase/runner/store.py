@@ -122,6 +122,26 @@ class StateStore:
             locks.release(self._lock_fd)
             self._lock_fd = None
 
+    def recovery_hint(self, *, legacy: bool = False) -> str:
+        """What will actually repair a damaged ``status.json`` here: ``loopphase repair``
+        only when no other runner holds the directory and a journal (or, ``legacy``, an old
+        unchecked file) exists to rebuild from."""
+        spec = self.spec_hint
+        pid = self.holder()
+        if pid is not None and pid != os.getpid():
+            return (f"a live `loopphase run` (pid {pid or '?'}) drives this state: it rewrites "
+                    "status.json on its next save (its status is in its memory); or stop it first "
+                    f"(`loopphase run {spec} --stop`), then `loopphase repair {spec}`")
+        start_over = (f"stop the run's agents (`loopphase run {spec} --stop`), then move "
+                      f"{self.dir} away to start over")
+        try:
+            journal = legacy or bool(self._journal_records())
+        except StateDamaged as err:
+            return f"the journal cannot rebuild it either ({err}): {start_over}"
+        if not journal:
+            return f"there is no journal to rebuild it from, so `loopphase repair` cannot: {start_over}"
+        return recovery_hint(spec)
+
     # -- binding ----------------------------------------------------------------------------
 
     def binding_problem(self, url: str, branch: str) -> str | None:
@@ -167,12 +187,12 @@ class StateStore:
             if saves:
                 raise StateDamaged(
                     f"{self.status_path} is missing but the journal holds {len(saves)} saves: "
-                    f"refusing to start over; {recovery_hint(self.spec_hint)}"
+                    f"refusing to start over; {self.recovery_hint()}"
                 ) from None
             self._last_wire = None
             return LoopPhaseStatus()
         except OSError as err:
-            raise StateDamaged(f"cannot read {self.status_path}: {err}; {recovery_hint(self.spec_hint)}") from err
+            raise StateDamaged(f"cannot read {self.status_path}: {err}; {self.recovery_hint()}") from err
         status, wire = self._parse(raw)
         self._last_wire = wire
         self._journal_lines = len(self._journal_records())
@@ -180,14 +200,15 @@ class StateStore:
 
     def _parse(self, raw: bytes) -> tuple[LoopPhaseStatus, dict[str, Any]]:
         def damaged(why: str) -> StateDamaged:
-            return StateDamaged(f"{self.status_path} is damaged ({why}); {recovery_hint(self.spec_hint)}")
+            return StateDamaged(f"{self.status_path} is damaged ({why}); {self.recovery_hint()}")
 
         try:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as err:
             raise damaged(f"not JSON: {err}") from err
         if isinstance(doc, dict) and "format" not in doc and doc.get("current"):
-            raise damaged("written by an older loopphase without a checksum; `loopphase repair` adopts it")
+            raise StateDamaged(f"{self.status_path} was written by an older loopphase without a "
+                               f"checksum; {self.recovery_hint(legacy=True)} (it adopts it)")
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("status"), dict):
             raise damaged(f"expected {{\"format\": {FORMAT}, \"sha256\": ..., \"status\": {{...}}}}")
         wire = doc["status"]
