@@ -7,7 +7,9 @@ runners, shims, tmux, git and sim agents."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -194,3 +196,27 @@ def test_status_repair_advice_is_what_works(tmp_path: Path) -> None:
     assert "there is no journal to rebuild it from, so `loopphase repair` cannot" in shown.stderr
     assert f"move {state} away to start over" in shown.stderr
     assert "no journal to rebuild from" in cli("repair", str(spec)).stderr
+
+
+def run_into_closed_pipe(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`loopphase ARGV | head -0`, made deterministic: the pipe's read end is closed before
+    the command writes anything."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "loopphase.cli", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=90)
+    finally:
+        os.close(write_end)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    try:
+        assert cli("run", str(spec), "--max-ticks", "1", "--log-level", "warning").returncode == 0
+        for argv in (("status", str(spec)), ("--help",), ("validate", str(spec))):
+            done = run_into_closed_pipe(*argv)
+            assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, (argv, done.stderr)
+            assert done.returncode == 141, (argv, done.returncode, done.stderr)
+    finally:
+        cli("run", str(spec), "--stop")
