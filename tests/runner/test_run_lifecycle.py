@@ -220,3 +220,22 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             assert done.returncode == 141, (argv, done.returncode, done.stderr)
     finally:
         cli("run", str(spec), "--stop")
+
+
+def test_a_start_stop_cycle_leaves_no_tmux_socket_behind(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    runner = start_runner(spec)
+    sockets: list[Path] = []
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+        base = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        for role in ("builder", "adversary"):
+            name = (state / "shim-state" / role / "tmux.socket").read_text().strip()
+            sockets.append(base / name)
+        assert all(path.exists() for path in sockets), sockets  # the servers run
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        assert cli("run", str(spec), "--stop").returncode == 0
+    assert [path for path in sockets if path.exists()] == []
