@@ -239,3 +239,46 @@ def test_a_start_stop_cycle_leaves_no_tmux_socket_behind(tmp_path: Path) -> None
             runner.kill()
         assert cli("run", str(spec), "--stop").returncode == 0
     assert [path for path in sockets if path.exists()] == []
+
+
+def degraded(state: Path) -> dict:
+    try:
+        conditions = json.loads((state / "status.json").read_text())["status"].get("conditions", [])
+    except (OSError, ValueError, KeyError):
+        return {}
+    return next((c for c in conditions if c["type"] == "Degraded"), {})
+
+
+def test_an_invalid_edit_is_a_condition_and_status_still_shows_the_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path)
+    state = tmp_path / ".loopphase" / "mine"
+    good = spec.read_text()
+    runner = start_runner(spec)
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+        spec.write_text(good.replace("statusFile:", "statusFil:", 1))  # a misspelt field
+        wait_for(lambda: degraded(state).get("reason") == "InvalidSpec", 30, "Degraded/InvalidSpec")
+        condition = degraded(state)
+        assert condition["status"] == "True"
+        assert condition["message"].startswith("spec edit NOT applied (still running generation 1): ")
+        assert "statusFil" in condition["message"]
+        since = condition["lastTransitionTime"]
+
+        shown = cli("status", str(spec))
+        assert shown.returncode == 2
+        assert "statusFil" in shown.stderr  # the spec error first
+        assert shown.stdout.splitlines()[1] == f"runner live (pid {runner.pid})"
+        assert "mine" in shown.stdout.splitlines()[3] and "Degraded(InvalidSpec)" in shown.stdout
+        assert "INVALID SPEC: spec edit NOT applied" in shown.stdout
+        assert degraded(state)["lastTransitionTime"] == since  # steady while the file stays bad
+
+        spec.write_text(good)
+        wait_for(lambda: degraded(state).get("reason") != "InvalidSpec", 30, "the condition cleared")
+        assert cli("status", str(spec)).returncode == 0
+    finally:
+        spec.write_text(good)
+        if runner.poll() is None:
+            runner.terminate()
+        out, _ = runner.communicate(timeout=30)
+        cli("run", str(spec), "--stop")
+    assert "spec edit NOT applied" in out and "the spec file is valid again" in out

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec, Role, agent_field
-from loopphase.api.status import LoopPhaseStatus
+from loopphase.api.status import Condition, LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
@@ -122,6 +122,9 @@ class Runner:
         self.generation = 1
         self._spec_stamp = _stamp(loaded.path)
         self._bad_stamp: tuple[int, ...] | None = None
+        # The last edit of the spec file that was refused (shown as Degraded/InvalidSpec, like
+        # the operator's) until the file is valid again; None while it is.
+        self.rejected_edit: str | None = None
         self._dir_identity: tuple[int, int] | None = None
 
     # -- spec edits ---------------------------------------------------------------------------
@@ -181,9 +184,13 @@ class Runner:
                                     "repository its own metadata.name")
         except SpecFileError as err:
             self._bad_stamp = stamp
-            self.on_message(f"spec edit NOT applied (still running generation {self.generation}): {err}")
+            self.rejected_edit = f"spec edit NOT applied (still running generation {self.generation}): {err}"
+            self.on_message(self.rejected_edit)
             return False
         self._spec_stamp, self._bad_stamp = stamp, None
+        if self.rejected_edit is not None:
+            self.on_message("the spec file is valid again; the Degraded/InvalidSpec condition is cleared")
+            self.rejected_edit = None
         changes = spec_changes(self.spec.to_wire(), loaded.spec.to_wire())
         if not changes:
             return False
@@ -251,6 +258,8 @@ class Runner:
                                 account_holds=self.hold_registry.others(self.loaded.name, now),
                                 approvals=self._approvals())
         self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
+        if self.rejected_edit is not None:
+            mark_invalid_spec(status, result.status, self.rejected_edit, now)
         self._check_state_dir()
         result.status = fold(self.spec, status, result.status, self.notifier.drain())
         self._record(result)
@@ -356,6 +365,24 @@ class Runner:
         stopped = await self.runtime.stop_all()
         self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
         return stopped
+
+
+def mark_invalid_spec(before: LoopPhaseStatus, after: LoopPhaseStatus, message: str,
+                      now: datetime) -> None:
+    """Degraded/InvalidSpec on ``after`` (the operator's condition for a spec it refuses):
+    here the run goes on with the last good spec, so the phase is kept and what the core found
+    degraded, if anything, follows the message. The transition time is kept from ``before``
+    while the condition stays True, so an unchanged world is an unchanged status (no save)."""
+    core = after.condition("Degraded")
+    previous = before.condition("Degraded")
+    if core is not None and core.status == "True" and core.reason != "InvalidSpec":
+        message = f"{message}; {core.message}"
+    since = (previous.last_transition_time if previous is not None and previous.status == "True"
+             else now)
+    after.conditions = [c for c in after.conditions if c.type != "Degraded"]
+    after.conditions.append(Condition(type="Degraded", status="True", reason="InvalidSpec",
+                                      message=message, last_transition_time=since,
+                                      observed_generation=after.observed_generation))
 
 
 def _stamp(path: Path) -> tuple[int, ...]:

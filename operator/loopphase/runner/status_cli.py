@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
+
 from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.cli import plain
@@ -81,6 +83,9 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8,
     conditions = [c for c in status.conditions if c.status == "True"]
     if conditions:
         lines.append("conditions: " + ", ".join(f"{c.type}({c.reason})" for c in conditions))
+    for condition in conditions:
+        if condition.reason == "InvalidSpec":
+            lines.append(f"INVALID SPEC: {condition.message}")
     if status.history:
         lines += ["", "recent:"]
         for entry in status.history[-history:]:
@@ -145,6 +150,38 @@ def _not_this_run(store: StateStore, loaded: LoadedSpec) -> str | None:
     return store.binding_problem(loaded.spec.repo.url, loaded.spec.repo.branch)
 
 
+def _guess_name(path: Path) -> str:
+    """The run name an invalid spec file most likely has: its ``metadata.name`` if that much
+    parses, else the file's stem (a bare spec's name)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) and name and "/" not in name and name not in {".", ".."} \
+        else path.stem
+
+
+def _last_good_state(path: Path, state_dir: Path | None) -> int:
+    """After the spec error: the state of the run of ``path`` as last saved (a live runner
+    keeps running its last good spec), then 2; only 2 when there is none."""
+    name = _guess_name(path)
+    state_dir = state_dir or path.resolve().parent / ".loopphase" / name
+    store = StateStore(state_dir, create=False, spec_hint=str(path))
+    if not store.status_path.exists() or run_name(state_dir) != name:
+        return 2
+    try:
+        status = store.load()
+    except StateDamaged as err:
+        print(f"loopphase status: {err}", file=sys.stderr)
+        return 2
+    line, at, gone = liveness(store, status)
+    print(f"the last saved state of {state_dir} (the run keeps its last good spec until the file "
+          f"is valid again):\n{line}\n{render(name, status, at or datetime.now(UTC), gone=gone)}")
+    return 2
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loopphase status", description=plain(__doc__))
     parser.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the LoopPhase YAML given to `loopphase run`")
@@ -159,7 +196,7 @@ def main(argv: list[str]) -> int:
             loaded = load_spec(args.file)
         except SpecFileError as err:
             print(f"loopphase status: {err}", file=sys.stderr)
-            return 2
+            return _last_good_state(args.file, state_dir)
         name, state_dir = loaded.name, state_dir or default_state_dir(loaded)
     else:
         name = run_name(state_dir)
