@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("loopphase.runner.status_cli", "show the state of a local run"),
     "approve": ("loopphase.runner.approve_cli", "approve a phase that awaits approval (local run)"),
     "reject": ("loopphase.runner.reject_cli", "reject it: the builder is told why (local run)"),
-    "attach": ("loopphase.runner.attach", "watch an agent's live screen (tmux, read-only)"),
+    "attach": ("loopphase.attach_cli", "watch an agent's live screen (tmux, read-only; --cluster: kubectl exec)"),
     "timeline": ("loopphase.timeline.cli", "draw a run's history (PNG, SVG or HTML)"),
     "hook": ("loopphase.webhook.hook_cli", "install a push-webhook git hook in a repository"),
     "repair": ("loopphase.runner.repair_cli", "rebuild a local run's damaged status from its journal"),
@@ -50,7 +50,8 @@ def plain(doc: str | None) -> str:
 
 def usage() -> str:
     lines = ["usage: loopphase <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
 

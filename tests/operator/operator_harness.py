@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +129,117 @@ async def running_operator(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=20)
+
+
+class ReplicaThread:
+    """One more operator replica, in its own thread and event loop, as a replica is its own
+    process (pod) in a cluster.
+
+    Why not a second ``start_operator`` in the test's loop: when ``kopf.operator()`` exits
+    (stopped or cancelled) it cancels every task created in its event loop after it started,
+    its own or not (``kopf._core.reactor.running.run_tasks``: "every task created after the
+    operator's startup is assumed to be a task or a sub-task of the operator ... all tasks are
+    forcibly cancelled"; kopf's docs, "Embedding", give kopf an event loop of its own). Two
+    replicas in one loop are therefore not independent: a replica that stops while the other
+    one resumes cancels the other's freshly spawned daemon, and a daemon task cancelled before
+    its first step never runs kopf's clean-up (``daemons._runner``'s ``finally``), so kopf keeps
+    it as running and never spawns it again (issue 14's failover flake: the standby resumed,
+    ran on.resume, and never ticked).
+
+    ``crash()`` freezes the replica like a killed pod (nothing of it runs any more: no peering
+    goodbye, so the others resume only when its peering record expires); ``stop()`` stops it
+    gracefully (kopf says goodbye: the others resume at once). ``close()`` releases a crashed
+    replica's loop (its leftover tasks are cancelled there) and must run while the emulator
+    still serves."""
+
+    def __init__(self, kmock: Any, ctx: OperatorContext, *, peering_priority: int | None = None,
+                 peering_lifetime: int = 60) -> None:
+        self.kmock, self.ctx = kmock, ctx
+        self.priority, self.lifetime = peering_priority, peering_lifetime
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, name="operator-replica", daemon=True)
+        self.stop_flag: asyncio.Event | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def _call(self, coro: Any, timeout: float) -> Any:
+        """Run ``coro`` in the replica's loop; await its result from the caller's loop."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+
+    async def start(self) -> None:
+        self.thread.start()
+        self.stop_flag, self.task = await self._call(start_operator(
+            self.kmock, self.ctx, peering_priority=self.priority,
+            peering_lifetime=self.lifetime), timeout=20)
+
+    async def stop(self, timeout: float = 20) -> None:
+        """A graceful stop (SIGTERM): kopf's clean-up runs, the peering record goes."""
+        assert self.stop_flag is not None and self.task is not None
+        task, ended = self.task, concurrent.futures.Future[None]()
+        # A done-callback, not a waiting task in the replica's loop: kopf's exit would cancel
+        # that task too (it was created after kopf started).
+        self.loop.call_soon_threadsafe(
+            lambda: task.add_done_callback(lambda _: ended.set_result(None)))
+        self.loop.call_soon_threadsafe(self.stop_flag.set)
+        await asyncio.wait_for(asyncio.wrap_future(ended), timeout)
+        await self.close()
+
+    def crash(self) -> None:
+        """A hard kill (SIGKILL): the replica's loop stops where it is; nothing more runs."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "the replica's event loop did not stop"
+
+    async def close(self, timeout: float = 10) -> None:
+        """Stop the loop (if running), cancel what is left in it, and close it."""
+        if self.loop.is_closed():
+            return
+        if self.thread.is_alive():
+            self.crash()
+        await asyncio.to_thread(self._drain, timeout)
+
+    def _drain(self, timeout: float) -> None:
+        log = logging.getLogger(__name__)
+
+        async def cancel_rest() -> None:
+            # Whatever kopf left (cancelling spawns stoppers): until nothing is left.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while loop.time() < deadline:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not tasks:
+                    return
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            log.warning("replica loop: %d task(s) did not finish on cancel: %s", len(left),
+                        sorted(t.get_name() for t in left))
+
+        asyncio.set_event_loop(self.loop)
+        try:
+            if self.task is not None and not self.task.done():
+                # kopf's own shutdown first, awaited as the operator task itself: a new task
+                # waiting for it would be cancelled by that shutdown (see the class docstring).
+                self.task.cancel()
+                timer = self.loop.call_later(timeout, self.loop.stop)
+                try:
+                    self.loop.run_until_complete(self.task)
+                except asyncio.CancelledError:
+                    pass  # the cancellation asked for above
+                except RuntimeError as err:  # the timer stopped the loop first
+                    log.warning("replica loop: kopf did not stop within %ss: %s", timeout, err)
+                finally:
+                    timer.cancel()
+            self.loop.run_until_complete(cancel_rest())
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        finally:
+            self.loop.close()
 
 
 async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float = 15.0) -> Any:

@@ -12,6 +12,7 @@ from loopphase.metrics import serve
 from loopphase.operator.kubeapi import KubeApi, core_ref, custom_ref
 from loopphase.operator.webhook_secret import WEBHOOK_LABEL
 from operator_harness import (
+    CountingShimFactory,
     FakeShims,
     bare_repo,
     eventually,
@@ -103,3 +104,64 @@ async def test_metrics_approval_annotation_and_notifications(
     finally:
         server.shutdown()
         receiver.stop()
+
+
+async def test_reject_annotation_pings_the_builder_once_and_keeps_the_phase(
+    setup: Any, kube: KubeApi, tmp_path: Path, kubelet: Any  # noqa: F811
+) -> None:
+    """`kubectl annotate --overwrite lp demo loopphase.dev/reject="..."` on a phase awaiting
+    approval: the builder's shim is sent the message once (the annotation, left in place, is
+    consumed: recorded in approvalsHandled and not acted on again), the phase stays, and the
+    rejected DONE is ignored until the builder pushes again."""
+    kmock = setup
+    origin, work = bare_repo(tmp_path)
+    body = lp_body(str(origin))
+    body["spec"]["phases"][0]["approval"] = "manual"
+    fake = FakeShims()
+    counted = CountingShimFactory(fake)  # one client per running pod per tick: a tick counter
+    ctx = make_context(kube, counted, tmp_path)  # type: ignore[arg-type]
+    message = "the migration has no rollback; add one"
+    async with running_operator(kmock, ctx):
+        await create_lp(kube, body)
+        await eventually(lambda: obj(kmock, "v1/pods", "demo-adversary"), timeout=SLOW)
+        await kubelet.run(NS, "demo-builder", "127.0.0.2")
+        await kubelet.run(NS, "demo-adversary", "127.0.0.3")
+        await eventually(lambda: (o := obj(kmock, LP, "demo")) and o["status"].get("ready") == "2/2",
+                         timeout=SLOW)
+        push_file(work, origin, "STATUS-1.md", "## DONE\n", "status: phase 1 done")
+        await eventually(lambda: (o := obj(kmock, LP, "demo"))
+                         and o["status"].get("phase") == "AwaitingApproval", timeout=SLOW)
+
+        await kube.merge_patch(custom_ref("loopphase.dev", "v1alpha1", NS, "loopphases", "demo"),
+                               {"metadata": {"annotations": {"loopphase.dev/reject": message}}})
+
+        def rejections() -> list[tuple[str, str]]:
+            return [(url, text) for url, text in fake.sent if message in text]
+
+        sent = await eventually(rejections, timeout=SLOW)
+        assert [url for url, _ in sent] == ["http://127.0.0.2:8790"]  # the builder's shim
+        assert sent[0][1].startswith("LoopPhase: phase p1 was NOT approved by a human reviewer")
+        lp = await eventually(lambda: (o := obj(kmock, LP, "demo"))
+                              and o["status"]["current"].get("rejection") is None
+                              and any(h.startswith("annotation/reject/p1/")
+                                      for h in o["status"]["current"]["approvalsHandled"]) and o,
+                              timeout=SLOW)
+        assert lp["status"]["current"]["id"] == "p1"
+        # Several more ticks with the annotation still in place: no second ping, no advance,
+        # and the rejected DONE does not put the phase back to waiting for approval.
+        ticks = counted.count("127.0.0.2")
+        await eventually(lambda: counted.count("127.0.0.2") >= ticks + 5, timeout=SLOW)
+        assert len(rejections()) == 1
+        lp = obj(kmock, LP, "demo")
+        assert lp is not None and lp["status"]["current"]["id"] == "p1"
+        assert lp["status"]["phase"] != "AwaitingApproval"
+        assert (lp["metadata"]["annotations"] or {}).get("loopphase.dev/reject") == message
+        # kopf posts Events from a background queue: wait for it rather than assume it.
+        await eventually(lambda: [e["message"] for e in events(kmock) if e.get("reason") == "Rejected"]
+                         == [f"builder: [approval.reject] phase p1 not approved: {message}; "
+                             "the builder is told, the phase stays"], timeout=SLOW)
+
+        # A new push with DONE: the phase waits for approval again.
+        push_file(work, origin, "STATUS-1.md", "## DONE\nrollback added\n", "status: done again")
+        await eventually(lambda: (o := obj(kmock, LP, "demo"))
+                         and o["status"].get("phase") == "AwaitingApproval", timeout=SLOW)

@@ -51,3 +51,16 @@ def test_every_subcommand_help_is_complete_and_plain(name: str) -> None:
     assert text.startswith(f"usage: loopphase {name}")
     assert "``" not in text, "reStructuredText markup in --help"
     assert options_without_help(text) == []
+
+
+def test_the_command_list_is_aligned() -> None:
+    """Every command's summary starts in one column (model-server, the longest name, once
+    pushed its summary one column right of the others)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "loopphase.cli", "--help"], capture_output=True,
+                         text=True, timeout=60).stdout
+    rows = [line for line in out.splitlines()[out.splitlines().index("commands:") + 1:] if line]
+    columns = {len(line) - len(line.split(None, 1)[1]) for line in rows}
+    assert len(rows) >= 10 and len(columns) == 1, out

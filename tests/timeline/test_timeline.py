@@ -120,3 +120,26 @@ def test_cli_explains_an_empty_state_dir(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "loopphase.cli", "timeline", "--state-dir", str(tmp_path),
                            "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no recorded history" in done.stderr
+
+
+def test_phase_labels_stay_inside_the_plot() -> None:
+    """The run's last boundary ("complete", at its very end) was labelled to its right and cut
+    off at the edge of the picture (a new user's trial)."""
+    from loopphase.timeline.model import Timeline
+    from loopphase.timeline.render import _figure
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    end = t0 + timedelta(seconds=120)
+    states = [{"time": t0.isoformat(), "role": "builder", "state": "Active", "limitClass": None}]
+    timeline = build(states, [], end=end)
+    timeline = Timeline(**{**timeline.__dict__, "phases": [
+        (t0 + timedelta(seconds=5), "phase p1"), (end, "complete")]})
+    fig, ax = _figure(timeline)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    figure_box = fig.bbox
+    labels = [t for t in ax.texts if t.get_text() in ("phase p1", "complete")]
+    assert len(labels) == 2
+    for text in labels:
+        box = text.get_window_extent(renderer)
+        assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1, (text.get_text(), box, figure_box)

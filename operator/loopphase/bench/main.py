@@ -34,6 +34,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "images": {"fresh": False, "timeout": 1800.0},
         "webhooks": {"phases": 2, "rounds": 2, "slow_interval": 5.0, "idle_seconds": 900.0,
                      "timeout": 480.0},
+        "overhead": {"sizes": [1, 10], "ticks": 50},
     },
     # The smallest size that still drives every code path once: what CI runs so nothing rots.
     "ci": {
@@ -54,6 +55,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         # ends before it is due); 5 simulated minutes of idle observes.
         "webhooks": {"phases": 1, "rounds": 1, "slow_interval": 3.0, "idle_seconds": 300.0,
                      "timeout": 150.0},
+        "overhead": {"sizes": [1, 3], "ticks": 10},
     },
     "full": {
         "core": {"seconds": 5.0, "min_calls": 200},
@@ -69,12 +71,14 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "images": {"fresh": True, "timeout": 1800.0},
         "webhooks": {"phases": 3, "rounds": 4, "slow_interval": 30.0, "idle_seconds": 3600.0,
                      "timeout": 2400.0},
+        "overhead": {"sizes": [1, 10, 100], "ticks": 100},
     },
 }
-NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "realcli", "images")
+NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "overhead", "realcli",
+         "images")
 # realcli needs the agent CLIs (npm) and minutes of wall time, images a container engine (and
 # root for local bases): only when asked for (--only).
-DEFAULT_NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks")
+DEFAULT_NAMES = ("core", "footprint", "latency", "limits", "scale", "webhooks", "overhead")
 
 
 def _run_core(params: dict[str, Any]) -> dict[str, Any]:
@@ -125,10 +129,16 @@ def _run_webhooks(params: dict[str, Any]) -> dict[str, Any]:
     return webhooks.run(**params)
 
 
+def _run_overhead(params: dict[str, Any]) -> dict[str, Any]:
+    from loopphase.bench import overhead
+
+    return overhead.run(**params)
+
+
 RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "core": _run_core, "footprint": _run_footprint, "latency": _run_latency, "limits": _run_limits,
-    "scale": _run_scale, "webhooks": _run_webhooks, "realcli": _run_realcli,
-    "images": _run_images,
+    "scale": _run_scale, "webhooks": _run_webhooks, "overhead": _run_overhead,
+    "realcli": _run_realcli, "images": _run_images,
 }
 
 
@@ -255,6 +265,11 @@ def table(results: dict[str, Any]) -> str:
         from loopphase.bench.webhooks import rows as webhook_rows
 
         rows.extend(webhook_rows(hooks))
+    over = results.get("overhead")
+    if over and "error" not in over:
+        from loopphase.bench.overhead import rows as overhead_rows
+
+        rows.extend(overhead_rows(over))
     for name in NAMES:
         if name in results and "error" in results[name]:
             rows.append((name, "ERROR: " + results[name]["error"][:80], "-"))

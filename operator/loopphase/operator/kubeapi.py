@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "loopphase-operator"
 MERGE_PATCH = "application/merge-patch+json"
 DEFAULT_WORKERS = 16
+IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _user_agent() -> str:
@@ -143,6 +144,33 @@ def load_configuration() -> k8s.Configuration:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config(client_configuration=cfg)
     return cfg
+
+
+def load_cli_configuration(context: str | None = None) -> tuple[k8s.Configuration, str]:
+    """For the CLI run by a user: the kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``; the
+    named ``context`` or the current one), else the in-cluster service account. Returns the
+    configuration and the namespace to default to (the context's, else ``default``; in a pod,
+    the pod's own). Raises ``kubernetes.config.ConfigException`` when neither is usable (the
+    message says what is missing)."""
+    cfg = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(context=context, client_configuration=cfg)
+    except k8s_config.ConfigException as kube_err:
+        if context is not None:
+            raise
+        try:
+            k8s_config.load_incluster_config(client_configuration=cfg)
+        except k8s_config.ConfigException:
+            raise kube_err from None
+        try:
+            with open(IN_CLUSTER_NAMESPACE, encoding="utf-8") as file:
+                return cfg, file.read().strip() or "default"
+        except OSError:
+            return cfg, "default"
+    contexts, current = k8s_config.list_kube_config_contexts()
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    return cfg, str(namespace)
 
 
 def configuration_for(server: str) -> k8s.Configuration:

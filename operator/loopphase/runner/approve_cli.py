@@ -15,6 +15,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loopphase.api.spec import LoopPhaseSpec
+from loopphase.api.status import LoopPhaseStatus
 from loopphase.cli import plain
 from loopphase.core.typeable import untypeable_reason
 from loopphase.runner.loop import default_state_dir
@@ -37,6 +39,7 @@ def _main(argv: list[str], verdict: str) -> int:
     if verdict == "reject" and untypeable_reason(message) is not None:
         parser.error(f"--message: {untypeable_reason(message)}")
     state_dir = args.state_dir
+    spec = None
     if state_dir is None:
         try:
             loaded = load_spec(args.file)
@@ -44,7 +47,8 @@ def _main(argv: list[str], verdict: str) -> int:
             print(f"loopphase {verdict}: {err}", file=sys.stderr)
             return 2
         state_dir = default_state_dir(loaded)
-        if args.phase is not None and loaded.spec.phase_index(args.phase) is None:
+        spec = loaded.spec
+        if args.phase is not None and spec.phase_index(args.phase) is None:
             parser.error(f"--phase {args.phase!r} is not a phase id of {args.file}")
     store = StateStore(state_dir, create=False)
     if not store.status_path.exists():
@@ -54,12 +58,39 @@ def _main(argv: list[str], verdict: str) -> int:
     status = store.load()
     current = status.current.id if status.current else None
     phase = args.phase or current
+    refused = _nothing_to_decide(spec, status, phase, verdict)
+    if refused is not None:
+        print(f"loopphase {verdict}: {refused}", file=sys.stderr)
+        return 1
     store.append_approval({"id": uuid.uuid4().hex, "verdict": verdict, "phase": phase,
                            "message": message, "time": datetime.now(UTC).isoformat()})
     waiting = status.current is not None and status.current.awaiting_approval_since is not None
     note = "" if waiting else f" (phase {current} is not awaiting approval yet)"
     print(f"{verdict} recorded for phase {phase}{note}; `loopphase run` acts on it at its next tick")
     return 0
+
+
+def _nothing_to_decide(
+    spec: LoopPhaseSpec | None, status: LoopPhaseStatus, phase: str | None, verdict: str
+) -> str | None:
+    """Why a verdict for ``phase`` can never be acted on (None: record it). A verdict ahead of
+    time, for a gated phase not yet awaiting approval, is allowed."""
+    if status.completed_at is not None:
+        return "the loop is Complete: no phase waits for approval"
+    if phase is None:
+        return "the run has no current phase yet: give --phase"
+    if spec is None:
+        return None
+    index = spec.phase_index(phase)
+    if index is None:
+        return None
+    if status.current is not None and index < status.current.index:
+        return f"phase {phase} is already done (the current phase is {status.current.id})"
+    if spec.phases[index].approval != "manual":
+        return (f"phase {phase} has no approval gate (spec.phases[{index}].approval is "
+                f"{spec.phases[index].approval!r}): its DONE advances by itself; set "
+                "approval: manual to gate it")
+    return None
 
 
 def main(argv: list[str]) -> int:

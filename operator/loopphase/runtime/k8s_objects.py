@@ -40,7 +40,8 @@ TOKEN_KEY = "token"
 WORK_MOUNT = "/work"
 REPO_DIR = f"{WORK_MOUNT}/repo"
 HOME_DIR = f"{WORK_MOUNT}/home"
-STATE_ROOT = f"{WORK_MOUNT}/.loopphase"
+STATE_ROOT = f"{WORK_MOUNT}/.loopphase"  # the shim's --state-dir is STATE_ROOT/<role>
+AGENT_CONTAINER = "agent"  # the agent pod's container running `loopphase shim`
 PROMPTS_MOUNT = "/etc/loopphase/prompts"
 SHIM_TOKEN_ENV = "LOOPPHASE_SHIM_TOKEN"
 GIT_CREDS_MOUNT = "/etc/loopphase/git"
@@ -435,7 +436,7 @@ def agent_pod(
             init_env.append(dict(ssh_env))
     port = settings.shim_port
     container: dict[str, Any] = {
-        "name": "agent",
+        "name": AGENT_CONTAINER,
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["loopphase"],

@@ -74,10 +74,15 @@ def _figure(tl: Timeline) -> tuple[plt.Figure, plt.Axes]:
         x = mdates.date2num(mark.time)
         ax.annotate("", xy=(x, lane[mark.role]), xytext=(x, lane[mark.source]),
                     arrowprops={"arrowstyle": "->", "color": "#1f1f1f", "lw": 1.2})
+    span = max((tl.end - tl.start).total_seconds(), 1e-9)
     for when, label in tl.phases:
         x = mdates.date2num(when)
         ax.axvline(x, color="#444444", linestyle="--", linewidth=1)
-        ax.text(x, len(tl.roles) - 0.35, label, fontsize=7, rotation=0, va="bottom", ha="left")
+        # A boundary in the right fifth (the run's "complete" at its very end) is labelled to
+        # its left, so the label stays inside the plot instead of being cut at the edge.
+        near_end = (when - tl.start).total_seconds() / span > 0.8
+        ax.text(x, len(tl.roles) - 0.35, label, fontsize=7, rotation=0, va="bottom",
+                ha="right" if near_end else "left")
     ax.set_yticks(list(lane.values()), list(lane.keys()))
     ax.set_ylim(-0.8, len(tl.roles) - 0.1)
     ax.set_xlim(mdates.date2num(tl.start), mdates.date2num(tl.end))
