@@ -98,13 +98,40 @@ def test_stop_mode_stops_the_agents() -> None:
     assert sorted(a.role for a in actions if isinstance(a, StopAgent)) == ["adversary", "builder"]
 
 
-def test_a_request_for_a_later_phase_is_a_warning_an_earlier_one_is_ignored() -> None:
+def test_an_approval_for_a_later_phase_is_noted_ahead_a_reject_is_a_warning() -> None:
+    """What the run says is what it does (a trial: "approve for phase 'p2' ignored" was logged,
+    and the approval was applied when p2 came): approving a later phase is noted as ahead of
+    time, never called ignored; a reject for a later phase is ignored with a warning."""
     loop = Loop()
     loop.tick(files={})
-    loop.tick(approvals=[ApprovalRequest(id="x", verdict="approve", phase="p2")])
+    loop.tick(approvals=[ApprovalRequest(id="x", verdict="approve", phase="p2"),
+                         ApprovalRequest(id="y", verdict="reject", phase="p2", message="no")])
+    ahead = [h for h in loop.status.history if h.rule == "approval.approve-ahead"]
+    assert len(ahead) == 1 and ahead[0].kind == "approved" and "ahead of time" in ahead[0].reason
     warnings = [h for h in loop.status.history if h.kind == "warning"]
-    assert len(warnings) == 1 and "phase 'p2' ignored" in warnings[0].reason
+    assert len(warnings) == 1 and "reject for phase 'p2' ignored" in warnings[0].reason
+    assert not any("ignored" in h.reason for h in ahead)
     assert not loop.status.current.approved
+
+
+def test_an_approval_noted_ahead_applies_when_its_phase_is_current() -> None:
+    loop = Loop()
+    loop.spec = make_spec(phases=[
+        {"id": "p1", "plan": "p.md", "statusFile": "STATUS-p1.md", "approval": "manual"},
+        {"id": "p2", "plan": "p.md", "statusFile": "STATUS-p2.md", "approval": "manual"},
+    ])
+    ahead = ApprovalRequest(id="x", verdict="approve", phase="p2")
+    loop.tick(files={}, approvals=[ahead])
+    loop.tick(approvals=[ahead])  # p1 DONE: waits
+    assert loop.status.current.awaiting_approval_since is not None
+    loop.tick(approvals=[ahead, ApprovalRequest(id="a", verdict="approve")])
+    loop.tick(approvals=[ahead])
+    assert loop.status.current.id == "p2"
+    both = {**DONE, "machine-docs/STATUS-p2.md": "# p2\n## DONE\n"}
+    for _ in range(3):
+        loop.tick(head="h2", files=both, approvals=[ahead], phase=1)
+    assert loop.status.completed_at is not None
+    assert loop.kinds().count("awaiting-approval") == 1  # p1 waited; p2 was approved ahead
 
 
 def test_pre_approval_advances_on_done() -> None:
@@ -126,3 +153,27 @@ def test_a_reject_message_that_failed_to_type_is_typed_again() -> None:
     again = [a for a in loop.tick() if isinstance(a, SendText)]
     assert [a.text for a in again] == [send.text]
     assert [a for a in loop.tick() if isinstance(a, SendText)] == []  # typed once it worked
+
+
+def test_a_verified_done_clears_the_heal_ladders_so_the_wait_is_not_stalled() -> None:
+    """A trial: both agents were nudged once, the builder pushed DONE, and Stalled=True
+    (reason Healing, message 'adversary: ; builder: ') stayed for the whole wait."""
+    from loopphase.api.status import HealState
+
+    loop = Loop()
+    loop.tick(files={})
+    for role in ("builder", "adversary"):
+        loop.status.agents[role].heal = HealState(tier=1, problem="stalled", last_action_at=loop.now)
+    loop.tick()
+    loop.tick()
+    assert loop.status.current.awaiting_approval_since is not None
+    assert all(a.heal.tier == 0 for a in loop.status.agents.values())
+    assert loop.status.condition("Stalled").status == "False"
+
+
+def test_a_stalled_message_names_the_heal_when_the_state_has_no_reason() -> None:
+    from loopphase.api.status import AgentStatus, HealState
+    from loopphase.core.conditions import _trouble
+
+    agent = AgentStatus(state="Idle", heal=HealState(tier=1, problem="stalled", reason="idle 20m"))
+    assert _trouble(agent) == "Idle, heal tier 1 (stalled: idle 20m)"

@@ -167,3 +167,50 @@ def test_the_default_account(agents, namespace, expected):
 def test_a_bad_account_name_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="account"):
         make_spec(agents={"builder": {"account": "two words"}})
+
+
+def test_another_loopphases_hold_ends_at_its_until_even_if_never_lifted():
+    """A Complete (or dead) exporter never lifts its hold: past ``until`` this LoopPhase's
+    agents are no longer held (a trial: held two minutes past until, nothing started)."""
+    world = World()
+    world.started()
+    other = AccountHold(account="local", since=T0, until=world.now + timedelta(minutes=2),
+                        started_by="builder", rule="limit.claude-5h", excerpt="5-hour limit",
+                        limit_class="session", loop_phase="team/finished-loop")
+
+    def tick(seconds):
+        obs = Observations({"builder": agent("builder", PANE_IDLE, changed=world.now),
+                            "adversary": agent("adversary", PANE_IDLE, changed=world.now)},
+                           account_holds=(other,))
+        world.now += timedelta(seconds=seconds)
+        return reconcile(world.spec, world.status, obs, world.now)
+
+    _, world.status = tick(60)
+    assert [h.loop_phase for h in world.status.holds] == ["team/finished-loop"]
+    actions, world.status = tick(61)  # past until; the other run still exports it
+    assert world.status.holds == []
+    assert any(type(a).__name__ == "EmitEvent" and a.kind == "hold-lifted" for a in actions)
+
+
+def test_a_complete_loopphase_exports_no_hold():
+    world = World()
+    world.started()
+    world.tick(limited_builder(world), advance=1)
+    assert holds.exported(world.spec, world.status, world.now) != []
+    world.status.completed_at = world.now
+    assert holds.exported(world.spec, world.status, world.now) == []
+
+
+def test_a_limited_agent_without_a_process_is_not_ready():
+    """Ready counted Limited agents whose host was gone (never started during a hold) as
+    running: READY 2/2 with no agent process."""
+    world = World()
+    world.started()
+    world.tick(limited_builder(world), advance=1)
+    assert world.status.ready == "2/2"
+    gone = {"builder": agent("builder", banner("12:30pm"), alive=False),
+            "adversary": agent("adversary", PANE_IDLE, changed=world.now)}
+    world.tick(gone, advance=5)
+    builder = world.status.agents["builder"]
+    assert builder.state == "Limited" and builder.reason.startswith("agent not running")
+    assert world.status.ready == "1/2"

@@ -53,3 +53,21 @@ def test_gauges_follow_each_loops_latest_share() -> None:
     assert gauge(registry, "loopphase_agents", role="adversary", state="Idle") == 4
     metrics.set_status("ns/l0", LoopPhaseStatus())
     assert gauge(registry, "loopphase_agents", role="builder", state="Active") == 3
+
+
+def test_every_known_counter_series_exists_at_zero_before_its_first_event() -> None:
+    """Alerts such as ``increase(loopphase_phase_advances_total[24h]) == 0`` or
+    ``increase(loopphase_circuit_opens_total[30m]) > 0`` need the series before the first
+    event: a series born at 1 hides that first increase, and a missing one is no result."""
+    registry = CollectorRegistry()
+    LoopMetrics(registry=registry)
+    for name, labels in [
+        ("loopphase_phase_advances_total", {"kind": "advance"}),
+        ("loopphase_phase_advances_total", {"kind": "complete"}),
+        ("loopphase_circuit_opens_total", {"role": "builder"}),
+        ("loopphase_heal_actions_total", {"role": "adversary", "tier": "restart-cold"}),
+        ("loopphase_pings_delivered_total", {"role": "adversary", "kind": "claim"}),
+        ("loopphase_ping_failures_total", {"role": "builder", "kind": "review"}),
+        ("loopphase_action_failures_total", {"action": "StartAgent"}),
+    ]:
+        assert registry.get_sample_value(name, labels) == 0.0, (name, labels)

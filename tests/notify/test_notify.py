@@ -208,3 +208,16 @@ def test_bodies() -> None:
     generic = body("generic", "lp", item)
     assert generic["kind"] == "heal" and generic["id"] == 1 and generic["loopphase"] == "lp"
     assert body("slack", "lp", item) == {"text": "LoopPhase lp: heal builder: "}
+
+
+def test_slack_bodies_escape_what_slack_would_act_on() -> None:
+    """Text the agent printed reaches the reason; in a Slack body ``<!channel>`` would ping a
+    channel and ``<url|label>`` disguise a link (a trial posted both). Escaped as Slack asks."""
+    status = enqueue(_spec(["heal"]), LoopPhaseStatus(), _history("recreate"))
+    item = status.notifications.outbox[0].model_copy(update={
+        "reason": "Invalid API key · run /login <!channel> <https://evil.example/x|click> & more"})
+    text = body("slack", "lp", item)["text"]
+    assert "<!channel>" not in text and "<https://" not in text
+    assert "&lt;!channel&gt; &lt;https://evil.example/x|click&gt; &amp; more" in text
+    generic = body("generic", "lp", item)
+    assert "<!channel>" in generic["reason"]  # JSON consumers get the text as it was

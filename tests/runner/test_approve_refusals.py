@@ -35,6 +35,8 @@ def at(index: int, **kw: object) -> LoopPhaseStatus:
     (LoopPhaseStatus(), None, "no current phase yet"),
 ])
 def test_verdicts_nothing_can_act_on_are_refused(status, phase, refusal) -> None:
+    said = _nothing_to_decide(SPEC, at(0), "p2", "reject")
+    assert said is not None and "a reject applies only to the phase awaiting approval" in said
     said = _nothing_to_decide(SPEC, status, phase, "approve")
     assert said is not None and refusal in said
 

@@ -17,6 +17,7 @@ from typing import Any
 from loopphase.api.spec import LoopPhaseSpec, PhaseSpec
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.core.decision import Decision
+from loopphase.core.heal import healed
 from loopphase.core.observations import ApprovalRequest
 from loopphase.core.typeable import untypeable_reason
 
@@ -36,6 +37,11 @@ def gate(phase: PhaseSpec, head: str | None, where: str, d: Decision) -> bool:
     if cur.awaiting_approval_since is None:
         cur.awaiting_approval_since = d.now
         cur.done_commit = head
+        # A verified DONE is the loop working: heal ladders start over (the hold skips the
+        # roles' passes, where seeing work would reset them, so a nudge just before DONE left
+        # Stalled=True for the whole wait).
+        for agent in d.status.agents.values():
+            agent.heal = healed(agent.heal)
         d.note(
             "awaiting-approval", None, "approval.manual",
             f"phase {phase.id} DONE ({where}); waiting for approval: `loopphase approve` or "
@@ -55,9 +61,17 @@ def apply_requests(spec: LoopPhaseSpec, requests: tuple[ApprovalRequest, ...], d
         target = request.phase or cur.id
         if target != cur.id:
             index = spec.phase_index(target)
-            if index is None or index > cur.index:  # an earlier phase's: already past, ignore
+            if index is not None and index > cur.index and request.verdict == "approve":
+                # Approved ahead of time: the request is seen again (and applied) once that
+                # phase is current, whose handled list starts empty. Said as such, not "ignored".
+                d.note("approved", None, "approval.approve-ahead",
+                       f"approve for phase {target!r} noted ahead of time: it applies when "
+                       f"{target} is current (its DONE will advance without waiting)")
+            elif index is None or index > cur.index:  # an earlier phase's: already past
                 d.note("warning", None, f"approval.{request.verdict}",
-                       f"{request.verdict} for phase {target!r} ignored: the current phase is {cur.id}",
+                       f"{request.verdict} for phase {target!r} ignored: the current phase is "
+                       f"{cur.id}" + ("" if index is None else "; a reject applies only to the "
+                                      "phase awaiting approval"),
                        warning=True)
             continue
         if request.verdict == "approve":

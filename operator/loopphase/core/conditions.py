@@ -11,12 +11,32 @@ from __future__ import annotations
 from datetime import datetime
 
 from loopphase.api.spec import LoopPhaseSpec
-from loopphase.api.status import Condition, ConditionType, LoopPhaseStatus
+from loopphase.api.status import AgentStatus, Condition, ConditionType, LoopPhaseStatus
 from loopphase.core import approval
 from loopphase.core.holds import describe as describe_hold
 from loopphase.core.phases import progress
 
 RUNNING = {"Active", "Idle", "Waiting", "Limited"}
+# How reconcile starts the reason of a Limited agent that has no running process (its host is
+# gone, or its agent exited, inside a window or hold): Limited, but not running (not Ready).
+HOST_GONE = "host gone"
+NOT_RUNNING = "agent not running"
+
+
+def _trouble(agent: AgentStatus) -> str:
+    """What the Stalled condition says of one agent: its state's reason, else its heal."""
+    if agent.reason:
+        return agent.reason
+    heal = agent.heal
+    return f"{agent.state}, heal tier {heal.tier} ({heal.problem or 'no problem recorded'}" + (
+        f": {heal.reason})" if heal.reason else ")")
+
+
+def is_running(agent: AgentStatus) -> bool:
+    """The agent's process runs (Limited counts only while it has one)."""
+    if agent.state not in RUNNING:
+        return False
+    return not (agent.state == "Limited" and agent.reason.startswith((HOST_GONE, NOT_RUNNING)))
 
 
 def set_condition(
@@ -53,7 +73,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     st.progress = progress(spec, index, complete)
     wanted = [] if complete or spec.suspend else spec.roles()
     agents = st.agents
-    running = [r for r in wanted if agents.get(r) and agents[r].state in RUNNING]
+    running = [r for r in wanted if agents.get(r) and is_running(agents[r])]
     st.ready = f"{len(running)}/{len(wanted)}"
     st.builder = agents["builder"].state if "builder" in agents else None
     st.adversary = agents["adversary"].state if "adversary" in agents else None
@@ -86,7 +106,7 @@ def finalize(spec: LoopPhaseSpec, st: LoopPhaseStatus, now: datetime) -> None:
     )
     set_condition(st, "Limited", bool(limited), "UsageLimitWindow" if limited else "NoLimit",
                   limit_msg or (", ".join(limited) if limited else ""), now)
-    stalled_msg = "; ".join(f"{r}: {agents[r].reason}" for r in troubled)
+    stalled_msg = "; ".join(f"{r}: {_trouble(agents[r])}" for r in troubled)
     set_condition(st, "Stalled", bool(troubled), "Healing" if troubled else "NoStall", stalled_msg, now)
     refused = sorted(r for r, a in agents.items() if r in wanted and a.start_error)
     degraded_bits = [f"{r}: circuit open" for r in circuit]

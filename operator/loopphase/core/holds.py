@@ -75,7 +75,11 @@ def compute(
     if not local and not external:
         return []  # the usual tick: no window anywhere, nothing held
     ours = {a.account for r, a in status.agents.items() if r in wanted and a.account}
-    imported = [h for h in external if h.account in ours]
+    # Another LoopPhase's hold counts until its stated end: past it, this LoopPhase's own agents
+    # find out for themselves (a limit still there arms their own window). Its exporter may be
+    # finished or gone and never lift it (a trial: a Complete run's hold blocked another run
+    # two minutes past its `until`).
+    imported = [h for h in external if h.account in ours and h.until > now]
     before = {h.account: h for h in previous}
     out: list[AccountHold] = []
     for account in sorted({entry[0] for entry in local} | {h.account for h in imported}):
@@ -128,7 +132,10 @@ def held_by_others(
 
 
 def exported(spec: LoopPhaseSpec, status: LoopPhaseStatus, now: datetime) -> list[AccountHold]:
-    """The holds from this LoopPhase's own agents' windows alone (what the others should see)."""
+    """The holds from this LoopPhase's own agents' windows alone (what the others should see).
+    None once the LoopPhase is complete: its agents are stopped, their windows hold nobody."""
+    if status.completed_at is not None:
+        return []
     return compute(spec, status, (), status.holds, now)
 
 

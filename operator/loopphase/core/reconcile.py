@@ -42,6 +42,7 @@ from loopphase.core.attention import (
     screen_finding,
     spend_finding,
 )
+from loopphase.core.conditions import HOST_GONE, NOT_RUNNING
 from loopphase.core.decision import Decision, copy_for_update
 from loopphase.core.files import inbox_name, resolve
 from loopphase.core.handoff import queue_ping, scan_commits, scan_inboxes
@@ -370,13 +371,13 @@ def _converge_agent(
     if not obs.present:
         a.stop_requested_at = None
         if window_open:
-            _set_state(a, "Limited", now, "host gone inside a limit window; it carries over")
+            _set_state(a, "Limited", now, f"{HOST_GONE} inside a limit window; it carries over")
             return
         if a.limit is not None:
             d.note("limit-lifted", role, "limit.expired-no-host", "limit window over; host restarts")
             a.limit = None
         if hold is not None:
-            _set_state(a, "Limited", now, f"host gone during an account hold ({holds.describe(hold)}); not started until it lifts")
+            _set_state(a, "Limited", now, f"{HOST_GONE} during an account hold ({holds.describe(hold)}); not started until it lifts")
             return
         if a.start_requested_at is not None and now - a.start_requested_at < START_TIMEOUT:
             refused = f"start refused: {a.start_error}" if a.start_error else ""
@@ -413,10 +414,10 @@ def _converge_agent(
             _set_state(a, "Starting", now, obs.error or "host being prepared")
             return
         if window_open:
-            _set_state(a, "Limited", now, "agent not running inside a limit window; waiting")
+            _set_state(a, "Limited", now, f"{NOT_RUNNING} inside a limit window; waiting")
             return
         if hold is not None:
-            _set_state(a, "Limited", now, f"agent not running during an account hold ({holds.describe(hold)}); waiting")
+            _set_state(a, "Limited", now, f"{NOT_RUNNING} during an account hold ({holds.describe(hold)}); waiting")
             return
         problem: Problem = "unreachable" if obs.error is not None else "dead"
         _heal(spec, role, a, d, problem, obs.error or "agent process is not running", obs.pane)

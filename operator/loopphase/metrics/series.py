@@ -45,6 +45,8 @@ AGENT_STATES = (
 LIMIT_CLASSES = ("session", "weekly", "monthly", "model", "spend", "transient", "unknown")
 HEAL_TIERS = ("nudge", "restart-warm", "restart-cold", "recreate")
 WRITE_KINDS = ("status", "event")
+PING_KINDS = ("claim", "review", "inbox", "other")
+ACTION_NAMES = ("StartAgent", "StopAgent", "RestartAgent", "RecreateHost", "SendText", "EmitEvent")
 
 
 class LoopMetrics:
@@ -116,6 +118,20 @@ class LoopMetrics:
                 self.agents.labels(role=role, state=state)
         for cls in LIMIT_CLASSES:
             self.limit_windows.labels(cls)
+        # Every known label set of the counters starts at 0, so increase() sees the first event
+        # and "no advance in 24 h" is 0, not an empty result (an alert on a series that does not
+        # exist yet never fires).
+        for role in ROLES:
+            self.circuit_opens.labels(role)
+            for tier in HEAL_TIERS:
+                self.heals.labels(role=role, tier=tier)
+            for kind in PING_KINDS:
+                self.pings.labels(role=role, kind=kind)
+                self.ping_failures.labels(role=role, kind=kind)
+        for kind in ("advance", "complete"):
+            self.advances.labels(kind)
+        for action in ACTION_NAMES:
+            self.action_failures.labels(action)
         for kind in WRITE_KINDS:
             self.api_writes.labels(kind)
         for outcome in ("delivered", "failed"):
@@ -180,7 +196,7 @@ def heal_tier(action: Action) -> str | None:
 
 def _ping_kind(action: SendText) -> str:
     kind = action.rule.split(".", 1)[-1]
-    return kind if kind in ("claim", "review", "inbox") else "other"
+    return kind if kind in PING_KINDS else "other"
 
 
 def record_tick(

@@ -34,12 +34,18 @@ class WebhookUnavailable(RuntimeError):
     """The URL could not be read this time (e.g. the API server failed); retried."""
 
 
+def slack_escape(text: str) -> str:
+    """Slack's message escaping: ``&``, ``<``, ``>`` as entities, so text an agent printed
+    (``<!channel>``, ``<https://evil|click>``) is shown, never a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def body(format_: str, loop: str, item: OutboxItem) -> dict[str, Any]:
     """The JSON posted: generic (every field) or Slack-compatible (``{"text": ...}``)."""
     who = f" {item.role}" if item.role else ""
     if format_ == "slack":
         phase = f" (phase {item.phase})" if item.phase else ""
-        return {"text": f"LoopPhase {loop}: {item.kind}{who}{phase}: {scrub(item.reason)}"}
+        return {"text": slack_escape(f"LoopPhase {loop}: {item.kind}{who}{phase}: {scrub(item.reason)}")}
     return {
         "id": item.id, "loopphase": loop, "kind": item.kind, "role": item.role, "rule": item.rule,
         "reason": scrub(item.reason), "phase": item.phase, "time": item.time.isoformat(),

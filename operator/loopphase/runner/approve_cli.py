@@ -65,7 +65,10 @@ def _main(argv: list[str], verdict: str) -> int:
     store.append_approval({"id": uuid.uuid4().hex, "verdict": verdict, "phase": phase,
                            "message": message, "time": datetime.now(UTC).isoformat()})
     waiting = status.current is not None and status.current.awaiting_approval_since is not None
-    note = "" if waiting else f" (phase {current} is not awaiting approval yet)"
+    if phase != current and verdict == "approve":
+        note = f" ahead of time: its DONE will advance without waiting (current phase: {current})"
+    else:
+        note = "" if waiting else f" (phase {current} is not awaiting approval yet)"
     print(f"{verdict} recorded for phase {phase}{note}; `loopphase run` acts on it at its next tick")
     return 0
 
@@ -86,6 +89,9 @@ def _nothing_to_decide(
         return None
     if status.current is not None and index < status.current.index:
         return f"phase {phase} is already done (the current phase is {status.current.id})"
+    if status.current is not None and index > status.current.index and verdict == "reject":
+        return (f"phase {phase} is not current (the current phase is {status.current.id}): a "
+                "reject applies only to the phase awaiting approval")
     if spec.phases[index].approval != "manual":
         return (f"phase {phase} has no approval gate (spec.phases[{index}].approval is "
                 f"{spec.phases[index].approval!r}): its DONE advances by itself; set "

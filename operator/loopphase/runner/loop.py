@@ -78,8 +78,44 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "spec."
             continue
         if isinstance(a, dict) and isinstance(b, dict):
             lines += spec_changes(a, b, f"{path}.")
+        elif isinstance(a, list) and isinstance(b, list):
+            lines += _list_changes(a, b, path)
         else:
             lines.append(f"{path}: {_short(a)} -> {_short(b)}")
+    return lines
+
+
+def _list_changes(old: list[Any], new: list[Any], path: str) -> list[str]:
+    """A list's changes item by item: lists of ``{"id": ...}`` (phases) by id (added, removed,
+    reordered, then each kept item's fields); others by position. Both sides were once cut to
+    the same 80-character prefix, which hid what changed."""
+    def ids(items: list[Any]) -> list[Any] | None:
+        found = [item.get("id") for item in items if isinstance(item, dict)]
+        return found if len(found) == len(items) and None not in found else None
+
+    old_ids, new_ids = ids(old), ids(new)
+    if old_ids is None or new_ids is None:
+        lines = []
+        for i in range(max(len(old), len(new))):
+            a = old[i] if i < len(old) else None
+            b = new[i] if i < len(new) else None
+            if a == b:
+                continue
+            if isinstance(a, dict) and isinstance(b, dict):
+                lines += spec_changes(a, b, f"{path}[{i}].")
+            else:
+                lines.append(f"{path}[{i}]: {_short(a)} -> {_short(b)}")
+        return lines
+    lines = [f"{path}: removed {i} (was [{old_ids.index(i)}])" for i in old_ids if i not in new_ids]
+    lines += [f"{path}: added {i} at [{new_ids.index(i)}]" for i in new_ids if i not in old_ids]
+    kept_old = [i for i in old_ids if i in new_ids]
+    kept_new = [i for i in new_ids if i in old_ids]
+    if kept_old != kept_new:
+        lines.append(f"{path}: order {', '.join(map(str, kept_old))} -> {', '.join(map(str, kept_new))}")
+    for i in kept_new:
+        a, b = old[old_ids.index(i)], new[new_ids.index(i)]
+        if a != b:
+            lines += spec_changes(a, b, f"{path}[{new_ids.index(i)}].")
     return lines
 
 

@@ -97,6 +97,14 @@ class ShimRecord:
     create_time: float
 
 
+def withheld_from_agents(spec: LoopPhaseSpec) -> frozenset[str]:
+    """Environment variables of `loopphase run` its agents must not see: the notify webhooks'
+    ``urlEnv`` names (a Slack URL carries its token; an agent could read it with ``env``)."""
+    if spec.notify is None:
+        return frozenset()
+    return frozenset(hook.url_env for hook in spec.notify.webhooks if hook.url_env)
+
+
 class LocalRuntime:
     def __init__(self, spec: LoopPhaseSpec, state_dir: Path, spec_dir: Path, *, create: bool = True) -> None:
         self.spec = spec
@@ -334,6 +342,11 @@ class LocalRuntime:
             git.check(["-C", str(workdir), "config", key, value])
         return workdir
 
+    def _agent_environment(self) -> dict[str, str]:
+        """This process's environment minus what agents must not see (``withheld_from_agents``)."""
+        withheld = withheld_from_agents(self.spec)
+        return {name: value for name, value in os.environ.items() if name not in withheld}
+
     def _scenario_path(self, role: Role) -> Path | None:
         raw = self.spec.agent(role).sim_scenario
         if raw is None:
@@ -383,7 +396,7 @@ class LocalRuntime:
             # --env, the agent: the role is found by it even when the record is lost.
             proc = subprocess.Popen(argv, stdout=log_fd, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=workdir,
-                                    env={**os.environ, MARKER: marker})
+                                    env={**self._agent_environment(), MARKER: marker})
         finally:
             os.close(log_fd)
         record = ShimRecord(pid=proc.pid, port=port, token=token, phase_index=plan.phase_index,
