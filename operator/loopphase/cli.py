@@ -8,6 +8,7 @@ Each subcommand lives in the module that owns it and parses its own arguments
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -77,8 +78,27 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    """Run one subcommand. Output into a closed pipe (``loopphase status X | head -3``) ends
+    the command quietly with 141 instead of a BrokenPipeError traceback. SIGPIPE itself stays
+    ignored (Python's default): long-lived commands (run, shim) write to sockets, and a reset
+    connection must be an error they handle, not a signal that kills them."""
+    try:
+        code = _dispatch(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # inside the try: a pipe closed early fails here, not at exit
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(args: list[str]) -> int:
     if not args or args[0] in {"-h", "--help", "help"}:
         print(usage())
         return 0

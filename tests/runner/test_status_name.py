@@ -28,7 +28,7 @@ def test_status_names_the_run_after_its_spec_with_an_explicit_state_dir(tmp_path
         for argv in ((str(spec), "--state-dir", str(state)), ("--state-dir", str(state))):
             shown = cli("status", *argv)
             assert shown.returncode == 0, shown.stderr
-            row = shown.stdout.splitlines()[1].split()
+            row = shown.stdout.splitlines()[2].split()  # after the runner-live line and the header
             assert row[0] == "mine", (argv, shown.stdout)
             assert "loopphase" not in row
     finally:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,14 +23,16 @@ from loopphase.api.status import LoopPhaseStatus
 from loopphase.cli import LOG_LEVELS, log_level, port_number
 from loopphase.metrics import LoopMetrics, MetricsServeError, serve
 from loopphase.outbound import install_log_scrubbing
+from loopphase.runner.branch_lock import BranchLocked
 from loopphase.runner.loop import Runner, StateDirLost
 from loopphase.runner.preflight import local_problems
-from loopphase.runner.secure import UnsafeStateDir
+from loopphase.runner.secure import UnsafeStateDir, write_private
 from loopphase.runner.specfile import SpecFileError, load_spec
 from loopphase.runner.store import RunLocked, StateDamaged, StateMismatch
 from loopphase.runner.webhook import WebhookConfigError, resolve_config
 
 STOP_WAIT = 30.0
+STOP_REQUEST = "stop.request"  # {"pid": <pid of `loopphase run --stop`>} while it stops this run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +131,9 @@ async def _stop(runner: Runner) -> int:
                 print(f"loopphase run --stop: {err}; it did not stop within {STOP_WAIT:.0f}s", file=sys.stderr)
                 return 1
             print(f"asking the live runner (pid {err.pid}) to stop")
+            # Tells the runner that the SIGTERM is `--stop`'s, so its last line says that its
+            # agents are stopped, not that they keep running.
+            write_private(runner.state_dir / STOP_REQUEST, json.dumps({"pid": os.getpid()}))
             try:
                 psutil.Process(err.pid).terminate()
             except psutil.NoSuchProcess:
@@ -138,6 +145,7 @@ async def _stop(runner: Runner) -> int:
     try:
         lines = await runner.stop_everything()
     finally:
+        (runner.state_dir / STOP_REQUEST).unlink(missing_ok=True)
         runner.store.unlock()
     for line in lines:
         print(f"  {line}")
@@ -153,7 +161,7 @@ async def _run(runner: Runner, args: argparse.Namespace) -> int:
     try:
         status = await runner.run(exit_on_complete=not args.keep_running, max_ticks=args.max_ticks,
                                   from_log=args.from_log)
-    except (RunLocked, StateDamaged, StateMismatch, StateDirLost, UnsafeStateDir) as err:
+    except (RunLocked, BranchLocked, StateDamaged, StateMismatch, StateDirLost, UnsafeStateDir) as err:
         print(f"loopphase run: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # the webhook address is taken or not ours to bind
@@ -162,8 +170,24 @@ async def _run(runner: Runner, args: argparse.Namespace) -> int:
         return 1
     print(f"{runner.loaded.name}: {status.phase} ({status.progress}); state in {runner.state_dir}")
     if status.completed_at is None:
-        print(final_line(runner, status))
+        by_stop = stop_requester(runner.state_dir)
+        if by_stop is not None:
+            print(f"stopped by `loopphase run --stop` (pid {by_stop}): every agent stopped")
+        else:
+            print(final_line(runner, status))
     return 0
+
+
+def stop_requester(state_dir: Path) -> int | None:
+    """The pid of a live `loopphase run --stop` that asked this runner to stop, else None."""
+    try:
+        pid = int(json.loads((state_dir / STOP_REQUEST).read_text(encoding="utf-8"))["pid"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logging.getLogger("loopphase.run").warning("unreadable %s: %s", STOP_REQUEST, err)
+        return None
+    return pid if psutil.pid_exists(pid) else None
 
 
 def final_line(runner: Runner, status: LoopPhaseStatus) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loopphase.api.spec import LoopPhaseSpec, Role, agent_field
-from loopphase.api.status import LoopPhaseStatus
+from loopphase.api.status import Condition, LoopPhaseStatus
 from loopphase.controller.tick import TickResult, next_tick_delay, run_tick
 from loopphase.core import holds
 from loopphase.core.actions import EmitEvent, SendText
@@ -32,6 +32,7 @@ from loopphase.metrics import LoopMetrics, record_tick
 from loopphase.notify import Notifier, fold
 from loopphase.notify.urls import LocalUrls
 from loopphase.outbound import redact_patterns
+from loopphase.runner.branch_lock import BranchLock
 from loopphase.runner.hold_files import FileHoldRegistry
 from loopphase.runner.secure import write_private
 from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
@@ -157,6 +158,9 @@ class Runner:
         self.generation = 1
         self._spec_stamp = _stamp(loaded.path)
         self._bad_stamp: tuple[int, ...] | None = None
+        # The last edit of the spec file that was refused (shown as Degraded/InvalidSpec, like
+        # the operator's) until the file is valid again; None while it is.
+        self.rejected_edit: str | None = None
         self._dir_identity: tuple[int, int] | None = None
 
     # -- spec edits ---------------------------------------------------------------------------
@@ -216,9 +220,13 @@ class Runner:
                                     "repository its own metadata.name")
         except SpecFileError as err:
             self._bad_stamp = stamp
-            self.on_message(f"spec edit NOT applied (still running generation {self.generation}): {err}")
+            self.rejected_edit = f"spec edit NOT applied (still running generation {self.generation}): {err}"
+            self.on_message(self.rejected_edit)
             return False
         self._spec_stamp, self._bad_stamp = stamp, None
+        if self.rejected_edit is not None:
+            self.on_message("the spec file is valid again; the Degraded/InvalidSpec condition is cleared")
+            self.rejected_edit = None
         changes = spec_changes(self.spec.to_wire(), loaded.spec.to_wire())
         if not changes:
             return False
@@ -286,6 +294,8 @@ class Runner:
                                 account_holds=self.hold_registry.others(self.loaded.name, now),
                                 approvals=self._approvals())
         self.hold_registry.publish(self.loaded.name, holds.exported(self.spec, result.status, now), now)
+        if self.rejected_edit is not None:
+            mark_invalid_spec(status, result.status, self.rejected_edit, now)
         self._check_state_dir()
         result.status = fold(self.spec, status, result.status, self.notifier.drain())
         self._record(result)
@@ -328,10 +338,14 @@ class Runner:
     async def run(self, *, exit_on_complete: bool = True, max_ticks: int | None = None,
                   from_log: bool = False) -> LoopPhaseStatus:
         self.store.lock()
+        branch_lock = BranchLock(self.spec.repo.url, self.spec.repo.branch, self.loaded.path.parent,
+                                 state_dir=self.state_dir, spec=self.loaded.path)
         try:
+            branch_lock.acquire()
             self._check_state_dir()
             self.store.check_binding(self.spec.repo.url, self.spec.repo.branch)
             status = self.store.repair() if from_log else self.store.load()
+            status = self._void_stale_requests(status)
             self._resume_generation()
             if self.webhooks is not None:
                 await self.webhooks.start()
@@ -354,12 +368,57 @@ class Runner:
             await self.notifier.close()
             if self.webhooks is not None:
                 await self.webhooks.stop()
+            branch_lock.release()
             self.store.unlock()
+
+    def _void_stale_requests(self, status: LoopPhaseStatus) -> LoopPhaseStatus:
+        """Forget the start/stop requests an earlier runner left in the status.
+
+        ``startRequestedAt`` makes the core show the role as Starting and wait START_TIMEOUT
+        (minutes) for a start to complete; ``stopRequestedAt`` holds back a repeated stop for
+        STOP_RETRY. A runner that was stopped (Ctrl-C, ``--stop``, killed) completes neither,
+        and this runner has issued none yet, so both are void. A start request is kept only
+        while the role's recorded host is alive (it is still starting its agent in there)."""
+        voided = []
+        agents = {}
+        for role, agent in status.agents.items():
+            changes: dict[str, None] = {}
+            if agent.start_requested_at is not None and self.runtime.record(role) is None:  # type: ignore[arg-type]
+                changes["start_requested_at"] = None
+                voided.append(f"{role}: start requested at {agent.start_requested_at.isoformat()} "
+                              "(no agent host of it is alive)")
+            if agent.stop_requested_at is not None:
+                changes["stop_requested_at"] = None
+                voided.append(f"{role}: stop requested at {agent.stop_requested_at.isoformat()}")
+            agents[role] = agent.model_copy(update=changes) if changes else agent
+        if not voided:
+            return status
+        self.on_message("requests left by an earlier runner are void (this runner re-decides them):\n"
+                        + "\n".join(f"  {line}" for line in voided))
+        return status.model_copy(update={"agents": agents})
 
     async def stop_everything(self) -> list[str]:
         stopped = await self.runtime.stop_all()
         self.hold_registry.forget(self.loaded.name)  # stopped agents hold nobody
         return stopped
+
+
+def mark_invalid_spec(before: LoopPhaseStatus, after: LoopPhaseStatus, message: str,
+                      now: datetime) -> None:
+    """Degraded/InvalidSpec on ``after`` (the operator's condition for a spec it refuses):
+    here the run goes on with the last good spec, so the phase is kept and what the core found
+    degraded, if anything, follows the message. The transition time is kept from ``before``
+    while the condition stays True, so an unchanged world is an unchanged status (no save)."""
+    core = after.condition("Degraded")
+    previous = before.condition("Degraded")
+    if core is not None and core.status == "True" and core.reason != "InvalidSpec":
+        message = f"{message}; {core.message}"
+    since = (previous.last_transition_time if previous is not None and previous.status == "True"
+             else now)
+    after.conditions = [c for c in after.conditions if c.type != "Degraded"]
+    after.conditions.append(Condition(type="Degraded", status="True", reason="InvalidSpec",
+                                      message=message, last_transition_time=since,
+                                      observed_generation=after.observed_generation))
 
 
 def _stamp(path: Path) -> tuple[int, ...]:

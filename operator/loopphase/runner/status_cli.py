@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
+
 from loopphase.api.base import clip
 from loopphase.api.status import LoopPhaseStatus
 from loopphase.cli import plain
 from loopphase.runner.loop import default_state_dir
-from loopphase.runner.specfile import SpecFileError, load_spec
+from loopphase.runner.specfile import LoadedSpec, SpecFileError, load_spec
 from loopphase.runner.store import StateDamaged, StateStore
+from loopphase.runtime.local import ShimRecord, marked_processes, run_id, same_process
 
 
 def _age(ts: datetime | None, now: datetime) -> str:
@@ -28,7 +32,10 @@ def _age(ts: datetime | None, now: datetime) -> str:
     return f"{secs // 3600}h"
 
 
-def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) -> str:
+def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8,
+           gone: dict[str, str] | None = None) -> str:
+    """The status as text; ages count to ``now``. ``gone``: role -> why its agent is known
+    not to run (shown under the role)."""
     started = status.history[0].time if status.history else None
     header = ["NAME", "PHASE", "PROGRESS", "BUILDER", "ADVERSARY", "READY", "ATTENTION", "AGE",
               "CURRENT", "MESSAGE"]
@@ -41,6 +48,8 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
     for role, agent in status.agents.items():
         lines.append(f"{role}: {agent.state} for {_age(agent.since, now)}"
                      f"{' - ' + agent.reason if agent.reason else ''}")
+        if gone and role in gone:
+            lines.append(f"  AGENT GONE: {gone[role]}")
         if agent.attention is not None:
             # The whole cause, never cut: it says what the human has to do.
             lines.append(f"  NEEDS ATTENTION ({agent.attention.reason}) for "
@@ -74,12 +83,51 @@ def render(name: str, status: LoopPhaseStatus, now: datetime, history: int = 8) 
     conditions = [c for c in status.conditions if c.status == "True"]
     if conditions:
         lines.append("conditions: " + ", ".join(f"{c.type}({c.reason})" for c in conditions))
+    for condition in conditions:
+        if condition.reason == "InvalidSpec":
+            lines.append(f"INVALID SPEC: {condition.message}")
     if status.history:
         lines += ["", "recent:"]
         for entry in status.history[-history:]:
             lines.append(f"  #{entry.seq:<4} {entry.time.strftime('%H:%M:%S')} {entry.kind:<13} "
                          f"{entry.role or '':<10} {entry.rule}: {clip(entry.reason, 90)}")
     return "\n".join(lines)
+
+
+def agent_gone(state_dir: Path, role: str) -> str | None:
+    """Why no agent of ``role`` runs for the run in ``state_dir`` (its shim record names no
+    live process and no process carries the role's marker), or None when one does."""
+    record = None
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        record = ShimRecord(**json.loads((state_dir / "shims" / f"{role}.json").read_text(encoding="utf-8")))
+    if record is not None and same_process(record):
+        return None
+    if marked_processes(run_id(state_dir), role):
+        return None
+    if record is None:
+        return "no shim record and no process marked as this run's"
+    return f"its shim (pid {record.pid}) is not running and no process is marked as this run's"
+
+
+def saved_at(store: StateStore) -> datetime | None:
+    """When the status was last saved (status.json's modification time)."""
+    try:
+        return datetime.fromtimestamp(store.status_path.stat().st_mtime, UTC)
+    except OSError:
+        return None
+
+
+def liveness(store: StateStore, status: LoopPhaseStatus) -> tuple[str, datetime | None, dict[str, str]]:
+    """The line saying whether a runner drives this state, the time ages count to (None: now),
+    and the roles whose agents are gone."""
+    pid = store.holder()
+    if pid is not None:
+        return f"runner live (pid {pid or '?'})", None, {}
+    when = saved_at(store)
+    at = when.isoformat(timespec="seconds") if when else "its last save"
+    gone = {role: why for role in status.agents if (why := agent_gone(store.dir, role)) is not None}
+    return (f"NO RUNNER IS LIVE since {at}: the states below are as last seen (ages count to that "
+            "save), agents may be gone; `loopphase run` resumes it"), when, gone
 
 
 def run_name(state_dir: Path) -> str:
@@ -90,6 +138,48 @@ def run_name(state_dir: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return state_dir.resolve().name
     return name if isinstance(name, str) and name else state_dir.resolve().name
+
+
+def _not_this_run(store: StateStore, loaded: LoadedSpec) -> str | None:
+    """Why the state in ``store`` is not the run of ``loaded`` (another metadata.name, repo or
+    branch: the check `loopphase run` refuses such a state dir with), or None."""
+    recorded = run_name(store.dir)
+    if (store.dir / "spec.applied.json").exists() and recorded != loaded.name:
+        return (f"{store.dir} holds the state of the LoopPhase {recorded!r}, not {loaded.name!r} "
+                f"({loaded.path}): give the state dir of this spec (or no --state-dir)")
+    return store.binding_problem(loaded.spec.repo.url, loaded.spec.repo.branch)
+
+
+def _guess_name(path: Path) -> str:
+    """The run name an invalid spec file most likely has: its ``metadata.name`` if that much
+    parses, else the file's stem (a bare spec's name)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) and name and "/" not in name and name not in {".", ".."} \
+        else path.stem
+
+
+def _last_good_state(path: Path, state_dir: Path | None) -> int:
+    """After the spec error: the state of the run of ``path`` as last saved (a live runner
+    keeps running its last good spec), then 2; only 2 when there is none."""
+    name = _guess_name(path)
+    state_dir = state_dir or path.resolve().parent / ".loopphase" / name
+    store = StateStore(state_dir, create=False, spec_hint=str(path))
+    if not store.status_path.exists() or run_name(state_dir) != name:
+        return 2
+    try:
+        status = store.load()
+    except StateDamaged as err:
+        print(f"loopphase status: {err}", file=sys.stderr)
+        return 2
+    line, at, gone = liveness(store, status)
+    print(f"the last saved state of {state_dir} (the run keeps its last good spec until the file "
+          f"is valid again):\n{line}\n{render(name, status, at or datetime.now(UTC), gone=gone)}")
+    return 2
 
 
 def main(argv: list[str]) -> int:
@@ -106,7 +196,7 @@ def main(argv: list[str]) -> int:
             loaded = load_spec(args.file)
         except SpecFileError as err:
             print(f"loopphase status: {err}", file=sys.stderr)
-            return 2
+            return _last_good_state(args.file, state_dir)
         name, state_dir = loaded.name, state_dir or default_state_dir(loaded)
     else:
         name = run_name(state_dir)
@@ -114,13 +204,19 @@ def main(argv: list[str]) -> int:
     if not store.status_path.exists() and not store.journal_path.exists():
         print(f"loopphase status: no run state in {state_dir} (start one with `loopphase run`)", file=sys.stderr)
         return 1
+    if args.file is not None:
+        problem = _not_this_run(store, loaded)
+        if problem is not None:
+            print(f"loopphase status: {problem}", file=sys.stderr)
+            return 1
     while True:
         try:
             status = store.load()
         except StateDamaged as err:
             print(f"loopphase status: {err}", file=sys.stderr)
             return 1
-        text = render(name, status, datetime.now(UTC))
+        line, at, gone = liveness(store, status)
+        text = line + "\n" + render(name, status, at or datetime.now(UTC), gone=gone)
         if not args.watch:
             print(text)
             return 0

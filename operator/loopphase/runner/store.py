@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from loopphase.api.base import clip
 from loopphase.api.status import HISTORY_LIMIT, LoopPhaseStatus
 from loopphase.outbound import redact_patterns
+from loopphase.runner import locks
 from loopphase.runner.secure import open_private_append, private_dir, write_private
 
 FORMAT = 1
@@ -87,26 +88,72 @@ class StateStore:
     # -- lock -------------------------------------------------------------------------------
 
     def lock(self) -> None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            pid = _read_pid(fd)
-            os.close(fd)
+            self._lock_fd = locks.acquire(self.lock_path, str(os.getpid()))
+        except locks.Held as err:
+            pid = int(err.text) if err.text.isdigit() else None
             raise RunLocked(f"another `loopphase run` (pid {pid or '?'}) is driving {self.dir}", pid) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+
+    def holder(self) -> int | None:
+        """The pid of the live ``loopphase run`` holding ``run.lock``, else None; 0 when it is
+        held but the holder's pid is unknown. Read from ``/proc/locks`` (Linux), which does not
+        touch the lock; elsewhere a shared non-blocking probe (released at once)."""
+        try:
+            info = os.stat(self.lock_path)
+        except FileNotFoundError:
+            return None
+        held = _flock_holders(info)
+        if held is not None:
+            return (_pid_in(self.lock_path) or 0) if held else None
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or 0
+        finally:
+            os.close(fd)  # closing releases a probe lock taken above
+        return None
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            locks.release(self._lock_fd)
             self._lock_fd = None
+
+    def recovery_hint(self, *, legacy: bool = False) -> str:
+        """What will actually repair a damaged ``status.json`` here: ``loopphase repair``
+        only when no other runner holds the directory and a journal (or, ``legacy``, an old
+        unchecked file) exists to rebuild from."""
+        spec = self.spec_hint
+        pid = self.holder()
+        if pid is not None and pid != os.getpid():
+            return (f"a live `loopphase run` (pid {pid or '?'}) drives this state: it rewrites "
+                    "status.json on its next save (its status is in its memory); or stop it first "
+                    f"(`loopphase run {spec} --stop`), then `loopphase repair {spec}`")
+        start_over = (f"stop the run's agents (`loopphase run {spec} --stop`), then move "
+                      f"{self.dir} away to start over")
+        try:
+            journal = legacy or bool(self._journal_records())
+        except StateDamaged as err:
+            return f"the journal cannot rebuild it either ({err}): {start_over}"
+        if not journal:
+            return f"there is no journal to rebuild it from, so `loopphase repair` cannot: {start_over}"
+        return recovery_hint(spec)
 
     # -- binding ----------------------------------------------------------------------------
 
-    def check_binding(self, url: str, branch: str) -> None:
+    def binding_problem(self, url: str, branch: str) -> str | None:
+        """Why this state dir is not the state of a run on ``url``/``branch`` (None: it is, or
+        it is not bound yet). Read-only: for `loopphase status`."""
+        try:
+            self.check_binding(url, branch, bind=False)
+        except (StateMismatch, StateDamaged) as err:
+            return str(err)
+        return None
+
+    def check_binding(self, url: str, branch: str, *, bind: bool = True) -> None:
         """Bind a fresh state dir to ``url``/``branch``; refuse one made for another repo."""
         # The URL is kept as a hash (and redacted, for messages): it may carry credentials.
         want = {"repo": redact_patterns(url), "repoSha256": hashlib.sha256(url.encode()).hexdigest(),
@@ -118,7 +165,8 @@ class StateStore:
         except (OSError, ValueError) as err:
             raise StateDamaged(f"{self.binding_path} is unreadable ({err}); delete it to re-bind") from err
         if have is None:
-            write_private(self.binding_path, json.dumps(want))
+            if bind:
+                write_private(self.binding_path, json.dumps(want))
             return
         if (have.get("repoSha256"), have.get("branch")) != (want["repoSha256"], branch):
             raise StateMismatch(
@@ -139,12 +187,12 @@ class StateStore:
             if saves:
                 raise StateDamaged(
                     f"{self.status_path} is missing but the journal holds {len(saves)} saves: "
-                    f"refusing to start over; {recovery_hint(self.spec_hint)}"
+                    f"refusing to start over; {self.recovery_hint()}"
                 ) from None
             self._last_wire = None
             return LoopPhaseStatus()
         except OSError as err:
-            raise StateDamaged(f"cannot read {self.status_path}: {err}; {recovery_hint(self.spec_hint)}") from err
+            raise StateDamaged(f"cannot read {self.status_path}: {err}; {self.recovery_hint()}") from err
         status, wire = self._parse(raw)
         self._last_wire = wire
         self._journal_lines = len(self._journal_records())
@@ -152,14 +200,15 @@ class StateStore:
 
     def _parse(self, raw: bytes) -> tuple[LoopPhaseStatus, dict[str, Any]]:
         def damaged(why: str) -> StateDamaged:
-            return StateDamaged(f"{self.status_path} is damaged ({why}); {recovery_hint(self.spec_hint)}")
+            return StateDamaged(f"{self.status_path} is damaged ({why}); {self.recovery_hint()}")
 
         try:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as err:
             raise damaged(f"not JSON: {err}") from err
         if isinstance(doc, dict) and "format" not in doc and doc.get("current"):
-            raise damaged("written by an older loopphase without a checksum; `loopphase repair` adopts it")
+            raise StateDamaged(f"{self.status_path} was written by an older loopphase without a "
+                               f"checksum; {self.recovery_hint(legacy=True)} (it adopts it)")
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("status"), dict):
             raise damaged(f"expected {{\"format\": {FORMAT}, \"sha256\": ..., \"status\": {{...}}}}")
         wire = doc["status"]
@@ -356,6 +405,36 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 def _fold_history(history: list[dict[str, Any]], appended: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged = [*history, *appended]
     return merged[-HISTORY_LIMIT:]
+
+
+def _flock_holders(info: os.stat_result) -> bool | None:
+    """Whether ``/proc/locks`` lists a FLOCK on the file ``info`` describes (None: no
+    /proc/locks here). Lines read ``1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF``
+    (device numbers in hex)."""
+    try:
+        text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    want = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == want:
+                return True
+        except ValueError:
+            continue  # a line shape this parser does not know: not our lock
+    return False
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _read_pid(fd: int) -> int | None:

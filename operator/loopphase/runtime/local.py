@@ -134,7 +134,7 @@ class LocalRuntime:
         except (ValueError, TypeError) as err:
             log.warning("ignoring unreadable shim record %s: %s", path, err)
             return None
-        return record if _same_process(record) else None
+        return record if same_process(record) else None
 
     def _write_record(self, role: Role, record: ShimRecord) -> None:
         write_private(self._record_path(role), json.dumps(asdict(record)))
@@ -420,7 +420,7 @@ class LocalRuntime:
         return HostResult(False, f"shim did not become healthy within {SHIM_READY_TIMEOUT}s")
 
 
-def _same_process(record: ShimRecord) -> bool:
+def same_process(record: ShimRecord) -> bool:
     """The pid is alive and is the process we started (not a recycled pid)."""
     try:
         proc = psutil.Process(record.pid)

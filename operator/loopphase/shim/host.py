@@ -419,6 +419,8 @@ class AgentHost:
             survivors = await asyncio.to_thread(proctree.kill_tree, server_pid, 2.0, 2.0)
             if survivors:
                 log.error("tmux server processes survived: %s", survivors)
+        if await self.tmux.server_pid() is None:  # nothing answers on it any more
+            self.tmux.remove_socket()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         log.info("shutdown complete: agent stopped, tmux server gone")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,30 @@ class Tmux:
 
     async def kill_server(self) -> None:
         await self.run("kill-server", check=False)
+
+    def socket_path(self) -> Path:
+        """Where the server's socket is: ``$TMUX_TMPDIR`` (default /tmp) ``/tmux-<uid>/<name>``,
+        as tmux computes it for ``-L <name>``."""
+        base = self._env().get("TMUX_TMPDIR") or "/tmp"
+        return Path(base) / f"tmux-{os.getuid()}" / self.socket_name
+
+    def remove_socket(self) -> bool:
+        """Remove this server's socket file, by its exact path, once the server is gone (a
+        server killed, or one that exited with its last session, leaves it behind). Only a
+        socket is removed; True when one was."""
+        path = self.socket_path()
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                log.warning("%s is not a socket; left alone", path)
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            log.warning("cannot remove the tmux socket %s: %s", path, err)
+            return False
+        log.info("removed the tmux socket %s", path)
+        return True
 
     async def server_pid(self) -> int | None:
         out = await self.run("display-message", "-p", "#{pid}", check=False)
