@@ -6,12 +6,13 @@ marked process of it lives. Real runners, shims, tmux and sim agents."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -47,6 +48,20 @@ def start_runner(spec: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+@contextlib.contextmanager
+def live_runner(spec: Path, state: Path) -> Iterator[subprocess.Popen[str]]:
+    """A `loopphase run` of ``spec`` (state in ``state``) with both agents up; on the way out
+    the runner is killed if it still runs and every agent is stopped (`--stop`)."""
+    runner = start_runner(spec)
+    try:
+        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+        yield runner
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        cli("run", str(spec), "--stop")
+
+
 def cli(*argv: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "loopphase.cli", *argv], capture_output=True, text=True,
                           timeout=timeout)
@@ -78,27 +93,19 @@ def both_agents_up(state: Path) -> bool:
 def test_stop_stops_a_live_runner_first_and_nothing_comes_back(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     state = tmp_path / ".loopphase" / "mine"
-    runner = start_runner(spec)
-    try:
-        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+    with live_runner(spec, state) as runner:
         stopped = cli("run", str(spec), "--stop")
         assert stopped.returncode == 0, stopped.stderr
         assert f"asking the live runner (pid {runner.pid}) to stop" in stopped.stdout
         assert runner.wait(timeout=30) == 0
         assert marked_processes(run_id(state)) == []
         assert processes_under(tmp_path) == []
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        cli("run", str(spec), "--stop")
 
 
 def test_a_lost_record_is_readopted_by_marker_never_a_second_builder(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     state = tmp_path / ".loopphase" / "mine"
-    runner = start_runner(spec)
-    try:
-        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+    with live_runner(spec, state) as runner:
         first = shims(state, "builder")
         assert len(first) == 1
         runner.terminate()
@@ -109,19 +116,13 @@ def test_a_lost_record_is_readopted_by_marker_never_a_second_builder(tmp_path: P
         assert again.returncode == 0, again.stderr
         assert [p.pid for p in shims(state, "builder")] == [first[0].pid]
         assert json.loads((state / "shims" / "builder.json").read_text())["pid"] == first[0].pid
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        cli("run", str(spec), "--stop")
     assert processes_under(tmp_path) == []
 
 
 def test_deleting_the_state_dir_mid_run_is_an_error_not_a_second_builder(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     state = tmp_path / ".loopphase" / "mine"
-    runner = start_runner(spec)
-    try:
-        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+    with live_runner(spec, state) as runner:
         builder = shims(state, "builder")
         assert len(builder) == 1
         shutil.rmtree(state)
@@ -141,8 +142,4 @@ def test_deleting_the_state_dir_mid_run_is_an_error_not_a_second_builder(tmp_pat
         stopped = cli("run", str(spec), "--stop")
         assert stopped.returncode == 0 and "builder:" in stopped.stdout
         assert marked_processes(run_id(state)) == []
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        cli("run", str(spec), "--stop")
     assert processes_under(tmp_path) == []

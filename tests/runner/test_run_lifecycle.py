@@ -20,7 +20,8 @@ from loopphase.runtime.local import marked_processes, run_id
 from tests.runner.test_agents_cannot_be_lost import (
     both_agents_up,
     cli,
-     shims,
+    live_runner,
+    shims,
     start_runner,
     wait_for,
     write_spec,
@@ -61,9 +62,7 @@ def test_a_new_runner_voids_the_start_requests_of_a_stopped_one(tmp_path: Path) 
 def test_status_says_when_no_runner_is_live_and_which_agents_are_gone(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     state = tmp_path / ".loopphase" / "mine"
-    runner = start_runner(spec)
-    try:
-        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+    with live_runner(spec, state) as runner:
         live = cli("status", str(spec))
         assert live.returncode == 0, live.stderr
         assert live.stdout.splitlines()[0] == f"runner live (pid {runner.pid})"
@@ -81,10 +80,6 @@ def test_status_says_when_no_runner_is_live_and_which_agents_are_gone(tmp_path: 
         stopped = cli("status", str(spec))
         assert stopped.stdout.startswith("NO RUNNER IS LIVE since "), stopped.stdout
         assert "builder: " in stopped.stdout and stopped.stdout.count("AGENT GONE: ") == 2, stopped.stdout
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        cli("run", str(spec), "--stop")
 
 
 def test_status_refuses_another_loops_state_dir(tmp_path: Path) -> None:
@@ -113,9 +108,7 @@ def test_status_refuses_another_loops_state_dir(tmp_path: Path) -> None:
 def test_the_runners_last_line_after_stop_says_every_agent_stopped(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     state = tmp_path / ".loopphase" / "mine"
-    runner = start_runner(spec)
-    try:
-        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+    with live_runner(spec, state) as runner:
         stopped = cli("run", str(spec), "--stop")
         assert stopped.returncode == 0, stopped.stderr
         out, _ = runner.communicate(timeout=30)
@@ -125,10 +118,6 @@ def test_the_runners_last_line_after_stop_says_every_agent_stopped(tmp_path: Pat
         assert last.endswith("): every agent stopped")
         assert marked_processes(run_id(state)) == []
         assert not (state / "stop.request").exists()
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        cli("run", str(spec), "--stop")
 
 
 def test_a_second_copy_of_a_spec_on_the_same_branch_is_refused(tmp_path: Path) -> None:
@@ -164,9 +153,7 @@ def test_a_second_copy_of_a_spec_on_the_same_branch_is_refused(tmp_path: Path) -
 def test_status_repair_advice_is_what_works(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
     state = tmp_path / ".loopphase" / "mine"
-    runner = start_runner(spec)
-    try:
-        wait_for(lambda: both_agents_up(state), 90, "both agents up")
+    with live_runner(spec, state) as runner:
 
         def damaged_status() -> subprocess.CompletedProcess[str] | None:
             (state / "status.json").write_text("{cut")  # damaged under a live run
@@ -180,10 +167,6 @@ def test_status_repair_advice_is_what_works(tmp_path: Path) -> None:
         assert "rebuild it from the journal" not in shown.stderr
         repaired = cli("repair", str(spec))
         assert repaired.returncode == 1 and "is driving" in repaired.stderr  # what status said
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        cli("run", str(spec), "--stop")
     (state / "status.json").write_text("{cut")
     shown = cli("status", str(spec))
     assert "rebuild it from the journal with `loopphase repair" in shown.stderr  # now it works
