@@ -3,9 +3,9 @@
 Two copies of a spec (in two folders, so two state directories) on one repository and branch
 would run two loops at once: four agents pushing one branch. Each runner therefore holds, for
 its lifetime, a lock keyed by the normalised repository URL and the branch, in a directory
-shared by every run of this user on the machine:
-``$XDG_STATE_HOME/loopphase/branch-locks/`` (default ``~/.local/state/loopphase/branch-locks/``,
-0700), one file per key, ``<sha256(url + NUL + branch)[:32]>.lock`` holding
+shared by every run of this user on the machine: ``$XDG_RUNTIME_DIR/loopphase/branch-locks/``
+(else ``/tmp/loopphase-<uid>/branch-locks/``; 0700, refused when another user owns it), one
+file per key, ``<sha256(url + NUL + branch)[:32]>.lock`` holding
 ``{"pid", "stateDir", "spec", "repo" (credentials masked), "branch"}`` (0600). The lock is a
 ``flock`` (``runner.locks``): the kernel drops it when the runner exits, however it exits.
 """
@@ -16,12 +16,13 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from loopphase.outbound import redact_patterns
 from loopphase.runner import locks
-from loopphase.runner.secure import private_dir
+from loopphase.runner.secure import check_owned_private, private_dir
 
 _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?([^/:]+):(?!//)(.+)$")  # git@host:owner/repo.git
 
@@ -31,8 +32,13 @@ class BranchLocked(RuntimeError):
 
 
 def lock_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "loopphase" / "branch-locks"
+    """Where the locks live: the user's runtime directory (``$XDG_RUNTIME_DIR``, a per-user
+    tmpfs made for such files), else ``<tmp>/loopphase-<uid>``; never the user's home, which a
+    run leaves byte for byte as it found it."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        return Path(runtime) / "loopphase" / "branch-locks"
+    return Path(tempfile.gettempdir()) / f"loopphase-{os.getuid()}" / "branch-locks"
 
 
 def normalise_repo(url: str, base: Path) -> str:
@@ -69,6 +75,7 @@ class BranchLock:
 
     def acquire(self) -> None:
         private_dir(self.directory)
+        check_owned_private(self.directory.parent)  # in /tmp, a squatter's parent is refused
         record = {"pid": os.getpid(), "stateDir": str(self.state_dir.resolve()),
                   "spec": str(self.spec.resolve()), "repo": redact_patterns(self.url),
                   "branch": self.branch}
